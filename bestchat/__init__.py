@@ -1,0 +1,60 @@
+"""BestChat: a self-hosted, plugin-based LLM chat server.
+
+``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
+blueprints, error handlers, plugins (last, so plugins can override), command line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    from bestchat.settings import default_instance_path, load_settings
+
+    overrides = dict(test_config or {})
+    instance_path = overrides.pop("INSTANCE_PATH", None) or default_instance_path()
+    app = Flask(__name__, instance_path=str(instance_path))
+    load_settings(app, overrides)
+    _configure_logging(app)
+
+    from bestchat.extensions import db, login_manager, migrate, sock
+    from bestchat.database import init_database
+    from bestchat.redis_client import init_redis
+    from bestchat.security.ratelimit import init_rate_limiter
+    from bestchat.settings import REPO_ROOT
+
+    init_database(app, db)
+    migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    sock.init_app(app)
+    init_redis(app)
+    init_rate_limiter(app)
+
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    from bestchat import api, health
+    from bestchat.errors import register_error_handlers
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+
+    from bestchat.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

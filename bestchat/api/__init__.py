@@ -1,0 +1,20 @@
+"""The REST API: one blueprint under ``/api/v1``, one module per resource.
+
+Every request is authenticated first (``security.authn.authenticate``); views opt into
+requiring a user with ``login_required``. Errors are JSON (``bestchat.errors``).
+"""
+
+from flask import Blueprint
+
+from bestchat.security.authn import authenticate
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(authenticate)
+
+
+def _register_modules() -> None:
+    # Imported for their side effect of adding routes to ``bp``.
+    from bestchat.api import auth, me, openapi, tokens  # noqa: F401
+
+
+_register_modules()

@@ -1,0 +1,110 @@
+"""The ``bestchat`` command line (also ``flask --app wsgi ...``).
+
+``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``; ``db upgrade`` comes from
+Flask-Migrate. Commands that manage one area live with it and are registered here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+
+def _create_app(*_args, **_kwargs) -> Flask:
+    from bestchat import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """BestChat: self-hosted LLM chat server."""
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--password", help="Password to set; a random one is generated and printed when omitted.")
+@click.option("--if-none-exists", is_flag=True, help="Do nothing when an admin account already exists.")
+@with_appcontext
+def create_admin(email: str, password: str | None, if_none_exists: bool) -> None:
+    """Create an admin account (or make an existing account admin and reset its password)."""
+    from bestchat.errors import ApiError
+    from bestchat.extensions import db
+    from bestchat.security.passwords import hash_password
+    from bestchat.services import accounts
+
+    if if_none_exists and accounts.admin_count() > 0:
+        return
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    try:
+        existing = accounts.find_by_email(accounts.normalize_email(email))
+        if existing is None:
+            accounts.register(email, password, role="admin")
+        else:
+            accounts.set_role(None, existing, "admin")
+            existing.password_hash = hash_password(password)
+            db.session.commit()
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Admin account: {email}")
+    if generated:
+        click.echo(f"Password (shown once): {password}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
+@with_appcontext
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the app with gunicorn and gevent workers."""
+    if current_app.config["EMBEDDED"] and workers != 1:
+        raise click.ClickException(
+            "embedded mode (no BESTCHAT_REDIS_URL) serves from one process: its stream bus lives in "
+            "that process's memory. Set BESTCHAT_REDIS_URL to run more than one worker."
+        )
+    mode = "embedded (SQLite, in-process jobs)" if current_app.config["EMBEDDED"] else "redis"
+    click.echo(f"BestChat on http://{host}:{port} - mode: {mode}")
+    argv = [
+        "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
+        "--bind", f"{host}:{port}", "--worker-connections", "2000",
+        "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app",
+    ]
+    os.chdir(_repo_root())
+    os.execv(_venv_bin("gunicorn"), argv)
+
+
+@click.command("worker")
+@click.option("--concurrency", default=200, show_default=True, type=int, help="greenlets per process")
+@with_appcontext
+def worker(concurrency: int) -> None:
+    """Run a Celery worker (gevent pool) for generation jobs; needs BESTCHAT_REDIS_URL."""
+    if current_app.config["EMBEDDED"]:
+        raise click.ClickException("a Celery worker needs BESTCHAT_REDIS_URL (embedded mode runs jobs in the web process)")
+    argv = ["celery", "-A", "celery_worker", "worker", "-P", "gevent", "-c", str(concurrency),
+            "--loglevel", "INFO", "-E"]
+    os.chdir(_repo_root())
+    os.execv(_venv_bin("celery"), argv)
+
+
+def _repo_root() -> str:
+    from bestchat.settings import REPO_ROOT
+
+    return str(REPO_ROOT)
+
+
+def _venv_bin(name: str) -> str:
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else (shutil.which(name) or name)
+
+
+def register_commands(app: Flask) -> None:
+    for command in (create_admin, serve, worker):
+        app.cli.add_command(command)

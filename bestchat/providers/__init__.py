@@ -1,0 +1,1 @@
+"""LLM providers: the base class plugins implement, and the registry that picks one per message."""

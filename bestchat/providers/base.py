@@ -1,0 +1,156 @@
+"""The provider interface every provider plugin implements.
+
+A provider turns a model name, a list of chat messages and options into a stream of typed
+events. It does no database or Redis I/O: the generation task around it does. Capabilities are
+class attributes; options are a pydantic model with ``extra="forbid"``.
+
+Errors are raised as :class:`ProviderError` subclasses; ``retryable`` tells failover whether
+another provider may be tried (only before the first token: after it nothing is retried).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+# ---- events a provider yields ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the assistant's answer."""
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for a tool to be run."""
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts for the whole generation, and its cost in USD when known."""
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The stream ended; ``reason`` as the provider gave it (stop, length, tool_calls...)."""
+    reason: str = "stop"
+
+
+Event = Union[TextDelta, ToolCall, Usage, Finish]
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+class ProviderError(Exception):
+    """A provider failure with a message safe to show to the user (never contains a key)."""
+
+    retryable: ClassVar[bool] = False
+    code: ClassVar[str] = "provider_error"
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ProviderAuthError(ProviderError):
+    """401/403 from the provider, or no key configured."""
+    code = "provider_auth"
+
+
+class ProviderRateLimited(ProviderError):
+    """429 from the provider."""
+    retryable = True
+    code = "provider_rate_limited"
+
+
+class ProviderUnavailable(ProviderError):
+    """Connection error or 5xx."""
+    retryable = True
+    code = "provider_unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    """No answer (or no next chunk) in time."""
+    retryable = True
+    code = "provider_timeout"
+
+
+class ProviderBadRequest(ProviderError):
+    """The provider rejected the request (4xx other than auth and rate limit)."""
+    code = "provider_bad_request"
+
+
+# ---- configuration handed to a provider -----------------------------------------------------
+
+class ProviderOptions(BaseModel):
+    """Generation options common to every provider. Subclass to add provider-specific ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature")
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Upper bound on completion tokens")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling")
+    timeout: float = Field(60, gt=0, le=600, description="Seconds to wait for the first and each next chunk")
+
+
+@dataclass
+class ProviderSettings:
+    """What a provider instance is built with: decrypted key, base URL, models, extra options."""
+    api_key: str | None = None
+    base_url: str | None = None
+    models: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    provider: str
+    context_window: int | None = None
+    supports_tools: bool = False
+    supports_vision: bool = False
+
+
+class Provider:
+    """Base class of every provider. Subclasses set ``name`` and implement :meth:`stream`.
+
+    ``name`` is the provider id used in configs and model ids (``"<name>/<model>"``).
+    """
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    can_stream: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = False
+    supports_vision: ClassVar[bool] = False
+    needs_key: ClassVar[bool] = True
+    needs_base_url: ClassVar[bool] = False
+    default_models: ClassVar[tuple[str, ...]] = ()
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+
+    def __init__(self, settings: ProviderSettings | None = None):
+        self.settings = settings or ProviderSettings()
+
+    def models(self) -> list[ModelInfo]:
+        """Models this configured provider offers (defaults to the configured list)."""
+        names = self.settings.models or list(self.default_models)
+        return [ModelInfo(id=m, provider=self.name, supports_tools=self.supports_tools,
+                          supports_vision=self.supports_vision) for m in names]
+
+    def stream(self, model: str, messages: list[dict[str, Any]], *,
+               options: ProviderOptions | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+        """Yield events for one completion. ``messages`` are OpenAI-style role/content dicts;
+        ``tools`` are OpenAI-style function schemas. Raise a :class:`ProviderError` on failure."""
+        raise NotImplementedError

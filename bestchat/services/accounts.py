@@ -1,0 +1,163 @@
+"""Accounts: registration, sign-in checks, API tokens, roles, export and deletion."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import delete, func, select
+
+from bestchat.errors import ApiError, not_found
+from bestchat.extensions import db
+from bestchat.models import (
+    ApiToken, AutoApprovalSetting, Conversation, FileUpload, Message, ProviderConfig,
+    Subscription, UsageLog, User,
+)
+from bestchat.models.base import utcnow
+from bestchat.security.authn import new_token
+from bestchat.security.passwords import check_policy, hash_password, verify_password
+from bestchat import serializers
+from bestchat.services import audit
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$|^[^@\s]{1,64}@localhost$")
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if len(email) > 320 or not EMAIL_RE.match(email):
+        raise ApiError(400, "invalid_field", "'email' is not a valid email address")
+    return email
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def register(email: str, password: str, role: str = "user", display_name: str | None = None) -> User:
+    """Create an account; 400 for a bad email or weak password, 409 if the email is taken."""
+    email = normalize_email(email)
+    check_policy(password)
+    if find_by_email(email) is not None:
+        raise ApiError(409, "email_taken", "an account with this email already exists")
+    user = User(email=email, password_hash=hash_password(password), role=role,
+                display_name=display_name)
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.registered", user.id, "user", user.id, role=role)
+    db.session.commit()
+    return user
+
+
+def check_login(email: str, password: str) -> User:
+    """The user for these credentials; 401 on a wrong pair, 403 for a disabled account."""
+    user = find_by_email(email.strip().lower())
+    if not verify_password(user.password_hash if user else None, password):
+        audit.record("login.failure", user.id if user else None, "user",
+                     user.id if user else None, reason="bad_credentials")
+        db.session.commit()
+        raise ApiError(401, "invalid_credentials", "wrong email or password")
+    if user.disabled:
+        audit.record("login.failure", user.id, "user", user.id, reason="disabled")
+        db.session.commit()
+        raise ApiError(403, "account_disabled", "this account is disabled")
+    user.last_login_at = utcnow()
+    audit.record("login.success", user.id, "user", user.id)
+    db.session.commit()
+    return user
+
+
+def create_token(user: User, name: str) -> tuple[ApiToken, str]:
+    plaintext, token_hash = new_token()
+    token = ApiToken(user_id=user.id, name=name, token_hash=token_hash, prefix=plaintext[:10])
+    db.session.add(token)
+    db.session.flush()
+    audit.record("token.created", user.id, "api_token", token.id, name=name)
+    db.session.commit()
+    return token, plaintext
+
+
+def list_tokens(user: User) -> list[ApiToken]:
+    return list(db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+    ))
+
+
+def get_token(user: User, token_id: uuid.UUID) -> ApiToken:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise not_found("token")
+    return token
+
+
+def revoke_token(user: User, token_id: uuid.UUID) -> None:
+    token = get_token(user, token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record("token.revoked", user.id, "api_token", token.id, name=token.name)
+        db.session.commit()
+
+
+def set_role(actor: User | None, user: User, role: str) -> None:
+    if role not in ("admin", "user"):
+        raise ApiError(400, "invalid_field", "role must be 'admin' or 'user'")
+    if user.role != role:
+        audit.record("user.role_changed", actor.id if actor else None, "user", user.id,
+                     old=user.role, new=role)
+        user.role = role
+        db.session.commit()
+
+
+def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
+    if user.disabled != disabled:
+        user.disabled = disabled
+        audit.record("user.disabled" if disabled else "user.enabled",
+                     actor.id if actor else None, "user", user.id)
+        db.session.commit()
+
+
+def admin_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin"))
+
+
+def export(user: User) -> dict:
+    """Everything the user owns, as one JSON-ready document."""
+    conversations = db.session.scalars(
+        select(Conversation).where(Conversation.user_id == user.id).order_by(Conversation.created_at)
+    ).all()
+    ids = [c.id for c in conversations]
+    messages = db.session.scalars(
+        select(Message).where(Message.conversation_id.in_(ids)).order_by(Message.created_at)
+    ).all() if ids else []
+    by_conversation: dict = {c.id: [] for c in conversations}
+    for message in messages:
+        by_conversation[message.conversation_id].append(serializers.message_json(message))
+
+    def owned(model, serializer):
+        rows = db.session.scalars(select(model).where(model.user_id == user.id).order_by(model.created_at))
+        return [serializer(row) for row in rows]
+
+    return {
+        "format": "bestchat-export/1",
+        "exported_at": serializers.isoformat(utcnow()),
+        "account": serializers.user_json(user),
+        "api_tokens": [serializers.token_json(t) for t in list_tokens(user)],
+        "conversations": [
+            {**serializers.conversation_json(c), "messages": by_conversation[c.id]} for c in conversations
+        ],
+        "uploads": owned(FileUpload, serializers.upload_json),
+        "provider_configs": owned(ProviderConfig, serializers.provider_config_json),
+        "auto_approval_settings": owned(AutoApprovalSetting, serializers.auto_approval_json),
+        "usage": owned(UsageLog, serializers.usage_json),
+        "subscriptions": owned(Subscription, serializers.subscription_json),
+    }
+
+
+def delete_account(user: User, password: str) -> None:
+    """Delete the account and everything it owns in one transaction (after a password check)."""
+    if not verify_password(user.password_hash, password):
+        raise ApiError(403, "invalid_password", "password is wrong")
+    user_id = user.id
+    audit.record("user.deleted", user_id, "user", user_id)
+    db.session.execute(delete(User).where(User.id == user_id))
+    db.session.commit()
+    db.session.expunge_all()

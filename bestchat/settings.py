@@ -1,0 +1,111 @@
+"""Loads settings into the Flask app: defaults, then a settings file, then BESTCHAT_* variables.
+
+Also derives what the rest of the code needs from them (the SQLAlchemy URL, embedded-mode
+secrets kept under ``instance/``) and refuses to start a production server on missing or
+default secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+ENV_PREFIX = "BESTCHAT"
+
+# Values that must never sign a production session.
+_PLACEHOLDER_SECRETS = {"", "dev", "secret", "changeme", "change-me", "CHANGE-ME", "development"}
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigurationError(SystemExit):
+    """A setting makes it unsafe or impossible to start; the message is one line."""
+
+
+def default_instance_path() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}_INSTANCE_PATH") or REPO_ROOT / "instance").resolve()
+
+
+def load_settings(app: Flask, overrides: dict | None = None) -> None:
+    """Fill ``app.config`` in order: defaults, BESTCHAT_CONFIG file, environment, overrides."""
+    app.config.from_pyfile(str(CONFIG_DIR / "defaults.py"))
+    config_file = os.environ.get(f"{ENV_PREFIX}_CONFIG")
+    if config_file:
+        app.config.from_pyfile(str(Path(config_file).resolve()))
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)
+    _derive(app)
+
+
+def is_production(app: Flask) -> bool:
+    return app.config.get("ENV_NAME") == "production"
+
+
+def _derive(app: Flask) -> None:
+    config = app.config
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+
+    url = config.get("DATABASE_URL") or f"sqlite:///{instance / 'bestchat.db'}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    config["DATABASE_URL"] = url
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if url.startswith("sqlite"):
+        options.setdefault("connect_args", {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000})
+    else:
+        options.setdefault("pool_pre_ping", True)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    config["REDIS_URL"] = config.get("REDIS_URL") or None
+    config["EMBEDDED"] = config["REDIS_URL"] is None
+
+    if is_production(app):
+        _require_production_secrets(config)
+    else:
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = _instance_secret(instance / "secret_key", lambda: secrets.token_urlsafe(48))
+        if not config.get("ENCRYPTION_KEYS"):
+            config["ENCRYPTION_KEYS"] = _instance_secret(
+                instance / "encryption_keys", lambda: Fernet.generate_key().decode()
+            )
+    keys = config["ENCRYPTION_KEYS"]
+    if isinstance(keys, str):
+        keys = [k.strip() for k in keys.split(",") if k.strip()]
+    config["ENCRYPTION_KEYS"] = list(keys)
+
+    upload = Path(config["UPLOAD_FOLDER"])
+    config["UPLOAD_FOLDER"] = str(upload if upload.is_absolute() else instance / upload)
+
+
+def _require_production_secrets(config) -> None:
+    secret = config.get("SECRET_KEY") or ""
+    if secret in _PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(
+            "refusing to start: BESTCHAT_SECRET_KEY is missing or a placeholder "
+            f"(set {MIN_SECRET_LENGTH}+ random characters)"
+        )
+    if not config.get("ENCRYPTION_KEYS"):
+        raise ConfigurationError(
+            "refusing to start: BESTCHAT_ENCRYPTION_KEYS is missing (comma-separated Fernet keys)"
+        )
+
+
+def _instance_secret(path: Path, make) -> str:
+    """Read a secret kept under instance/, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

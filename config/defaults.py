@@ -1,0 +1,57 @@
+"""Default settings for BestChat.
+
+Every name here can be overridden by the file named in ``BESTCHAT_CONFIG`` and then by an
+environment variable with the ``BESTCHAT_`` prefix (``BESTCHAT_DATABASE_URL=...``). Values from
+the environment are parsed as JSON when they parse (numbers, booleans, lists), else kept as text.
+With nothing configured the server runs in *embedded mode*: SQLite under ``instance/``, no Redis,
+jobs on an in-process gevent pool, and the offline demo model.
+"""
+
+# "development" (embedded defaults, secrets generated under instance/) or "production"
+# (refuses to start without a real SECRET_KEY and ENCRYPTION_KEYS).
+ENV_NAME = "development"
+
+# SQLAlchemy URL. None means sqlite:///<instance>/bestchat.db (WAL mode, busy timeout).
+DATABASE_URL = None
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# redis://host:port/db. None means embedded mode: in-memory bus and rate limits, no Celery.
+REDIS_URL = None
+
+# Signs session cookies. None in development: generated once into instance/secret_key.
+SECRET_KEY = None
+
+# Comma-separated Fernet keys; the first encrypts, all decrypt. None in development:
+# generated once into instance/encryption_keys.
+ENCRYPTION_KEYS = None
+
+# Largest request body accepted by the API, in bytes (413 past it).
+MAX_CONTENT_LENGTH = 512 * 1024
+
+# Whether anyone may create an account through POST /api/v1/auth/register.
+REGISTRATION_OPEN = True
+
+# Password policy.
+PASSWORD_MIN_LENGTH = 8
+
+# Rate limits as "count/seconds". Login counts every attempt, per client IP and per account.
+RATELIMIT_LOGIN_PER_IP = "30/60"
+RATELIMIT_LOGIN_PER_ACCOUNT = "10/300"
+RATELIMIT_REGISTER_PER_IP = "10/3600"
+
+# Number of reverse proxies in front of the server whose X-Forwarded-* headers are trusted.
+TRUSTED_PROXY_COUNT = 0
+
+# Session cookie hardening (SESSION_COOKIE_SECURE should be True behind HTTPS).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False
+
+# Plugins: comma-separated allow-list (None = all installed; "" = none), safe mode (no
+# third-party plugins), and names to block.
+LOAD_PLUGINS = None
+SAFE_MODE = False
+BLOCK_PLUGINS = ""
+
+# Where uploaded files are stored (relative paths are under the instance folder).
+UPLOAD_FOLDER = "uploads"

@@ -1,0 +1,31 @@
+"""Production settings, commented. Copy to config/production.py, then start with
+``BESTCHAT_CONFIG=config/production.py`` (or set the same names as BESTCHAT_* variables).
+
+Production layout: N web processes (``bestchat serve --workers N``: gunicorn with gevent
+workers) behind a load balancer, M Celery workers (``bestchat worker``, one per core),
+one PostgreSQL and one Redis shared by all of them.
+"""
+
+# Refuse to start without real secrets.
+ENV_NAME = "production"
+
+# PostgreSQL, shared by web and workers.
+DATABASE_URL = "postgresql+psycopg://bestchat:CHANGE-ME@db.internal:5432/bestchat"
+
+# Redis: Celery broker, stream bus, cache and rate limits. Required for more than one process.
+REDIS_URL = "redis://redis.internal:6379/0"
+
+# At least 32 random characters: python -c "import secrets; print(secrets.token_urlsafe(48))"
+# Better set as BESTCHAT_SECRET_KEY in the environment than written here.
+SECRET_KEY = None
+
+# Fernet keys, newest first: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# To rotate: put a new key first, keep the old ones after it, run `bestchat rotate-keys`.
+ENCRYPTION_KEYS = None
+
+# Behind HTTPS and one reverse proxy.
+SESSION_COOKIE_SECURE = True
+TRUSTED_PROXY_COUNT = 1
+
+# Close sign-ups once the team has joined (admins create accounts in the console).
+REGISTRATION_OPEN = False
