@@ -1,4 +1,5 @@
-"""Test helpers: a JSON client that knows the CSRF dance, and small data factories."""
+"""Test helpers for BestChat and its plugins: a JSON client that knows the CSRF dance, and the
+error-shape assertion. Shipped in the package so third-party plugin authors can use them."""
 
 from __future__ import annotations
 
