@@ -1,5 +1,6 @@
-"""Shim for tools that still call setup.py; all metadata is in setup.cfg."""
+"""Shim for tools that still call setup.py; all metadata is in setup.cfg except the package
+list: ``bestchat`` and its subpackages, plus ``bestchat.admin`` mapped from ``admin/``."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
-setup()
+setup(packages=find_packages(include=["bestchat", "bestchat.*"]) + ["bestchat.admin"])

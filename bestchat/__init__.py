@@ -1,7 +1,8 @@
 """BestChat: a self-hosted, plugin-based LLM chat server.
 
 ``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
-blueprints, error handlers, plugins (last, so plugins can override), command line.
+blueprints, error handlers, plugins (last, so plugins can override), the admin console,
+command line.
 """
 
 from __future__ import annotations
@@ -35,18 +36,39 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_redis(app)
     init_rate_limiter(app)
 
+    from bestchat.celery_app import celery_init_app
+    from bestchat.streaming import init_bus
+    from bestchat.tasks.queue import init_jobs
+
+    init_bus(app)
+    celery_init_app(app)
+    init_jobs(app)
+
     if app.config["TRUSTED_PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
-    from bestchat import api, health
+    from bestchat import api, health, web
     from bestchat.errors import register_error_handlers
 
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    from bestchat.ws import init_ws
+
+    init_ws(app)
+    app.register_blueprint(web.bp)
     register_error_handlers(app)
+
+    from bestchat import plugins
+
+    plugins.load_plugins(app)
+    plugins.run_register_blueprints(app)
+
+    from bestchat.admin import init_admin
+
+    init_admin(app)
 
     from bestchat.cli import register_commands
 

@@ -105,6 +105,22 @@ def _venv_bin(name: str) -> str:
     return candidate if os.path.exists(candidate) else (shutil.which(name) or name)
 
 
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every stored provider key under the first ENCRYPTION_KEYS key (one transaction)."""
+    from bestchat.crypto import CryptoError
+    from bestchat.services import provider_configs
+
+    try:
+        count = provider_configs.reencrypt_keys()
+    except CryptoError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Re-encrypted {count} provider key(s) under the current first key.")
+
+
 def register_commands(app: Flask) -> None:
-    for command in (create_admin, serve, worker):
+    from bestchat.plugins import plugins_command
+
+    for command in (create_admin, serve, worker, rotate_keys, plugins_command):
         app.cli.add_command(command)

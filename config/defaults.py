@@ -52,6 +52,40 @@ SESSION_COOKIE_SECURE = False
 LOAD_PLUGINS = None
 SAFE_MODE = False
 BLOCK_PLUGINS = ""
+# Log every plugin hook call (BESTCHAT_TRACE_PLUGINS=1).
+TRACE_PLUGINS = False
 
 # Where uploaded files are stored (relative paths are under the instance folder).
 UPLOAD_FOLDER = "uploads"
+
+# The model used when a message names none, as "<provider>/<model>" (the offline demo works
+# with no key and no network).
+DEFAULT_MODEL = "demo/demo"
+
+# ---- chat streaming (docs/streaming.md) ----
+# Tokens are coalesced into frames of at most this many milliseconds before publishing
+# (the first delta of an answer is always sent at once). One frame = one chunk = one seq.
+STREAM_FRAME_MS = 40
+# A streaming message's partial content (and heartbeat) is saved at least this often.
+STREAM_SAVE_INTERVAL = 1.0
+# Redis stream of one message: approximate entry cap, and seconds it is kept after the answer
+# ends (resume works within this window; later, read the message over REST).
+STREAM_MAXLEN = 20000
+STREAM_TTL = 3600
+# A generation with no provider event for this many seconds fails with provider_timeout.
+STREAM_IDLE_TIMEOUT = 300
+# Run generation jobs in this process (gevent pool) instead of Celery. None: only in embedded mode.
+JOBS_IN_PROCESS = None
+JOBS_CONCURRENCY = 100
+# The reaper marks a streaming message whose heartbeat is older than REAPER_STALE_AFTER
+# seconds (or a pending one older than REAPER_PENDING_AFTER) as interrupted; it runs every
+# REAPER_INTERVAL seconds in each web process (under a Redis lock) and at startup.
+REAPER_INTERVAL = 5
+REAPER_STALE_AFTER = 20
+REAPER_PENDING_AFTER = 900
+# WebSocket: largest accepted client frame in bytes (bigger ones get an error frame), and
+# seconds between server keep-alive pings.
+WS_MAX_FRAME = 512 * 1024
+WS_PING_INTERVAL = 25
+# Longest user message, in characters.
+MESSAGE_MAX_CHARS = 200000

@@ -14,7 +14,9 @@ bp.before_request(authenticate)
 
 def _register_modules() -> None:
     # Imported for their side effect of adding routes to ``bp``.
-    from bestchat.api import auth, me, openapi, tokens  # noqa: F401
+    from bestchat.api import (  # noqa: F401
+        auth, conversations, me, messages, models, openapi, providers, tokens,
+    )
 
 
 _register_modules()

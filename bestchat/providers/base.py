@@ -138,6 +138,7 @@ class Provider:
     needs_base_url: ClassVar[bool] = False
     default_models: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    plugin: ClassVar[str | None] = None  # stamped by the plugin registry
 
     def __init__(self, settings: ProviderSettings | None = None):
         self.settings = settings or ProviderSettings()

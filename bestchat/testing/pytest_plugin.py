@@ -1,6 +1,7 @@
 """Pytest fixtures for BestChat and its plugins (entry point ``pytest11: bestchat``).
 
-Any plugin's tests get ``app``, ``client``, ``runner`` and ``user`` with no conftest: an app per test on real SQLite, and on real PostgreSQL + Redis when
+Any plugin's tests get ``app``, ``client``, ``runner``, ``user`` and ``fake_openai`` (a fake
+OpenAI-compatible server, see :mod:`bestchat.testing.fake_openai`) with no conftest: an app per test on real SQLite, and on real PostgreSQL + Redis when
 ``BESTCHAT_TEST_DATABASE_URL`` / ``BESTCHAT_TEST_REDIS_URL`` are set (as CI sets them).
 
 Each test gets a clean database: a fresh SQLite file, or PostgreSQL tables created once per
@@ -18,6 +19,7 @@ from bestchat import create_app
 from bestchat.extensions import db as _db
 from bestchat.models import Base
 from bestchat.testing.client import Client
+from bestchat.testing.fake_openai import FakeOpenAI
 
 TEST_PG_URL = os.environ.get("BESTCHAT_TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("BESTCHAT_TEST_REDIS_URL") or None
@@ -102,3 +104,12 @@ def runner(app):
 def user(client):
     """A registered, signed-in user (session cookie + CSRF token set on ``client``)."""
     return client.signup("alice@example.com", "correct horse battery")
+
+
+@pytest.fixture
+def fake_openai():
+    """A :class:`FakeOpenAI` serving on a free localhost port for this test; give providers
+    ``fake_openai.url`` as base URL, script it with ``.script`` / ``.enqueue()``, assert on
+    ``.requests``."""
+    with FakeOpenAI() as server:
+        yield server

@@ -1,0 +1,29 @@
+"""The admin console (Flask-Admin at ``/admin``), installed as ``bestchat.admin``.
+
+``init_admin(app)`` mounts the console with the core views (plugins, users, audit log) and then
+lets plugins add theirs through the ``register_admin_views(admin)`` hook. Every view inherits
+the admin-only bases of :mod:`bestchat.admin.views`.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+from flask_admin import Admin
+
+from bestchat import plugins
+from bestchat.admin.views import AuditLogView, PluginsView, SecureIndexView, UserView
+from bestchat.extensions import db
+from bestchat.models import AuditLog, User
+
+# Serves this package's templates only (no routes).
+templates = Blueprint("bestchat_admin", __name__, template_folder="templates")
+
+
+def init_admin(app: Flask) -> Admin:
+    app.register_blueprint(templates)
+    admin = Admin(app, name="BestChat admin", url="/admin", index_view=SecureIndexView(url="/admin"))
+    admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
+    admin.add_view(UserView(User, db, name="Users", endpoint="users"))
+    admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
+    plugins.run_register_admin_views(admin)
+    return admin

@@ -1,0 +1,113 @@
+"""Messages (``/api/v1/messages/<id>``): read, edit (a new branch), cancel, regenerate, and
+the Server-Sent Events stream of an answer.
+
+The stream sends the WebSocket's events for that one message (``chunk`` with SSE ``id`` =
+``seq``, then ``message.completed`` or ``message.failed``) and ends. ``?after=<seq>`` or the
+``Last-Event-ID`` header resumes after that chunk.
+"""
+
+from __future__ import annotations
+
+from flask import Response, g, request
+
+from bestchat.api import bp
+from bestchat.api.validation import field, int_arg, json_body, parse_uuid
+from bestchat.errors import ApiError
+from bestchat.extensions import db
+from bestchat.models.chat import FINAL_STATUSES
+from bestchat.security.authn import login_required
+from bestchat.serializers import message_json
+from bestchat.services.conversations import ConversationManager
+from bestchat.streaming import events, get_bus
+from bestchat.streaming.bus import Delivery
+from bestchat.streaming.subscriber import Subscriber
+
+# Seconds between SSE comment lines on an idle stream.
+KEEPALIVE_SECONDS = 15
+
+
+@bp.get("/messages/<message_id>")
+@login_required
+def get_message(message_id: str):
+    """One message."""
+    return message_json(ConversationManager(g.user).message(parse_uuid(message_id, "message")))
+
+
+@bp.patch("/messages/<message_id>")
+@login_required
+def edit_message(message_id: str):
+    """Edit a user message: a new branch (sibling of it) with a new answer; the old branch
+    stays readable. Body: {content, model?}. 202 {user_message, assistant_message}."""
+    body = json_body()
+    question, answer = ConversationManager(g.user).edit(
+        parse_uuid(message_id, "message"), field(body, "content", strip=False),
+        model=field(body, "model", required=False, max_length=200))
+    return {"user_message": message_json(question), "assistant_message": message_json(answer)}, 202
+
+
+@bp.post("/messages/<message_id>/cancel")
+@login_required
+def cancel_message(message_id: str):
+    """Stop generating this answer (its partial content is kept). 200 {message}."""
+    return {"message": message_json(ConversationManager(g.user).cancel(parse_uuid(message_id, "message")))}
+
+
+@bp.post("/messages/<message_id>/regenerate")
+@login_required
+def regenerate_message(message_id: str):
+    """A new answer in place of this one, as a sibling branch. Body: {model?}. 202 {assistant_message}."""
+    body = json_body() if request.content_length else {}
+    answer = ConversationManager(g.user).regenerate(
+        parse_uuid(message_id, "message"), model=field(body, "model", required=False, max_length=200))
+    return {"assistant_message": message_json(answer)}, 202
+
+
+@bp.get("/messages/<message_id>/stream")
+@login_required
+def stream_message(message_id: str):
+    """The answer's events as ``text/event-stream``; ``?after=<seq>`` or ``Last-Event-ID`` resumes."""
+    message = ConversationManager(g.user).message(parse_uuid(message_id, "message"))
+    after = _last_event_id()
+    if after is None:
+        after = int_arg("after", 0)
+    final = events.terminal(message) if message.status in FINAL_STATUSES else None
+    conversation_id, key = str(message.conversation_id), str(message.id)
+    db.session.commit()
+    subscriber = Subscriber(get_bus())
+    subscriber.resume(conversation_id, key, after, final, live=final is None)
+
+    def body():
+        try:
+            yield "retry: 1000\n\n"
+            while True:
+                delivery = subscriber.next(timeout=KEEPALIVE_SECONDS)
+                if delivery is None:
+                    yield ": keep-alive\n\n"
+                elif delivery.message_id == key:
+                    yield _sse(delivery)
+                    if delivery.event["type"] in events.TERMINAL:
+                        return
+        finally:
+            subscriber.close()
+
+    return Response(body(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _last_event_id() -> int | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a chunk seq") from None
+    if value < 0:
+        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be 0 or more")
+    return value
+
+
+def _sse(delivery: Delivery) -> str:
+    event = delivery.event
+    head = f"id: {event['seq']}\n" if event["type"] == events.CHUNK else ""
+    return f"{head}event: {event['type']}\ndata: {delivery.text}\n\n"

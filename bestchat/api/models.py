@@ -1,0 +1,16 @@
+"""``GET /api/v1/models``: the models this user may use, from every enabled provider."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from bestchat.api import bp
+from bestchat.providers import registry
+from bestchat.security.authn import login_required
+
+
+@bp.get("/models")
+@login_required
+def list_models():
+    """Models the user may use: {models: [{id, provider, name, source, capabilities}], default}."""
+    return {"models": registry.available_models(g.user), "default": current_app.config["DEFAULT_MODEL"]}

@@ -1,0 +1,91 @@
+"""Provider configurations (``/api/v1/providers``): bring-your-own-key and global configs.
+
+The API key is write-only: responses carry only ``has_key`` and ``key_last4``. The rules live
+in ``bestchat.services.provider_configs``; this module reads the request and answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+
+from bestchat.api import bp
+from bestchat.api.validation import field, json_body, parse_uuid
+from bestchat.models import ProviderConfig
+from bestchat.security.authn import login_required
+from bestchat.serializers import provider_config_json
+from bestchat.services import provider_configs
+
+# Body fields and their JSON types; null is allowed (it clears base_url and api_key).
+_FIELDS: dict[str, tuple[type, int | None]] = {
+    "provider": (str, 100), "name": (str, 100), "scope": (str, 16), "api_key": (str, None),
+    "base_url": (str, 500), "enabled_models": (list, None), "fallbacks": (list, None),
+    "options": (dict, None), "priority": (int, None), "enabled": (bool, None),
+}
+
+
+def _values() -> dict[str, Any]:
+    """The request's known fields, type-checked; only those present in the body."""
+    body = json_body()
+    return {
+        name: None if body[name] is None else field(body, name, kind, max_length=max_length)
+        for name, (kind, max_length) in _FIELDS.items() if name in body
+    }
+
+
+def _json(config: ProviderConfig) -> dict:
+    data = provider_config_json(config)
+    data["editable"] = provider_configs.can_edit(g.user, config)
+    if not data["editable"]:
+        data["key_last4"] = None
+    return data
+
+
+@bp.get("/providers")
+@login_required
+def list_providers():
+    """The user's provider configs and the global ones (``editable`` false for non-admins),
+    plus the installed ``provider_types``."""
+    return {
+        "providers": [_json(c) for c in provider_configs.list_configs(g.user)],
+        "provider_types": provider_configs.provider_types(),
+    }
+
+
+@bp.post("/providers")
+@login_required
+def create_provider():
+    """Create a config. Body: {provider, name?, api_key?, base_url?, enabled_models?,
+    fallbacks?, priority?, enabled?, options?, scope?: "user"|"global" (admins)}. 201."""
+    return _json(provider_configs.create_config(g.user, _values())), 201
+
+
+@bp.get("/providers/<config_id>")
+@login_required
+def get_provider(config_id: str):
+    """One config (the user's own or a global one)."""
+    return _json(provider_configs.get_config(g.user, parse_uuid(config_id, "provider config")))
+
+
+@bp.put("/providers/<config_id>")
+@login_required
+def update_provider(config_id: str):
+    """Update the given fields. An omitted api_key keeps the stored key; null removes it."""
+    config_uuid = parse_uuid(config_id, "provider config")
+    return _json(provider_configs.update_config(g.user, config_uuid, _values()))
+
+
+@bp.delete("/providers/<config_id>")
+@login_required
+def delete_provider(config_id: str):
+    """Delete a config. 204."""
+    provider_configs.delete_config(g.user, parse_uuid(config_id, "provider config"))
+    return "", 204
+
+
+@bp.post("/providers/<config_id>/test")
+@login_required
+def test_provider(config_id: str):
+    """Check a config's key with a one-token request: {ok, model?, error?} (error key-free)."""
+    return provider_configs.check_config(g.user, parse_uuid(config_id, "provider config"))

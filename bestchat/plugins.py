@@ -1,0 +1,400 @@
+"""Loads plugins and holds what they registered: one pluggy ``PluginManager`` per process.
+
+``load_plugins(app)`` is called by ``create_app()`` (so the web server and the Celery worker
+build the same registry); it is idempotent and loads once per process, again only when a later
+app asks for different plugin settings (tests do). Plugins come from the ``bestchat``
+entry-point group, first-party ones first, so a third-party plugin cannot take a built-in name.
+
+Settings (``config/defaults.py``, or ``BESTCHAT_*`` variables):
+
+- ``LOAD_PLUGINS``: comma-separated allow-list of distribution names; None loads all, "" none.
+- ``SAFE_MODE``: load only first-party plugins (:data:`FIRST_PARTY`).
+- ``BLOCK_PLUGINS``: comma-separated names never registered (``pm.set_blocked``).
+- ``TRACE_PLUGINS``: log every hook call (``pm.add_hookcall_monitoring``).
+
+A plugin that fails to import, implements an unknown hook or raises in a ``register_*`` hook is
+recorded as failed (with the error text), unregistered, and its registrations are dropped; the
+server keeps running. A hook called later (blueprints, admin views, message filters) that
+raises is logged and skipped for that call.
+
+The ``register_*`` hooks are historic: they are called once with this module's ``register``
+callbacks and replayed for every plugin registered afterwards, while :func:`register_plugin`
+tells the callbacks which plugin is registering (the name stamped on what it registers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Callable, Iterator, Literal, Mapping
+
+import click
+import pluggy
+from flask import Flask
+from flask.cli import with_appcontext
+
+from bestchat import hookspecs
+from bestchat.context.base import ContextStrategy
+from bestchat.providers.base import Provider
+from bestchat.tools.base import Tool
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "bestchat"
+# Distributions shipped in this repository's plugins/ directory (trusted in SAFE_MODE).
+FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm"})
+
+Status = Literal["loaded", "failed", "blocked"]
+
+
+class PluginError(Exception):
+    """A plugin broke the rules of a hook (raised inside it, recorded as its failure)."""
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """Which plugins to load, read from the app config."""
+
+    allow: frozenset[str] | None = None
+    safe_mode: bool = False
+    block: frozenset[str] = frozenset()
+    trace: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PluginSettings:
+        allow = config.get("LOAD_PLUGINS")
+        return cls(
+            allow=None if allow is None else _names(allow),
+            safe_mode=bool(config.get("SAFE_MODE")),
+            block=_names(config.get("BLOCK_PLUGINS") or ""),
+            trace=bool(config.get("TRACE_PLUGINS")),
+        )
+
+    def exclusion(self, name: str) -> str | None:
+        """Why the plugin ``name`` must not be loaded, or None."""
+        if name in self.block:
+            return "blocked by BLOCK_PLUGINS"
+        if self.safe_mode and name not in FIRST_PARTY:
+            return "third-party plugin not loaded in SAFE_MODE"
+        if self.allow is not None and name not in self.allow:
+            return "not listed in LOAD_PLUGINS"
+        return None
+
+
+@dataclass
+class PluginRecord:
+    """What ``get_plugins()`` reports for one plugin."""
+
+    name: str
+    version: str | None
+    hooks: list[str]
+    status: Status
+    error: str | None = None  # why it failed or is blocked
+    warnings: list[str] = field(default_factory=list)  # e.g. name clashes it lost
+
+
+class _Plugins:
+    """The manager, the records and the registries of one load."""
+
+    def __init__(self, settings: PluginSettings):
+        self.settings = settings
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.providers: dict[str, type[Provider]] = {}
+        self.tools: dict[str, Tool] = {}
+        self.strategies: dict[str, type[ContextStrategy]] = {}
+        self._registering: str | None = None
+        if settings.trace:
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
+        for name in settings.block:
+            self.pm.set_blocked(name)
+        hook = self.pm.hook
+        hook.register_providers.call_historic(kwargs={"register": self._register_provider})
+        hook.register_tools.call_historic(kwargs={"register": self._register_tool})
+        hook.register_context_strategies.call_historic(kwargs={"register": self._register_strategy})
+
+    def load_entry_points(self) -> None:
+        points = list(entry_points(group=ENTRY_POINT_GROUP))
+        per_dist = Counter(_dist_name(point) for point in points)
+        points.sort(key=lambda p: (_dist_name(p) not in FIRST_PARTY, _dist_name(p), p.name))
+        for point in points:
+            dist = _dist_name(point)
+            name = dist if per_dist[dist] == 1 else f"{dist}:{point.name}"
+            version = point.dist.version if point.dist else None
+            reason = self.settings.exclusion(dist)
+            if reason:
+                self.pm.set_blocked(name)
+                self.records[name] = PluginRecord(name, version, [], "blocked", reason)
+                continue
+            try:
+                module = point.load()
+            except Exception as error:  # noqa: BLE001 - any import failure is the plugin's
+                log.exception("plugin %s failed to import", name)
+                self.records[name] = PluginRecord(name, version, [], "failed", _describe(error))
+                continue
+            self.register(module, name, version)
+
+    def register(self, plugin: object, name: str, version: str | None = None) -> PluginRecord:
+        if self.pm.get_plugin(name) is not None:
+            raise ValueError(f"a plugin named {name!r} is already registered")
+        hooks = self._hook_names(plugin)
+        if self.pm.is_blocked(name):
+            previous = self.records.get(name)
+            reason = previous.error if previous else "blocked by BLOCK_PLUGINS"
+            self.records[name] = PluginRecord(name, version, hooks, "blocked", reason)
+            return self.records[name]
+        record = self.records[name] = PluginRecord(name, version, hooks, "loaded")
+        unknown = [hook for hook in hooks if not hasattr(hookspecs, hook)]
+        self._registering = name
+        try:
+            if unknown:
+                raise PluginError(f"unknown hook(s): {', '.join(unknown)}")
+            self.pm.register(plugin, name)
+        except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the server
+            log.exception("plugin %s failed to register", name)
+            self._drop(name)
+            record.status, record.error = "failed", _describe(error)
+        finally:
+            self._registering = None
+        return record
+
+    def unregister(self, name: str) -> None:
+        self._drop(name)
+        self.records.pop(name, None)
+
+    def _drop(self, name: str) -> None:
+        """Unregister ``name`` from the manager and remove what it registered."""
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        for registry in (self.providers, self.tools, self.strategies):
+            for key in [key for key, item in registry.items() if item.plugin == name]:
+                del registry[key]
+
+    def callers(self, hook_name: str) -> Iterator[tuple[str, Callable[..., list[Any]]]]:
+        """(plugin name, a hook caller for that plugin alone) for each plugin implementing
+        ``hook_name``, in pluggy's call order (tryfirst/trylast, then latest registered first)."""
+        impls = reversed(getattr(self.pm.hook, hook_name).get_hookimpls())
+        plugins = self.pm.get_plugins()
+        for plugin in dict.fromkeys(impl.plugin for impl in impls):
+            others = [other for other in plugins if other is not plugin]
+            yield self.pm.get_name(plugin) or repr(plugin), self.pm.subset_hook_caller(hook_name, others)
+
+    def _hook_names(self, plugin: object) -> list[str]:
+        names = set()
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is not None:
+                names.add(opts.get("specname") or attr)
+        return sorted(names)
+
+    # ---- the register() callbacks handed to the historic hooks ----
+
+    def _register_provider(self, provider: type[Provider]) -> None:
+        if not (isinstance(provider, type) and issubclass(provider, Provider) and provider.name):
+            raise TypeError(f"register_providers: expected a Provider subclass with a name, got {provider!r}")
+        if self._claim(self.providers, "provider", provider.name):
+            provider.plugin = self._current()
+            self.providers[provider.name] = provider
+
+    def _register_tool(self, tool: Tool | Callable[..., Any]) -> None:
+        if not isinstance(tool, Tool):
+            if not callable(tool):
+                raise TypeError(f"register_tools: expected a Tool or a function, got {tool!r}")
+            tool = Tool.from_function(tool)
+        if self._claim(self.tools, "tool", tool.name):
+            self.tools[tool.name] = Tool(tool.name, tool.description, tool.parameters,
+                                         tool.function, tool.risk, plugin=self._current())
+
+    def _register_strategy(self, strategy: type[ContextStrategy]) -> None:
+        if not (isinstance(strategy, type) and issubclass(strategy, ContextStrategy) and strategy.name):
+            raise TypeError(
+                f"register_context_strategies: expected a ContextStrategy subclass with a name, got {strategy!r}"
+            )
+        if self._claim(self.strategies, "context strategy", strategy.name):
+            strategy.plugin = self._current()
+            self.strategies[strategy.name] = strategy
+
+    def _current(self) -> str:
+        if self._registering is None:
+            raise PluginError("register() called outside plugin registration; use bestchat.plugins.register_plugin")
+        return self._registering
+
+    def _claim(self, registry: dict[str, Any], kind: str, name: str) -> bool:
+        """True when ``name`` is free; else record the clash on the registering plugin."""
+        current = self._current()
+        if name not in registry:
+            return True
+        warning = f"{kind} {name!r} is already registered by {registry[name].plugin}; ignored"
+        log.warning("plugin %s: %s", current, warning)
+        self.records[current].warnings.append(warning)
+        return False
+
+
+_lock = threading.Lock()
+_loaded: _Plugins | None = None
+
+
+def load_plugins(app: Flask) -> None:
+    """Load the plugins once for this process (again only if ``app``'s plugin settings differ)."""
+    global _loaded
+    settings = PluginSettings.from_config(app.config)
+    with _lock:
+        if _loaded is not None and _loaded.settings == settings:
+            return
+        plugins = _Plugins(settings)
+        plugins.load_entry_points()
+        _loaded = plugins
+    for record in plugins.records.values():
+        log.info("plugin %s %s: %s%s", record.name, record.version or "", record.status,
+                 f" ({record.error})" if record.error else "")
+
+
+def unload_plugins() -> None:
+    """Forget the loaded plugins: the next ``load_plugins()`` discovers them again."""
+    global _loaded
+    with _lock:
+        _loaded = None
+
+
+def _state() -> _Plugins:
+    if _loaded is None:
+        raise RuntimeError("plugins are not loaded: call load_plugins(app) (create_app does)")
+    return _loaded
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process's plugin manager (to inspect hooks; register plugins with register_plugin)."""
+    return _state().pm
+
+
+def register_plugin(plugin: object, name: str) -> dict[str, Any]:
+    """Register ``plugin`` (a module or object with hookimpls) now; returns its record.
+
+    Its ``register_*`` hooks run at once. A failing plugin is recorded, not raised.
+    """
+    with _lock:
+        return asdict(_state().register(plugin, name))
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove the plugin ``name`` and everything it registered."""
+    with _lock:
+        _state().unregister(name)
+
+
+def get_plugins() -> list[dict[str, Any]]:
+    """Every plugin found: ``{name, version, hooks, status, error, warnings}`` in load order;
+    ``status`` is ``loaded``, ``failed`` or ``blocked`` (``error`` says why)."""
+    return [asdict(record) for record in _state().records.values()]
+
+
+def get_providers() -> dict[str, type[Provider]]:
+    """Provider name -> Provider subclass, from every loaded plugin."""
+    return dict(_state().providers)
+
+
+def get_tools() -> dict[str, Tool]:
+    """Tool name -> Tool, from every loaded plugin."""
+    return dict(_state().tools)
+
+
+def get_context_strategies() -> dict[str, type[ContextStrategy]]:
+    """Strategy name -> ContextStrategy subclass, from every loaded plugin."""
+    return dict(_state().strategies)
+
+
+def run_register_blueprints(app: Flask) -> None:
+    """Let every plugin add blueprints to ``app`` (called by ``create_app``)."""
+    _call_all("register_blueprints", app=app)
+
+
+def run_register_admin_views(admin: Any) -> None:
+    """Let every plugin add views to the ``flask_admin.Admin`` console."""
+    _call_all("register_admin_views", admin=admin)
+
+
+def run_before_generate(conversation: Any, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages after every plugin's ``before_generate`` filter, each applied to the
+    previous one's result."""
+    for name, caller in _state().callers("before_generate"):
+        result = _call_isolated(name, "before_generate", caller, conversation=conversation, messages=messages)
+        if isinstance(result, list):
+            messages = result
+        elif result is not None:
+            log.error("plugin %s: before_generate returned %s, not a list; ignored", name, type(result).__name__)
+    return messages
+
+
+def run_after_generate(message: Any) -> None:
+    """Call every plugin's ``after_generate`` for a finished assistant message."""
+    _call_all("after_generate", message=message)
+
+
+def _call_all(hook_name: str, **kwargs: Any) -> None:
+    for name, caller in _state().callers(hook_name):
+        _call_isolated(name, hook_name, caller, **kwargs)
+
+
+def _call_isolated(name: str, hook_name: str, caller: Callable[..., list[Any]], **kwargs: Any) -> Any:
+    """One plugin's result for a hook (None when it returned None or raised: logged)."""
+    try:
+        results = caller(**kwargs)
+    except Exception:  # noqa: BLE001 - one plugin's failure must not affect the others
+        log.exception("plugin %s: hook %s raised; skipped", name, hook_name)
+        return None
+    return results[0] if results else None
+
+
+def _names(value: str | list[str] | tuple[str, ...]) -> frozenset[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    return frozenset(str(item).strip() for item in items if str(item).strip())
+
+
+def _dist_name(point: EntryPoint) -> str:
+    """The normalized distribution name (``bestchat-demo``), or the entry point's name."""
+    raw = point.dist.name if point.dist else point.name
+    return re.sub(r"[-_.]+", "-", raw).lower()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _trace_before(hook_name: str, hook_impls: list[Any], kwargs: Mapping[str, Any]) -> None:
+    log.info("hook %s(%s) -> %s", hook_name, ", ".join(kwargs), [impl.plugin_name for impl in hook_impls])
+
+
+def _trace_after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: Mapping[str, Any]) -> None:
+    error = outcome.exception
+    log.info("hook %s done%s", hook_name, f", raised {_describe(error)}" if error else "")
+
+
+@click.group("plugins")
+def plugins_command() -> None:
+    """Inspect the installed plugins."""
+
+
+@plugins_command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@with_appcontext
+def list_command(as_json: bool) -> None:
+    """Every plugin found: name, version, status, hooks, and the error of a failed one."""
+    found = get_plugins()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("No plugins found.")
+        return
+    rows = [(p["name"], p["version"] or "-", p["status"], ", ".join(p["hooks"]) or "-") for p in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for plugin, row in zip(found, rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"]:
+            click.echo(f"    {line}")

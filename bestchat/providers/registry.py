@@ -1,0 +1,278 @@
+"""Which provider serves a model for a user, and streaming with failover between them.
+
+The generation pipeline calls three functions:
+
+- :func:`available_models` lists what a user may use (their enabled configs, global configs,
+  and the keyless built-in providers such as ``demo``), cached per user in Redis.
+- :func:`resolve_targets` turns a model id ``"<provider>/<model>"`` into an ordered list of
+  :class:`Target`: the user's own configs, then global configs (lower ``priority`` first), then
+  a keyless built-in provider, then the configs' ``fallbacks`` resolved the same way.
+- :func:`stream_with_failover` streams from the first target that answers: a retryable error
+  (connection, timeout, 5xx, 429) before the first event moves on to the next target; after the
+  first event nothing is retried.
+
+Provider classes come from the plugin manager (``bestchat.plugins.get_providers()``). Errors
+raised from here never contain an API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from flask import current_app
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+
+from bestchat import crypto, plugins
+from bestchat.errors import ApiError
+from bestchat.extensions import db
+from bestchat.models import ProviderConfig, User
+from bestchat.providers import models_cache
+from bestchat.providers.base import (
+    Event, ModelInfo, Provider, ProviderAuthError, ProviderBadRequest, ProviderError,
+    ProviderOptions, ProviderSettings,
+)
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+
+
+@dataclass
+class Target:
+    """One way to serve a model: a provider instance configured with a (decrypted) key.
+
+    ``config_id`` is None for a keyless built-in provider.
+    """
+
+    provider_name: str
+    model: str
+    config_id: uuid.UUID | None
+    provider: Provider
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider_name}/{self.model}"
+
+
+class ProviderKeyMissing(ProviderAuthError):
+    """The model's provider needs an API key and the user has no usable one."""
+
+    code = "provider_key_missing"
+
+
+def unknown_model(model_id: str) -> ApiError:
+    return ApiError(400, "unknown_model", f"model '{model_id}' is not available")
+
+
+def provider_classes() -> dict[str, type[Provider]]:
+    """Installed and enabled provider classes by name."""
+    return plugins.get_providers()
+
+
+def is_builtin(cls: type[Provider]) -> bool:
+    """A provider usable with no config at all (no key, no base URL), e.g. ``demo``."""
+    return not cls.needs_key and not cls.needs_base_url
+
+
+def build_provider(cls: type[Provider], config: ProviderConfig | None) -> Provider:
+    """An instance of ``cls`` for ``config`` (decrypting its key), or a bare built-in one."""
+    if config is None:
+        return cls(ProviderSettings())
+    key = crypto.decrypt(config.api_key_encrypted) if config.api_key_encrypted else None
+    return cls(ProviderSettings(
+        api_key=key, base_url=config.base_url, models=list(config.enabled_models or []),
+        options=dict(config.options or {}),
+    ))
+
+
+def redact(error: ProviderError, provider: Provider) -> ProviderError:
+    """``error`` with the provider's key removed from its message (providers should never put
+    it there; this makes sure)."""
+    key = provider.settings.api_key
+    if key and key in error.message:
+        error.message = error.message.replace(key, REDACTED)
+        error.args = (error.message,)
+    return error
+
+
+def enabled_configs(user: User) -> list[ProviderConfig]:
+    """The user's enabled configs, then the enabled global ones, each by priority."""
+    return list(db.session.scalars(
+        select(ProviderConfig)
+        .where(ProviderConfig.enabled.is_(True),
+               or_(ProviderConfig.user_id == user.id, ProviderConfig.user_id.is_(None)))
+        .order_by(ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
+    ))
+
+
+# ---- listing ------------------------------------------------------------------------------
+
+def available_models(user: User) -> list[dict[str, Any]]:
+    """What ``user`` may use: ``{id, provider, name, source, capabilities}`` per model, ``id``
+    unique (``source`` is ``user``, ``global`` or ``builtin``, the first that offers it)."""
+    classes = provider_classes()
+    cached = models_cache.get(user.id, classes)
+    if cached is not None:
+        return cached
+    models: dict[str, dict[str, Any]] = {}
+    for config in enabled_configs(user):
+        cls = classes.get(config.provider)
+        if cls is not None:
+            source = "global" if config.user_id is None else "user"
+            for info in _config_models(cls, config):
+                models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, source))
+    for cls in classes.values():
+        if is_builtin(cls):
+            for info in cls(ProviderSettings()).models():
+                models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, "builtin"))
+    result = sorted(models.values(), key=lambda m: m["id"])
+    models_cache.put(user.id, classes, result)
+    return result
+
+
+def _config_models(cls: type[Provider], config: ProviderConfig) -> list[ModelInfo]:
+    try:
+        return build_provider(cls, config).models()
+    except crypto.DecryptionError as error:
+        log.warning("provider config %s skipped: %s", config.id, error)
+    except ProviderError as error:
+        log.warning("provider config %s could not list models (%s); using its configured list",
+                    config.id, error.code)
+        return [ModelInfo(id=name, provider=cls.name) for name in config.enabled_models or []]
+    except Exception as error:  # a plugin bug must not break the model list
+        log.warning("provider %s failed to list models for config %s: %s",
+                    cls.name, config.id, type(error).__name__)
+    return []
+
+
+def _model_json(cls: type[Provider], info: ModelInfo, source: str) -> dict[str, Any]:
+    return {
+        "id": f"{cls.name}/{info.id}", "provider": cls.name, "name": info.id, "source": source,
+        "capabilities": {
+            "streaming": cls.can_stream, "tools": info.supports_tools,
+            "vision": info.supports_vision, "context_window": info.context_window,
+        },
+    }
+
+
+# ---- resolving ----------------------------------------------------------------------------
+
+def resolve_targets(user: User, model_id: str | None) -> list[Target]:
+    """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order.
+
+    Raises :class:`ApiError` 400 ``unknown_model`` when nothing can serve it, and
+    :class:`ProviderKeyMissing` when its provider needs a key the user does not have.
+    Fallbacks that cannot be served are skipped; each model id is expanded once (no cycles).
+    """
+    model_id = model_id or current_app.config["DEFAULT_MODEL"]
+    classes = provider_classes()
+    configs = enabled_configs(user)
+    targets, pending = _serving(model_id, classes, configs)
+    seen_models = {model_id}
+    seen_targets = {(t.config_id, t.model_id) for t in targets}
+    while pending:
+        fallback = pending.pop(0)
+        if fallback in seen_models:
+            continue
+        seen_models.add(fallback)
+        try:
+            more, fallbacks = _serving(fallback, classes, configs)
+        except (ApiError, ProviderAuthError) as error:
+            log.info("fallback %s skipped: %s", fallback, error)
+            continue
+        pending.extend(fallbacks)
+        for target in more:
+            if (target.config_id, target.model_id) not in seen_targets:
+                seen_targets.add((target.config_id, target.model_id))
+                targets.append(target)
+    return targets
+
+
+def _serving(model_id: str, classes: dict[str, type[Provider]],
+             configs: list[ProviderConfig]) -> tuple[list[Target], list[str]]:
+    """The targets serving ``model_id`` directly, and the fallbacks their configs name."""
+    provider_name, _, model = model_id.partition("/")
+    cls = classes.get(provider_name)
+    if cls is None or not model:
+        raise unknown_model(model_id)
+    targets: list[Target] = []
+    fallbacks: list[str] = []
+    key_missing = cls.needs_key and not any(c.provider == provider_name for c in configs)
+    for config in configs:
+        if config.provider != provider_name or (config.enabled_models and model not in config.enabled_models):
+            continue
+        if cls.needs_key and not config.api_key_encrypted and not config.base_url:
+            key_missing = True
+            continue
+        try:
+            provider = build_provider(cls, config)
+        except crypto.DecryptionError as error:
+            log.warning("provider config %s skipped: %s", config.id, error)
+            key_missing = True
+            continue
+        targets.append(Target(provider_name, model, config.id, provider))
+        fallbacks.extend(config.fallbacks or [])
+    if is_builtin(cls) and (not cls.default_models or model in cls.default_models):
+        targets.append(Target(provider_name, model, None, build_provider(cls, None)))
+    if targets:
+        return targets, fallbacks
+    if key_missing:
+        raise ProviderKeyMissing(
+            f"provider '{provider_name}' needs an API key: add one in your provider settings"
+        )
+    raise unknown_model(model_id)
+
+
+# ---- streaming ----------------------------------------------------------------------------
+
+def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
+                         options: ProviderOptions | dict[str, Any] | None = None,
+                         tools: list[dict[str, Any]] | None = None) -> Iterator[tuple[Target, Event]]:
+    """Yield ``(target, event)`` from the first target that answers.
+
+    A retryable :class:`ProviderError` before a target's first event moves on to the next
+    target; any error after the first event, or a non-retryable one, propagates. When every
+    target fails, the last error is raised. ``options`` are merged over each config's own
+    options; options the target's provider does not know are dropped for it.
+    """
+    if not targets:
+        raise ValueError("stream_with_failover needs at least one target")
+    last_error: ProviderError | None = None
+    for target in targets:
+        started = False
+        events: Iterator[Event] | None = None
+        try:
+            events = target.provider.stream(target.model, messages,
+                                            options=_options(target.provider, options), tools=tools)
+            for event in events:
+                started = True
+                yield target, event
+            return
+        except ProviderError as error:
+            redact(error, target.provider)
+            if started or not error.retryable:
+                raise
+            log.warning("%s failed before its first event (%s); trying the next target",
+                        target.model_id, error.code)
+            last_error = error
+        finally:  # also when the caller stops early (cancel): release the connection now
+            getattr(events, "close", lambda: None)()
+    raise last_error
+
+
+def _options(provider: Provider, options: ProviderOptions | dict[str, Any] | None) -> ProviderOptions:
+    """The provider's Options from its config's options overlaid with the call's."""
+    if isinstance(options, ProviderOptions):
+        options = options.model_dump(exclude_unset=True)
+    fields = provider.Options.model_fields
+    merged = {**provider.settings.options, **{k: v for k, v in (options or {}).items() if k in fields}}
+    try:
+        return provider.Options.model_validate(merged)
+    except ValidationError as error:
+        detail = error.errors()[0]
+        where = ".".join(str(part) for part in detail["loc"])
+        raise ProviderBadRequest(f"invalid option '{where}': {detail['msg']}") from None

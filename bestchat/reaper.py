@@ -1,0 +1,82 @@
+"""The reaper: no message stays ``streaming`` (or ``pending``) after its job is gone.
+
+A running job saves its message at least every ``STREAM_SAVE_INTERVAL`` seconds. A
+``streaming`` message not saved for ``REAPER_STALE_AFTER`` seconds, or a ``pending``/
+``queued`` one older than ``REAPER_PENDING_AFTER``, lost its worker (killed, out of memory,
+machine gone): :func:`reap` marks it ``interrupted`` with the partial content the stream got
+to, and its clients receive ``message.failed`` with code ``interrupted``.
+
+:func:`start_reaper` runs it every ``REAPER_INTERVAL`` seconds in a greenlet of each web
+process (one process at a time, under a Redis lock) and once at startup. In embedded mode
+jobs live in the web process, so at startup every unfinished message is an orphan.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import gevent
+from flask import Flask
+from sqlalchemy import or_, select
+
+from bestchat.extensions import db
+from bestchat.models import Message
+from bestchat.models.base import utcnow
+from bestchat.redis_client import get_redis
+from bestchat.services import message_status
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "bc:reaper:lock"
+BATCH = 500
+
+
+def reap(app: Flask, *, orphans_only: bool = False) -> int:
+    """One pass; returns how many messages were marked interrupted. With ``orphans_only``
+    (embedded startup), every unfinished message is reaped whatever its age."""
+    now = utcnow()
+    stale = now - timedelta(seconds=app.config["REAPER_STALE_AFTER"])
+    pending = now - timedelta(seconds=app.config["REAPER_PENDING_AFTER"])
+    if orphans_only:
+        stale = pending = now + timedelta(seconds=1)
+    candidates = list(db.session.scalars(
+        select(Message).where(or_(
+            (Message.status == "streaming") & (Message.updated_at < stale),
+            Message.status.in_(("pending", "queued")) & (Message.updated_at < pending),
+        )).limit(BATCH)))
+    db.session.commit()
+    reaped = 0
+    for message in candidates:
+        cutoff = stale if message.status == "streaming" else pending
+        if message_status.interrupt(message, stale_before=cutoff) is not None:
+            reaped += 1
+            log.warning("message %s was %s with no live job: marked interrupted", message.id, message.status)
+    return reaped
+
+
+def start_reaper(app: Flask) -> gevent.Greenlet:
+    """Reap now, then every ``REAPER_INTERVAL`` seconds, in a background greenlet."""
+    return gevent.spawn(_loop, app)
+
+
+def _loop(app: Flask) -> None:
+    interval = float(app.config["REAPER_INTERVAL"])
+    first = True
+    while True:
+        try:
+            with app.app_context():
+                if _lock(app, interval):
+                    reap(app, orphans_only=first and app.config["EMBEDDED"])
+                first = False
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            log.exception("reaper pass failed")
+        gevent.sleep(interval)
+
+
+def _lock(app: Flask, interval: float) -> bool:
+    """Only one web process reaps per interval (always true without Redis)."""
+    client = get_redis(app)
+    if client is None:
+        return True
+    return bool(client.set(LOCK_KEY, "1", nx=True, px=max(int(interval * 1000) - 100, 100)))

@@ -1,0 +1,305 @@
+"""Conversations and their messages, for one user: the ConversationManager.
+
+Everything a client can do to a chat goes through here (REST, WebSocket and the web UI are
+thin adapters): create, list, search, rename and delete conversations; send a message
+(the user message and a ``pending`` assistant message in one transaction, announced on the
+bus, then a generation job enqueued); cancel; regenerate; edit (a new branch). Ownership is
+checked here, once: another user's ids are simply not found.
+
+Branches: every message points at the message before it (``parent_id``). An edit adds a
+sibling of the edited user message, a regenerate a sibling of the assistant message; the
+active branch is the one ending at the newest message.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, exists, func, or_, select
+
+from bestchat.errors import ApiError, not_found
+from bestchat.extensions import db
+from bestchat.models import Conversation, FileUpload, Message, User
+from bestchat.models.base import utcnow
+from bestchat.serializers import conversation_json
+from bestchat.services import message_status
+from bestchat.streaming import events, get_bus
+from bestchat.tasks.queue import enqueue
+
+DEFAULT_TITLE = "New chat"
+TITLE_MAX = 60
+GENERATE_TASK = "bestchat.generate"
+UPDATABLE = ("title", "model", "system_prompt", "settings")
+
+
+class ConversationManager:
+    """The chat operations of ``user``."""
+
+    def __init__(self, user: User):
+        self.user = user
+
+    # ---- conversations --------------------------------------------------------------------
+
+    def create(self, *, title: str | None = None, model: str | None = None,
+               system_prompt: str | None = None, settings: dict[str, Any] | None = None) -> Conversation:
+        conversation = Conversation(user_id=self.user.id, title=title or DEFAULT_TITLE, model=model,
+                                    system_prompt=system_prompt, settings=settings or {})
+        db.session.add(conversation)
+        db.session.commit()
+        return conversation
+
+    def list_conversations(self, *, query: str | None = None, limit: int = 50,
+             offset: int = 0) -> tuple[list[Conversation], bool]:
+        """The user's conversations, most recently active first; with ``query``, only those whose
+        title or any message contains it (case-insensitive). Returns (page, has_more)."""
+        statement = select(Conversation).where(Conversation.user_id == self.user.id)
+        if query:
+            needle = query.lower()
+            in_messages = exists().where(
+                Message.conversation_id == Conversation.id,
+                func.lower(Message.content).contains(needle, autoescape=True),
+            )
+            statement = statement.where(
+                or_(func.lower(Conversation.title).contains(needle, autoescape=True), in_messages)
+            )
+        statement = statement.order_by(Conversation.updated_at.desc(), Conversation.id)
+        rows = list(db.session.scalars(statement.offset(offset).limit(limit + 1)))
+        return rows[:limit], len(rows) > limit
+
+    def get(self, conversation_id: uuid.UUID) -> Conversation:
+        conversation = db.session.get(Conversation, conversation_id)
+        if conversation is None or conversation.user_id != self.user.id:
+            raise not_found("conversation")
+        return conversation
+
+    def update(self, conversation_id: uuid.UUID, **changes: Any) -> Conversation:
+        """Change any of title, model, system_prompt, settings (rename = change the title);
+        announced to the conversation's clients as ``conversation.updated``."""
+        conversation = self.get(conversation_id)
+        for name, value in changes.items():
+            if name not in UPDATABLE:
+                raise ValueError(f"not an updatable field: {name}")
+            setattr(conversation, name, value)
+        conversation.title = conversation.title or DEFAULT_TITLE
+        conversation.settings = conversation.settings or {}
+        db.session.commit()
+        announce(conversation)
+        return conversation
+
+    def delete(self, conversation_id: uuid.UUID) -> None:
+        """Delete it with its messages; running generations are asked to stop."""
+        conversation = self.get(conversation_id)
+        active = db.session.scalars(select(Message.id).where(
+            Message.conversation_id == conversation.id, Message.status.in_(message_status.ACTIVE)))
+        for message_id in active:
+            get_bus().request_cancel(str(message_id))
+        db.session.delete(conversation)
+        db.session.commit()
+
+    # ---- messages -------------------------------------------------------------------------
+
+    def message(self, message_id: uuid.UUID) -> Message:
+        message = db.session.get(Message, message_id)
+        if message is None or message.conversation.user_id != self.user.id:
+            raise not_found("message")
+        return message
+
+    def messages(self, conversation_id: uuid.UUID, *, limit: int = 50,
+                 before: uuid.UUID | None = None) -> dict[str, Any]:
+        """One page of messages, newest page first (each page in chronological order), every
+        branch included. Returns ``{messages, siblings, leaf_id, has_more}``: ``siblings``
+        maps each message id to the ids of the messages sharing its parent (itself included),
+        oldest first; ``leaf_id`` is the newest message, the tip of the active branch."""
+        conversation = self.get(conversation_id)
+        statement = select(Message).where(Message.conversation_id == conversation.id)
+        if before is not None:
+            anchor = self.message(before)
+            statement = statement.where(or_(
+                Message.created_at < anchor.created_at,
+                and_(Message.created_at == anchor.created_at, Message.id < anchor.id),
+            ))
+        rows = list(db.session.scalars(
+            statement.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)))
+        page = list(reversed(rows[:limit]))
+        leaf = self._leaf(conversation.id)
+        return {"messages": page, "siblings": self._siblings(conversation.id, page),
+                "leaf_id": leaf.id if leaf else None, "has_more": len(rows) > limit}
+
+    def send(self, conversation_id: uuid.UUID, content: str, *, model: str | None = None,
+             parent_id: uuid.UUID | None = None, attachments: list[str] | None = None,
+             client_id: str | None = None) -> tuple[Message, Message]:
+        """Add a user message (after ``parent_id``, default the newest message) and start its
+        answer. Returns (user message, pending assistant message)."""
+        conversation = self.get(conversation_id)
+        if parent_id is not None:
+            parent = self.message(parent_id)
+            if parent.conversation_id != conversation.id:
+                raise not_found("message")
+        else:
+            parent = self._leaf(conversation.id)
+        return self._exchange(conversation, parent, content, model=model,
+                              parts=self._attachment_parts(attachments or []), client_id=client_id)
+
+    def edit(self, message_id: uuid.UUID, content: str, *,
+             model: str | None = None) -> tuple[Message, Message]:
+        """A new version of a user message: a sibling branch with its own answer; the old
+        branch stays as it was."""
+        original = self.message(message_id)
+        if original.role != "user":
+            raise ApiError(409, "not_editable", "only a user message can be edited")
+        parent = db.session.get(Message, original.parent_id) if original.parent_id else None
+        return self._exchange(original.conversation, parent, content, model=model,
+                              parts=list(original.parts or []))
+
+    def regenerate(self, message_id: uuid.UUID, *, model: str | None = None) -> Message:
+        """A new answer to the same user message, as a sibling of ``message_id``."""
+        original = self.message(message_id)
+        if original.role != "assistant":
+            raise ApiError(409, "not_regenerable", "only an assistant message can be regenerated")
+        if original.status in message_status.ACTIVE:
+            raise ApiError(409, "generation_in_progress", "this answer is still being generated")
+        answer = Message(conversation_id=original.conversation_id, parent_id=original.parent_id,
+                         role="assistant", status="pending", model=model or original.model)
+        db.session.add(answer)
+        original.conversation.updated_at = utcnow()
+        db.session.commit()
+        self._start(answer)
+        return answer
+
+    def cancel(self, message_id: uuid.UUID) -> Message:
+        """Stop an answer: at once if its job has not started, else within one chunk."""
+        message = self.message(message_id)
+        if message.role != "assistant":
+            raise ApiError(409, "not_cancellable", "only an assistant message can be cancelled")
+        if message.status in message_status.ACTIVE:
+            get_bus().request_cancel(str(message.id))
+            message_status.finish(message.id, "cancelled", from_statuses=("pending", "queued"))
+        db.session.expire_all()
+        return self.message(message_id)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _exchange(self, conversation: Conversation, parent: Message | None, content: str, *,
+                  model: str | None, parts: list[Any],
+                  client_id: str | None = None) -> tuple[Message, Message]:
+        _check_content(content)
+        if parent is not None and parent.status in message_status.ACTIVE:
+            raise ApiError(409, "generation_in_progress",
+                           "wait for the current answer to finish (or cancel it) first")
+        question = Message(conversation_id=conversation.id, parent_id=parent.id if parent else None,
+                           role="user", content=content, parts=parts, status="complete")
+        db.session.add(question)
+        db.session.flush()
+        answer = Message(conversation_id=conversation.id, parent_id=question.id, role="assistant",
+                         status="pending", model=model or conversation.model)
+        db.session.add(answer)
+        conversation.updated_at = utcnow()
+        db.session.commit()
+        get_bus().broadcast(str(conversation.id), events.created(question, client_id))
+        self._start(answer, client_id)
+        return question, answer
+
+    def _start(self, answer: Message, client_id: str | None = None) -> None:
+        """Announce the pending answer, then enqueue its job (announce first: chunks follow it)."""
+        get_bus().broadcast(str(answer.conversation_id), events.created(answer, client_id))
+        try:
+            enqueue(GENERATE_TASK, str(answer.id))
+        except Exception as error:
+            current_app.logger.exception("could not enqueue generation of %s", answer.id)
+            message_status.finish(answer.id, "failed", error="the generation could not be queued",
+                                  error_code="unavailable")
+            raise ApiError(503, "unavailable", "the generation could not be queued; try again") from error
+
+    def _leaf(self, conversation_id: uuid.UUID) -> Message | None:
+        return db.session.scalar(
+            select(Message).where(Message.conversation_id == conversation_id)
+            .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+
+    def _siblings(self, conversation_id: uuid.UUID, page: list[Message]) -> dict[str, list[str]]:
+        parents = {m.parent_id for m in page}
+        condition = Message.parent_id.in_([p for p in parents if p is not None])
+        if None in parents:
+            condition = or_(condition, Message.parent_id.is_(None))
+        rows = db.session.execute(
+            select(Message.id, Message.parent_id)
+            .where(Message.conversation_id == conversation_id, condition)
+            .order_by(Message.created_at, Message.id)).all()
+        by_parent: dict[uuid.UUID | None, list[str]] = {}
+        for message_id, parent_id in rows:
+            by_parent.setdefault(parent_id, []).append(str(message_id))
+        return {str(m.id): by_parent.get(m.parent_id, [str(m.id)]) for m in page}
+
+    def _attachment_parts(self, upload_ids: list[str]) -> list[dict[str, Any]]:
+        parts = []
+        for raw in upload_ids:
+            try:
+                upload = db.session.get(FileUpload, uuid.UUID(str(raw)))
+            except ValueError:
+                upload = None
+            if upload is None or upload.user_id != self.user.id:
+                raise not_found("upload")
+            parts.append({"type": "file", "upload_id": str(upload.id), "name": upload.name,
+                          "mime": upload.mime})
+        return parts
+
+
+def branch(message: Message) -> list[Message]:
+    """The messages from the conversation's start down to ``message`` (inclusive)."""
+    rows = db.session.scalars(select(Message).where(Message.conversation_id == message.conversation_id))
+    by_id = {m.id: m for m in rows}
+    chain: list[Message] = []
+    current: Message | None = by_id.get(message.id, message)
+    while current is not None:
+        chain.append(current)
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return list(reversed(chain))
+
+
+def prompt_for(answer: Message) -> list[dict[str, str]]:
+    """The chat messages a provider gets to write ``answer``: system prompt, then the branch
+    (failed or empty answers left out)."""
+    conversation = answer.conversation
+    prompt = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt else []
+    for message in branch(answer)[:-1]:
+        if message.role == "assistant" and (message.status == "failed" or not message.content):
+            continue
+        prompt.append({"role": message.role, "content": message.content})
+    return prompt
+
+
+def auto_title(answer: Message) -> Conversation | None:
+    """After the first exchange, name an untitled conversation after its first question.
+    Returns the conversation when it was renamed (not yet committed)."""
+    conversation = answer.conversation
+    if conversation.title != DEFAULT_TITLE:
+        return None
+    first = next((m for m in branch(answer) if m.role == "user" and m.content.strip()), None)
+    if first is None:
+        return None
+    conversation.title = short_title(first.content)
+    return conversation
+
+
+def short_title(text: str) -> str:
+    """The first line of ``text``, whitespace collapsed, cut at a word to at most 60 characters."""
+    line = re.sub(r"\s+", " ", text.strip().splitlines()[0] if text.strip() else "").strip()
+    if len(line) <= TITLE_MAX:
+        return line or DEFAULT_TITLE
+    cut = line[: TITLE_MAX - 1].rsplit(" ", 1)[0] or line[: TITLE_MAX - 1]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def _check_content(content: str) -> None:
+    if not isinstance(content, str) or not content.strip():
+        raise ApiError(400, "missing_field", "'content' must not be empty")
+    limit = current_app.config["MESSAGE_MAX_CHARS"]
+    if len(content) > limit:
+        raise ApiError(400, "invalid_field", f"'content' is longer than {limit} characters")
+
+
+def announce(conversation: Conversation) -> None:
+    """Tell the conversation's clients it changed (title, model, ...): ``conversation.updated``."""
+    get_bus().broadcast(str(conversation.id), events.conversation_updated(conversation_json(conversation)))

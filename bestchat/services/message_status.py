@@ -1,0 +1,70 @@
+"""Ends an assistant message, in one place for every path that can end one.
+
+The worker (complete, failed, cancelled), a cancel before the job starts, and the reaper
+(interrupted) all call :func:`finish`: a conditional UPDATE (so exactly one of them wins),
+the commit, then the terminal event on the message's stream. :func:`interrupt` first rebuilds
+the partial content from the stream, since the row may lag behind it by up to a second.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import update
+
+from bestchat.extensions import db
+from bestchat.models import Message
+from bestchat.models.base import utcnow
+from bestchat.streaming import events, get_bus
+
+ACTIVE = ("pending", "queued", "streaming")
+INTERRUPTED_ERROR = "the generation was interrupted (its worker stopped); the partial answer is kept"
+
+
+def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...] = ACTIVE,
+           error: str | None = None, error_code: str | None = None,
+           usage: dict[str, int] | None = None,
+           on_finished: Callable[[Message], None] | None = None,
+           stale_before: datetime | None = None,
+           **fields: Any) -> Message | None:
+    """Move the message to ``status`` if it is still in ``from_statuses`` (and, with
+    ``stale_before``, was last updated before it); None if it was not.
+
+    ``fields`` are further columns to set (content, last_seq, provider, ...). ``on_finished``
+    runs before the commit, with the updated message (usage rows, after_generate filters).
+    """
+    condition = [Message.id == message_id, Message.status.in_(from_statuses)]
+    if stale_before is not None:
+        condition.append(Message.updated_at < stale_before)
+    result = db.session.execute(
+        update(Message)
+        .where(*condition)
+        .values(status=status, error=error, updated_at=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        return None
+    message = db.session.get(Message, message_id, populate_existing=True)
+    if on_finished is not None:
+        on_finished(message)
+    db.session.commit()
+    event = events.terminal(message, usage, error_code)
+    get_bus().append(str(message.conversation_id), str(message.id), event, final=True)
+    return message
+
+
+def interrupt(message: Message, stale_before: datetime | None = None) -> Message | None:
+    """End a message whose job died: partial content as far as the stream got, ``interrupted``.
+
+    With ``stale_before``, only if its heartbeat is older than that (a live job keeps it)."""
+    content, last_seq = message.content or "", message.last_seq
+    for delivery in get_bus().replay(str(message.id), last_seq):
+        event = delivery.event
+        if event.get("type") == events.CHUNK and event["seq"] == last_seq + 1:
+            content += event["delta"]
+            last_seq += 1
+    return finish(message.id, "interrupted", error=INTERRUPTED_ERROR, error_code="interrupted",
+                  stale_before=stale_before, content=content, last_seq=last_seq)

@@ -1,0 +1,61 @@
+"""The server -> client events of the public contract, built in one place.
+
+Every event is a JSON object with ``type``. ``chunk`` events carry the message's gap-free
+``seq``; ``message.completed`` and ``message.failed`` are terminal: the last event of a
+message's stream. The WebSocket and the SSE endpoint send exactly these objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bestchat.models import Message
+from bestchat.serializers import message_json
+
+CHUNK = "chunk"
+CREATED = "message.created"
+COMPLETED = "message.completed"
+FAILED = "message.failed"
+TYPING = "typing"
+CONVERSATION_UPDATED = "conversation.updated"
+TERMINAL = frozenset({COMPLETED, FAILED})
+
+
+def chunk(*, message_id: str, conversation_id: str, seq: int, delta: str) -> dict[str, Any]:
+    return {"type": CHUNK, "message_id": message_id, "conversation_id": conversation_id,
+            "seq": seq, "delta": delta}
+
+
+def created(message: Message, client_id: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": CREATED, "conversation_id": str(message.conversation_id),
+                             "message": message_json(message)}
+    if client_id is not None:
+        event["client_id"] = client_id
+    return event
+
+
+def terminal(message: Message, usage: dict[str, int] | None = None,
+             error_code: str | None = None) -> dict[str, Any]:
+    """``message.completed`` for complete/cancelled, ``message.failed`` for failed/interrupted.
+
+    Both carry the final ``status``, ``last_seq`` and the whole message, so a client that
+    missed chunks can still show the right text. ``error_code`` defaults to ``interrupted``
+    or ``failed`` by status (the code is not stored on the row, only in the stream).
+    """
+    base = {"message_id": str(message.id), "conversation_id": str(message.conversation_id),
+            "status": message.status, "last_seq": message.last_seq,
+            "message": message_json(message)}
+    if message.status in ("complete", "cancelled"):
+        return {"type": COMPLETED, **base, "usage": usage or {}}
+    code = error_code or ("interrupted" if message.status == "interrupted" else "failed")
+    return {"type": FAILED, **base,
+            "error": {"code": code, "message": message.error or "generation failed"}}
+
+
+def typing(conversation_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    return {"type": TYPING, "conversation_id": conversation_id, "user": user}
+
+
+def conversation_updated(conversation_json: dict[str, Any]) -> dict[str, Any]:
+    return {"type": CONVERSATION_UPDATED, "conversation_id": conversation_json["id"],
+            "conversation": conversation_json}

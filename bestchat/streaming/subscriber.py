@@ -1,0 +1,126 @@
+"""One client connection's view of the bus: in order, each chunk exactly once.
+
+A :class:`Subscriber` follows conversations (live events) and replays message streams from a
+``seq`` (resume). Everything a client will receive goes through one queue, consumed by one
+greenlet, so frames keep their order. While a replay is being read, live events are held
+back and queued after it; the consumer then drops chunks at or below the last ``seq`` already
+sent for their message (and repeated terminal events), which makes replay + live exactly-once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gevent.queue import Empty, Queue
+
+from bestchat.streaming import events
+from bestchat.streaming.bus import RESYNC, Delivery, StreamBus
+
+
+@dataclass(frozen=True)
+class _Reset:
+    """Queued before a replay: ``message_id`` counts as sent up to ``seq``, unless this
+    connection already sent some of it (then it continues from there: no repeats, no reordering)."""
+    message_id: str
+    seq: int
+
+
+class Subscriber:
+    def __init__(self, bus: StreamBus):
+        self.bus = bus
+        self.id = uuid.uuid4().hex
+        self._queue: Queue = Queue()
+        self._unsubscribe: dict[str, Callable[[], None]] = {}
+        self._sent_seq: dict[str, int] = {}
+        self._finished: set[str] = set()
+        self._conversation_of: dict[str, str] = {}
+        self._holding = 0
+        self._held: list[Delivery] = []
+
+    def follow(self, conversation_id: str) -> None:
+        """Receive the conversation's live events (idempotent)."""
+        if conversation_id not in self._unsubscribe:
+            self._unsubscribe[conversation_id] = self.bus.subscribe(conversation_id, self._on_delivery)
+
+    def resume(self, conversation_id: str, message_id: str, after_seq: int,
+               final: dict[str, Any] | None = None, *, live: bool = True) -> None:
+        """Follow the conversation (unless not ``live``) and replay ``message_id`` from
+        ``after_seq + 1``.
+
+        ``final`` is the message's terminal event when it has ended: sent after the replay if
+        the stream no longer holds one (it expired), so the client is never left waiting.
+        """
+        self._holding += 1
+        try:
+            if live:
+                self.follow(conversation_id)
+            replay = self.bus.replay(message_id, after_seq)
+            self._conversation_of[message_id] = conversation_id
+            self._queue.put(_Reset(message_id, after_seq))
+            for delivery in replay:
+                self._queue.put(delivery)
+            if final is not None and not any(d.event.get("type") in events.TERMINAL for d in replay):
+                self._queue.put(Delivery.of(final))
+        finally:
+            self._holding -= 1
+            if not self._holding:
+                held, self._held = self._held, []
+                for delivery in held:
+                    self._queue.put(delivery)
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue a frame for this client only (pong, error), in order with the rest."""
+        self._queue.put(Delivery.of(event))
+
+    def next(self, timeout: float | None = None) -> Delivery | None:
+        """The next frame to send, or None after ``timeout`` seconds without one."""
+        while True:
+            try:
+                item = self._queue.get(timeout=timeout)
+            except Empty:
+                return None
+            if isinstance(item, _Reset):
+                self._sent_seq.setdefault(item.message_id, item.seq)
+                continue
+            if item is RESYNC:
+                self._resync()
+                continue
+            if self._is_new(item):
+                return item
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe.values():
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        if delivery.origin is not None and delivery.origin == self.id:
+            return
+        if self._holding:
+            self._held.append(delivery)
+        else:
+            self._queue.put(delivery)
+
+    def _is_new(self, delivery: Delivery) -> bool:
+        event = delivery.event
+        kind = event.get("type")
+        if kind == events.CHUNK:
+            message_id = event["message_id"]
+            if event["seq"] <= self._sent_seq.get(message_id, 0):
+                return False
+            self._sent_seq[message_id] = event["seq"]
+            self._conversation_of[message_id] = event["conversation_id"]
+        elif kind in events.TERMINAL:
+            if event["message_id"] in self._finished:
+                return False
+            self._finished.add(event["message_id"])
+        return True
+
+    def _resync(self) -> None:
+        """Live events may have been lost: replay every unfinished message from where it is."""
+        for message_id, seq in list(self._sent_seq.items()):
+            conversation_id = self._conversation_of.get(message_id)
+            if message_id not in self._finished and conversation_id:
+                self.resume(conversation_id, message_id, seq)

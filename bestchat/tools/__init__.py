@@ -1,0 +1,1 @@
+"""Tools the model may call; ``base`` defines what a plugin registers."""

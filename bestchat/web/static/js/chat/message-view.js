@@ -1,0 +1,133 @@
+// One message as an <article>: author, version switcher for edited/regenerated branches,
+// attachments, the body (user text as plain text, assistant text as sanitized Markdown), tool
+// cards, an inline error with Retry, and the actions (copy, edit, regenerate).
+
+import { copyButton, h, replaceChildren } from "../dom.js";
+import { renderMarkdown } from "../markdown.js";
+import { BUSY } from "./store.js";
+import { toolCard } from "./toolcard.js";
+
+const STATUS_NOTES = {
+  cancelled: "Stopped.",
+  interrupted: "The answer was interrupted.",
+};
+
+/**
+ * `actions`: onEdit(message, text), onRegenerate(message), onChoose(message),
+ * onDecide(execution, decision, remember).
+ */
+export function messageView(message, store, actions) {
+  const author = message.role === "user" ? "You" : message.role === "tool" ? "Tool" : "Assistant";
+  const article = h("article", {
+    class: `message role-${message.role}`,
+    dataset: { messageId: message.id },
+    attrs: { "aria-label": `${author} message` },
+  });
+  const head = h("header", { class: "message-head" },
+    h("span", { class: "message-author", text: author }),
+    message.role === "assistant" && message.model ? h("span", { class: "message-model", text: message.model }) : null,
+    versionSwitcher(message, store, actions));
+  replaceChildren(article, head, attachmentList(message), h("div", { class: "message-body" }),
+    h("div", { class: "message-tools" }), h("div", { class: "message-error" }), h("footer", { class: "message-actions" }));
+  updateMessageView(article, message, store, actions);
+  return article;
+}
+
+/** Refresh what changes while a message streams: body, status, tool cards, error, actions. */
+export function updateMessageView(article, message, store, actions) {
+  const busy = BUSY.has(message.status);
+  article.className = `message role-${message.role} status-${message.status}`;
+  article.setAttribute("aria-busy", busy ? "true" : "false");
+  renderBody(article.querySelector(".message-body"), message, busy);
+  replaceChildren(article.querySelector(".message-tools"),
+    store.executionsFor(message.id).map((execution) => toolCard(execution, actions.onDecide)));
+  replaceChildren(article.querySelector(".message-error"), errorBox(message, actions));
+  replaceChildren(article.querySelector(".message-actions"), busy ? [] : actionButtons(article, message, actions));
+}
+
+function renderBody(body, message, busy) {
+  if (message.role === "user") {
+    replaceChildren(body, h("p", { class: "plain", text: message.content }));
+    return;
+  }
+  body.classList.add("markdown");
+  if (busy && !message.content) {
+    replaceChildren(body, h("span", { class: "thinking", attrs: { role: "img", "aria-label": "Assistant is thinking" } },
+      h("span"), h("span"), h("span")));
+    return;
+  }
+  replaceChildren(body, renderMarkdown(message.content));
+  const note = STATUS_NOTES[message.status];
+  if (note) body.append(h("p", { class: "status-note", text: note }));
+}
+
+function errorBox(message, actions) {
+  if (message.status !== "failed" && message.status !== "interrupted") return null;
+  if (message.status === "interrupted" && !message.error) {
+    return h("div", { class: "error-inline" },
+      h("button", { type: "button", class: "small", text: "Retry", on: { click: () => actions.onRegenerate(message) } }));
+  }
+  return h("div", { class: "error-inline", attrs: { role: "alert" } },
+    h("span", { text: `Error: ${errorText(message.error)}` }),
+    h("button", { type: "button", class: "small", text: "Retry", on: { click: () => actions.onRegenerate(message) } }));
+}
+
+export function errorText(error) {
+  if (!error) return "the answer failed.";
+  if (typeof error === "string") return error;
+  return error.message || error.code || "the answer failed.";
+}
+
+function actionButtons(article, message, actions) {
+  if (message.role === "user") {
+    return [h("button", { type: "button", class: "small", text: "Edit", on: { click: () => startEdit(article, message, actions) } })];
+  }
+  if (message.role !== "assistant") return [];
+  const buttons = [copyButton(() => message.content || "", "Copy")];
+  if (message.status !== "failed") {
+    buttons.push(h("button", { type: "button", class: "small", text: "Regenerate", on: { click: () => actions.onRegenerate(message) } }));
+  }
+  return buttons;
+}
+
+function startEdit(article, message, actions) {
+  const area = h("textarea", { value: message.content, rows: 3, attrs: { "aria-label": "Edit your message" } });
+  const form = h("form", { class: "edit-form" }, area,
+    h("div", { class: "edit-actions" },
+      h("button", { type: "submit", class: "primary small", text: "Send edit" }),
+      h("button", { type: "button", class: "small", text: "Cancel", on: { click: () => cancel() } })));
+  const body = article.querySelector(".message-body");
+  const cancel = () => { form.replaceWith(body); article.querySelector(".message-actions").hidden = false; };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = area.value.trim();
+    if (text) actions.onEdit(message, text);
+    cancel();
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancel();
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
+  });
+  article.querySelector(".message-actions").hidden = true;
+  body.replaceWith(form);
+  area.focus();
+}
+
+function versionSwitcher(message, store, actions) {
+  const { list, index } = store.versions(message);
+  if (list.length < 2) return null;
+  const go = (offset) => () => actions.onChoose(list[index + offset]);
+  return h("span", { class: "versions", attrs: { role: "group", "aria-label": "Versions" } },
+    h("button", { type: "button", class: "small icon", text: "‹", disabled: index === 0, attrs: { "aria-label": "Previous version" }, on: { click: go(-1) } }),
+    h("span", { class: "versions-count", text: `${index + 1} / ${list.length}` }),
+    h("button", { type: "button", class: "small icon", text: "›", disabled: index === list.length - 1, attrs: { "aria-label": "Next version" }, on: { click: go(1) } }));
+}
+
+function attachmentList(message) {
+  const files = (message.parts || []).filter((part) => part && (part.type === "file" || part.type === "attachment"));
+  if (!files.length) return null;
+  return h("ul", { class: "message-attachments", attrs: { "aria-label": "Attachments" } },
+    files.map((file) => h("li", { class: "attachment" },
+      file.id ? h("a", { href: `/api/v1/uploads/${encodeURIComponent(file.id)}`, text: file.name || "file", target: "_blank", rel: "noopener" })
+        : h("span", { text: file.name || "file" }))));
+}

@@ -1,0 +1,45 @@
+// Sign-in and sign-up forms, with the server's errors said in plain words.
+
+import { friendlyError } from "../api.js";
+import { field, h } from "../dom.js";
+import { registrationOpen, signIn, signUp } from "../session.js";
+
+/** Render the form for `mode` ("login" or "signup"); `onDone(user)` after success. */
+export function authView(container, mode, onDone) {
+  const signingUp = mode === "signup" && registrationOpen();
+  const email = h("input", { type: "email", name: "email", required: true, autocomplete: "username", maxLength: 320 });
+  const password = h("input", {
+    type: "password", name: "password", required: true, minLength: signingUp ? 8 : undefined,
+    autocomplete: signingUp ? "new-password" : "current-password",
+  });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { type: "submit", class: "primary", text: signingUp ? "Create account" : "Sign in" });
+  const form = h("form", { class: "card auth-form", attrs: { "aria-labelledby": "auth-title" } },
+    h("h1", { id: "auth-title", text: signingUp ? "Create your account" : "Sign in to BestChat" }),
+    field("Email", email),
+    field("Password", password, signingUp ? "At least 8 characters, not an easy one." : undefined),
+    error, submit,
+    switchLink(signingUp));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    submit.disabled = true;
+    try {
+      const user = await (signingUp ? signUp : signIn)(email.value.trim(), password.value);
+      onDone(user);
+    } catch (err) {
+      error.textContent = friendlyError(err);
+      password.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  container.replaceChildren(h("div", { class: "auth-page" }, form));
+  email.focus();
+}
+
+function switchLink(signingUp) {
+  if (signingUp) return h("p", {}, "Already have an account? ", h("a", { href: "/login", text: "Sign in", dataset: { route: "" } }));
+  if (!registrationOpen()) return h("p", { class: "muted", text: "Sign-up is closed on this server; ask an administrator for an account." });
+  return h("p", {}, "New here? ", h("a", { href: "/signup", text: "Create an account", dataset: { route: "" } }));
+}

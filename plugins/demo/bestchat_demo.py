@@ -1,0 +1,81 @@
+"""BestChat's offline demo provider: model ``demo/demo`` answers every message with a friendly,
+deterministic reply built from the last user message, streamed word by word. It needs no key
+and no network, so a fresh install can chat at once and tests get exact streams.
+
+"Tokens" here are words: the reply is split into word-sized deltas (each with the whitespace
+before it), and usage counts words.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterator
+
+from pydantic import Field
+
+from bestchat.hookspecs import hookimpl
+from bestchat.providers.base import (
+    Event, Finish, Provider, ProviderOptions, TextDelta, Usage,
+)
+
+WORD_RE = re.compile(r"\s*\S+")
+
+
+class DemoOptions(ProviderOptions):
+    tokens_per_second: float = Field(
+        50, ge=0, le=10_000, description="Streaming speed in words per second; 0 = as fast as possible"
+    )
+
+
+class DemoProvider(Provider):
+    """Streams a reply that quotes the last user message."""
+
+    name = "demo"
+    label = "Demo (offline)"
+    needs_key = False
+    default_models = ("demo",)
+    Options = DemoOptions
+
+    def stream(self, model: str, messages: list[dict[str, Any]], *,
+               options: ProviderOptions | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+        settings = DemoOptions(**(options.model_dump() if options else {}))
+        words = WORD_RE.findall(reply_to(messages))
+        if settings.max_tokens is not None and len(words) > settings.max_tokens:
+            words, reason = words[: settings.max_tokens], "length"
+        else:
+            reason = "stop"
+        delay = 1 / settings.tokens_per_second if settings.tokens_per_second else 0
+        for index, word in enumerate(words):
+            if delay and index:
+                time.sleep(delay)
+            yield TextDelta(word)
+        prompt_words = sum(len(WORD_RE.findall(text_of(m.get("content")))) for m in messages)
+        yield Usage(prompt_tokens=prompt_words, completion_tokens=len(words), cost=0.0)
+        yield Finish(reason)
+
+
+def reply_to(messages: list[dict[str, Any]]) -> str:
+    """The demo's answer to a conversation: a greeting that quotes the last user message."""
+    said = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    said = " ".join(said.split())
+    if not said:
+        return "Hello! I am the offline demo model. Say something and I will echo it back."
+    return (f'Hello! I am the offline demo model. You said: "{said}". '
+            "Configure a real provider to get real answers.")
+
+
+def text_of(content: Any) -> str:
+    """The text of an OpenAI-style message content: a string, or a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content
+                        if isinstance(part, dict) and part.get("type") == "text")
+    return ""
+
+
+@hookimpl
+def register_providers(register):
+    register(DemoProvider)

@@ -1,0 +1,139 @@
+"""The ``litellm`` provider, through real litellm and real HTTP against the fake OpenAI server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+import bestchat_litellm
+from bestchat.providers.base import (
+    Finish, ProviderAuthError, ProviderBadRequest, ProviderOptions, ProviderRateLimited, ProviderSettings,
+    ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+)
+from bestchat.testing.fake_openai import Script
+from bestchat_litellm import LiteLLMProvider
+
+# litellm reads pydantic attributes the deprecated way; that is litellm's business, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning")
+
+KEY = "sk-test-0123456789abcdef"
+USER = [{"role": "user", "content": "Tell me a story"}]
+# gpt-4o-mini in litellm's bundled price map: USD per token.
+PROMPT_PRICE, COMPLETION_PRICE = 0.15e-6, 0.6e-6
+
+
+@pytest.fixture
+def provider(fake_openai):
+    return LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url))
+
+
+def test_streams_the_exact_text_then_usage_with_cost(provider, fake_openai):
+    fake_openai.script = Script(content="Once upon a time, a fox.")
+    events = list(provider.stream("openai/gpt-4o-mini", USER))
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(texts) == "Once upon a time, a fox." and len(texts) == 6
+    usage, finish = events[-2:]
+    assert (usage.prompt_tokens, usage.completion_tokens, finish) == (4, 6, Finish("stop"))
+    assert usage.cost == pytest.approx(4 * PROMPT_PRICE + 6 * COMPLETION_PRICE)
+
+
+def test_sends_key_model_and_options(provider, fake_openai):
+    list(provider.stream("openai/gpt-4o-mini", USER, options=ProviderOptions(temperature=0.2, timeout=30)))
+    request = fake_openai.requests[-1]
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["x-stainless-retry-count"] == "0"
+    assert request.body["model"] == "gpt-4o-mini" and request.body["temperature"] == 0.2
+    assert request.body["stream_options"] == {"include_usage": True}
+
+
+def test_unknown_model_has_no_cost(provider):
+    events = list(provider.stream("openai/my-finetune?tokens=2", USER))
+    assert events[-2] == Usage(prompt_tokens=4, completion_tokens=2, cost=None)
+
+
+def test_assembles_streamed_tool_calls(provider, fake_openai):
+    fake_openai.enqueue(Script(content="Checking.", tool_calls=[
+        {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris, France", "days": 3}},
+        {"id": "call_b", "name": "get_time", "arguments": {}},
+    ]))
+    tool = {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {}}}
+    events = list(provider.stream("openai/gpt-4o-mini", USER, tools=[tool]))
+    assert events[0] == TextDelta("Checking.")
+    assert events[1:3] == [ToolCall("call_a", "get_weather", {"city": "Paris, France", "days": 3}),
+                           ToolCall("call_b", "get_time", {})]
+    assert events[-1] == Finish("tool_calls")
+    assert fake_openai.requests[-1].body["tools"] == [{"type": "function", "function": tool}]
+
+
+@pytest.mark.parametrize("model, error_class, status", [
+    ("openai/m?fault=429&retry_after=3", ProviderRateLimited, 429),
+    ("openai/m?fault=500", ProviderUnavailable, 500),
+    ("openai/m?fault=503", ProviderUnavailable, 503),
+    ("openai/m?fault=400", ProviderBadRequest, 400),
+    ("openai/m?fault=403", ProviderAuthError, 403),
+])
+def test_http_errors_map_to_provider_errors(provider, model, error_class, status, capfd):
+    with pytest.raises(error_class) as caught:
+        list(provider.stream(model, USER))
+    assert caught.value.status == status
+    assert caught.value.retry_after == (3.0 if status == 429 else None)
+    assert "Give Feedback" not in capfd.readouterr().out  # litellm's banner is off
+
+
+def test_rejected_key_is_an_auth_error_that_never_shows_the_key(provider, fake_openai):
+    fake_openai.api_key = "sk-the-right-one"  # the server's 401 message quotes the key it got
+    with pytest.raises(ProviderAuthError) as caught:
+        list(provider.stream("openai/gpt-4o-mini", USER))
+    assert caught.value.status == 401 and not caught.value.retryable
+    assert KEY not in str(caught.value) and KEY[:10] not in repr(caught.value)
+
+
+def test_key_is_redacted_from_other_error_messages(provider, fake_openai):
+    fake_openai.enqueue(Script(fault=400, fault_message=f"cannot use {KEY} here"))
+    with pytest.raises(ProviderBadRequest, match=r"cannot use \*\*\* here") as caught:
+        list(provider.stream("openai/gpt-4o-mini", USER))
+    assert KEY not in str(caught.value)
+
+
+def test_dropped_connection_mid_stream_is_unavailable(provider):
+    events = []
+    with pytest.raises(ProviderUnavailable) as caught:
+        events.extend(provider.stream("openai/m?fault=drop&fault_after=3", USER))
+    assert events == [TextDelta("tok0 "), TextDelta("tok1 ")]
+    assert KEY not in str(caught.value)
+
+
+def test_stall_is_a_timeout(provider):
+    with pytest.raises(ProviderTimeout) as caught:
+        list(provider.stream("openai/m?fault=stall&fault_after=2", USER, options=ProviderOptions(timeout=0.3)))
+    assert caught.value.retryable and KEY not in str(caught.value)
+
+
+def test_importing_the_plugin_does_not_import_litellm():
+    code = "import sys, bestchat_litellm; print('litellm' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
+def test_litellm_counts_tokens_offline():
+    # Any download attempt goes to a closed local port and fails.
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    env.pop("TIKTOKEN_CACHE_DIR", None)
+    code = ("import bestchat_litellm; litellm = bestchat_litellm.load_litellm(); "
+            "print(litellm.token_counter(model='gpt-4o-mini', text='hello world'), "
+            "litellm.token_counter(model='gpt-3.5-turbo', text='hello world'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == ["2", "2"]
+
+
+def test_registered_through_the_entry_point_and_hook():
+    (entry_point,) = [e for e in entry_points(group="bestchat") if e.name == "litellm"]
+    assert entry_point.load() is bestchat_litellm
+    registered = []
+    bestchat_litellm.register_providers(registered.append)
+    assert registered == [LiteLLMProvider]
+    assert LiteLLMProvider.name == "litellm" and LiteLLMProvider.supports_tools

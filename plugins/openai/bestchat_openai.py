@@ -1,0 +1,205 @@
+"""BestChat provider ``openai``: any OpenAI-compatible chat completions API over raw HTTP.
+
+Works with OpenAI, Ollama, vLLM, LM Studio, OpenRouter, Groq, Together, DeepSeek and anything
+else that serves ``POST {base_url}/chat/completions`` with SSE streaming. The hot path is httpx
+plus a line-based SSE parser: one shared :class:`httpx.Client` (connection pool) per base URL,
+the key sent per request, so users of the same API share warm connections.
+
+Keys: the official API (no ``base_url`` configured) needs one; with a ``base_url`` the key is
+optional, so local servers such as Ollama (``http://localhost:11434/v1``) work keyless. The key
+never appears in an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from bestchat.hookspecs import hookimpl
+from bestchat.providers.base import (
+    Event, Finish, Provider, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions,
+    ProviderRateLimited, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+POOL_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30)
+CONNECT_TIMEOUT = 10.0
+
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(base_url: str) -> httpx.Client:
+    """The process-wide pooled client for ``base_url`` (created on first use)."""
+    with _clients_lock:
+        client = _clients.get(base_url)
+        if client is None:
+            client = _clients[base_url] = httpx.Client(base_url=base_url.rstrip("/") + "/", limits=POOL_LIMITS)
+        return client
+
+
+class OpenAIProvider(Provider):
+    """Chat completions against an OpenAI-compatible ``base_url`` (default: api.openai.com)."""
+
+    name = "openai"
+    label = "OpenAI-compatible API"
+    supports_tools = True
+    needs_key = True
+    default_models = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1")
+
+    def stream(self, model: str, messages: list[dict[str, Any]], *,
+               options: ProviderOptions | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+        options = options or self.Options()
+        base_url = self.settings.base_url or DEFAULT_BASE_URL
+        key = self.settings.api_key
+        host = urlsplit(base_url).netloc or base_url
+        if not key and not self.settings.base_url:
+            raise ProviderAuthError(f"{host}: no API key configured")
+        body = request_body(model, messages, options, tools)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        timeout = httpx.Timeout(options.timeout, connect=min(CONNECT_TIMEOUT, options.timeout))
+        try:
+            with client_for(base_url).stream("POST", "chat/completions", json=body, headers=headers,
+                                             timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise status_error(host, response, key)
+                yield from parse_stream(response.iter_lines(), host, key)
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+            raise ProviderTimeout(f"{host}: no answer within {options.timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"{host}: connection failed ({type(exc).__name__})") from None
+
+
+def request_body(model: str, messages: list[dict[str, Any]], options: ProviderOptions,
+                 tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The JSON of a streaming chat completion request with usage reporting on."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    body.update(options.model_dump(exclude={"timeout"}, exclude_none=True))
+    if tools:
+        body["tools"] = [t if "type" in t else {"type": "function", "function": t} for t in tools]
+    return body
+
+
+def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[Event]:
+    """Turn SSE lines of chat completion chunks into events.
+
+    Text is yielded as it arrives; tool calls (streamed as fragments keyed by ``index``), usage
+    and the finish reason are yielded once the stream is complete.
+    """
+    calls: dict[int, dict[str, str]] = {}
+    usage: Usage | None = None
+    finish: str | None = None
+    done = False
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, ": keep-alive" comments, "event:" lines
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            break
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ProviderUnavailable(f"{host}: malformed chunk in the stream") from None
+        if "error" in chunk:
+            raise ProviderUnavailable(f"{host}: error in stream: {_error_message(chunk, key)}")
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                yield TextDelta(delta["content"])
+            for fragment in delta.get("tool_calls") or ():
+                _merge_tool_call(calls.setdefault(fragment.get("index", 0), {}), fragment)
+            finish = choice.get("finish_reason") or finish
+        if chunk.get("usage"):
+            usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
+    if not done and finish is None:
+        raise ProviderUnavailable(f"{host}: the stream ended before the answer was complete")
+    for index in sorted(calls):
+        yield _tool_call(calls[index], host)
+    if usage is not None:
+        yield usage
+    yield Finish(finish or "stop")
+
+
+def _merge_tool_call(call: dict[str, str], fragment: dict[str, Any]) -> None:
+    if fragment.get("id"):
+        call["id"] = fragment["id"]
+    function = fragment.get("function") or {}
+    if function.get("name"):
+        call["name"] = call.get("name", "") + function["name"]
+    call["arguments"] = call.get("arguments", "") + (function.get("arguments") or "")
+
+
+def _tool_call(call: dict[str, str], host: str) -> ToolCall:
+    name = call.get("name", "")
+    try:
+        arguments = json.loads(call.get("arguments") or "{}")
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise ProviderError(f"{host}: the model called tool {name!r} with arguments that are not a JSON object")
+    return ToolCall(id=call.get("id", ""), name=name, arguments=arguments)
+
+
+def status_error(host: str, response: httpx.Response, key: str | None) -> ProviderError:
+    """The :class:`ProviderError` for an HTTP error response (the body is already read)."""
+    status = response.status_code
+    if status in (401, 403):
+        # The upstream message may quote (part of) the key: never pass it on.
+        return ProviderAuthError(f"{host}: the API key was rejected (HTTP {status})", status=status)
+    try:
+        detail = _error_message(response.json(), key)
+    except ValueError:
+        detail = _redact(response.text, key)
+    message = f"{host} answered HTTP {status}: {detail}"[:500]
+    if status == 429:
+        return ProviderRateLimited(message, status=status, retry_after=retry_after(response.headers))
+    if status == 408:
+        return ProviderTimeout(message, status=status)
+    if status >= 500:
+        return ProviderUnavailable(message, status=status)
+    return ProviderBadRequest(message, status=status)
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if "retry-after-ms" in headers:
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _redact(text: str, key: str | None) -> str:
+    return text.replace(key, "***") if key else text
+
+
+def _error_message(payload: Any, key: str | None) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return _redact(str(message if message else payload), key)
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(OpenAIProvider)

@@ -1,0 +1,168 @@
+"""The ``openai`` provider, through real HTTP against the fake OpenAI server."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import httpx
+import pytest
+
+import bestchat_openai
+from bestchat.providers.base import (
+    Finish, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited,
+    ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+)
+from bestchat.testing.fake_openai import FakeOpenAI, Script
+from bestchat_openai import OpenAIProvider
+
+KEY = "sk-test-0123456789abcdef"
+USER = [{"role": "user", "content": "Tell me a story"}]
+
+
+@pytest.fixture
+def provider(fake_openai):
+    return OpenAIProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url))
+
+
+def test_streams_the_exact_text_then_usage_and_finish(provider, fake_openai):
+    fake_openai.script = Script(content="Once upon a time, a fox.")
+    events = list(provider.stream("gpt-4o-mini", USER))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Once upon a time, a fox."
+    assert len([e for e in events if isinstance(e, TextDelta)]) == 6  # streamed, not buffered
+    assert events[-2:] == [Usage(prompt_tokens=4, completion_tokens=6), Finish("stop")]
+
+
+def test_sends_key_model_options_and_usage_request(provider, fake_openai):
+    list(provider.stream("gpt-4o-mini", USER, options=ProviderOptions(temperature=0.2, max_tokens=50, timeout=30)))
+    request = fake_openai.requests[-1]
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.body == {"model": "gpt-4o-mini", "messages": USER, "stream": True,
+                            "stream_options": {"include_usage": True}, "temperature": 0.2, "max_tokens": 50}
+
+
+def test_assembles_streamed_tool_calls(provider, fake_openai):
+    fake_openai.enqueue(Script(content="Checking.", tool_calls=[
+        {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris, France", "days": 3}},
+        {"id": "call_b", "name": "get_time", "arguments": {}},
+    ]))
+    tool = {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {}}}
+    events = list(provider.stream("gpt-4o-mini", USER, tools=[tool]))
+    assert events[0] == TextDelta("Checking.")
+    assert events[1:3] == [ToolCall("call_a", "get_weather", {"city": "Paris, France", "days": 3}),
+                           ToolCall("call_b", "get_time", {})]
+    assert events[-1] == Finish("tool_calls")
+    assert fake_openai.requests[-1].body["tools"] == [{"type": "function", "function": tool}]
+
+
+@pytest.mark.parametrize("model, error_class, status", [
+    ("m?fault=429&retry_after=2.5", ProviderRateLimited, 429),
+    ("m?fault=500", ProviderUnavailable, 500),
+    ("m?fault=503", ProviderUnavailable, 503),
+    ("m?fault=400", ProviderBadRequest, 400),
+    ("m?fault=403", ProviderAuthError, 403),
+])
+def test_http_errors_map_to_provider_errors(provider, model, error_class, status):
+    with pytest.raises(error_class) as caught:
+        list(provider.stream(model, USER))
+    assert caught.value.status == status
+    assert caught.value.retry_after == (2.5 if status == 429 else None)
+    assert caught.value.retryable is (status >= 429 and status != 403)
+
+
+def test_rejected_key_is_an_auth_error_that_never_shows_the_key(provider, fake_openai):
+    fake_openai.api_key = "sk-the-right-one"  # the server's 401 message quotes the key it got
+    with pytest.raises(ProviderAuthError) as caught:
+        list(provider.stream("gpt-4o-mini", USER))
+    assert caught.value.status == 401 and not caught.value.retryable
+    assert KEY not in str(caught.value) and KEY[:10] not in repr(caught.value)
+
+
+def test_key_is_redacted_from_other_error_messages(provider, fake_openai):
+    fake_openai.enqueue(Script(fault=400, fault_message=f"cannot use {KEY} here"))
+    with pytest.raises(ProviderBadRequest, match=r"cannot use \*\*\* here") as caught:
+        list(provider.stream("gpt-4o-mini", USER))
+    assert KEY not in str(caught.value)
+
+
+def test_dropped_connection_mid_stream_is_unavailable(provider):
+    events = []
+    with pytest.raises(ProviderUnavailable) as caught:
+        events.extend(provider.stream("m?fault=drop&fault_after=3", USER))
+    assert events == [TextDelta("tok0 "), TextDelta("tok1 ")]
+    assert KEY not in str(caught.value)
+
+
+def test_stall_is_a_timeout(provider):
+    with pytest.raises(ProviderTimeout) as caught:
+        list(provider.stream("m?fault=stall&fault_after=2", USER, options=ProviderOptions(timeout=0.3)))
+    assert caught.value.retryable and KEY not in str(caught.value)
+
+
+def test_slow_first_token_is_a_timeout(provider):
+    with pytest.raises(ProviderTimeout):
+        list(provider.stream("m?ttft=5", USER, options=ProviderOptions(timeout=0.3)))
+
+
+def test_connection_refused_is_unavailable():
+    with FakeOpenAI() as server:
+        url = server.url
+    provider = OpenAIProvider(ProviderSettings(api_key=KEY, base_url=url))
+    with pytest.raises(ProviderUnavailable, match="connection failed"):
+        list(provider.stream("gpt-4o-mini", USER))
+
+
+def test_local_base_url_works_without_a_key(fake_openai):
+    provider = OpenAIProvider(ProviderSettings(base_url=fake_openai.url))
+    assert list(provider.stream("llama3.2?content=hi", USER))[0] == TextDelta("hi")
+    assert "authorization" not in fake_openai.requests[-1].headers
+
+
+def test_official_api_without_a_key_fails_before_any_request():
+    with pytest.raises(ProviderAuthError, match="no API key"):
+        list(OpenAIProvider(ProviderSettings()).stream("gpt-4o-mini", USER))
+
+
+def test_stream_cut_without_finish_or_done_is_unavailable():
+    lines = ['data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}', ""]
+    events = []
+    with pytest.raises(ProviderUnavailable, match="ended before"):
+        events.extend(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
+    assert events == [TextDelta("Hel")]
+
+
+def test_error_event_in_stream_is_unavailable_and_redacted():
+    lines = ["data: " + '{"error": {"message": "overloaded for ' + KEY + '"}}']
+    with pytest.raises(ProviderUnavailable, match=r"overloaded for \*\*\*"):
+        list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
+
+
+def test_tool_arguments_that_are_not_json_raise():
+    lines = ['data: {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c", '
+             '"function": {"name": "f", "arguments": "{oops"}}]}, "finish_reason": "tool_calls"}]}']
+    with pytest.raises(ProviderError, match="not a JSON object"):
+        list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
+
+
+@pytest.mark.parametrize("headers, seconds", [
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ({"retry-after": "7"}, 7.0),
+    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date in the past
+    ({"retry-after": "soon"}, None),
+    ({}, None),
+])
+def test_retry_after_header_forms(headers, seconds):
+    assert bestchat_openai.retry_after(httpx.Headers(headers)) == seconds
+
+
+def test_one_pooled_client_per_base_url(fake_openai):
+    assert bestchat_openai.client_for(fake_openai.url) is bestchat_openai.client_for(fake_openai.url)
+    assert bestchat_openai.client_for(fake_openai.url) is not bestchat_openai.client_for("http://other/v1")
+
+
+def test_registered_through_the_entry_point_and_hook():
+    (entry_point,) = [e for e in entry_points(group="bestchat") if e.name == "openai"]
+    assert entry_point.load() is bestchat_openai
+    registered = []
+    bestchat_openai.register_providers(registered.append)
+    assert registered == [OpenAIProvider]
+    assert OpenAIProvider.name == "openai" and OpenAIProvider.supports_tools and OpenAIProvider.needs_key

@@ -1,0 +1,134 @@
+"""The stream bus (memory and Redis) and the Subscriber that makes replay + live exactly-once."""
+
+from __future__ import annotations
+
+import pytest
+
+from bestchat.streaming import events, get_bus
+from bestchat.streaming.bus import RESYNC, Delivery
+from bestchat.streaming.memory_bus import MemoryBus
+from bestchat.streaming.subscriber import Subscriber
+
+CONV, MSG = "conv-1", "msg-1"
+
+
+def chunk(seq: int, message_id: str = MSG) -> dict:
+    return events.chunk(message_id=message_id, conversation_id=CONV, seq=seq, delta=f"<{seq}>")
+
+
+def end(message_id: str = MSG) -> dict:
+    return {"type": events.COMPLETED, "message_id": message_id, "conversation_id": CONV, "status": "complete"}
+
+
+def drain(subscriber: Subscriber) -> list[dict]:
+    out = []
+    while (delivery := subscriber.next(timeout=0)) is not None:
+        out.append(delivery.event)
+    return out
+
+
+def test_streams_replay_from_any_seq(app):
+    bus = get_bus(app)
+    for seq in (1, 2, 3):
+        bus.append(CONV, MSG, chunk(seq))
+    assert [d.event["seq"] for d in bus.replay(MSG)] == [1, 2, 3]
+    assert [d.event["seq"] for d in bus.replay(MSG, 2)] == [3]
+    bus.append(CONV, MSG, end(), final=True)
+    assert [d.event["type"] for d in bus.replay(MSG, 3)] == [events.COMPLETED]
+    assert bus.replay("unknown") == []
+    assert all(d.text.startswith("{") for d in bus.replay(MSG))
+
+
+def test_cancel_flags(app):
+    bus = get_bus(app)
+    assert not bus.cancel_requested(MSG)
+    bus.request_cancel(MSG)
+    assert bus.cancel_requested(MSG)
+    bus.append(CONV, MSG, end(), final=True)
+    assert not bus.cancel_requested(MSG)  # cleared when the message ends
+
+
+def test_redis_streams_are_capped_and_expire_after_the_end(app, backend):
+    if backend != "production":
+        pytest.skip("Redis only")
+    bus = get_bus(app)
+    bus.append(CONV, MSG, chunk(1))
+    orphan_ttl = bus.redis.ttl(f"bc:stream:{MSG}")
+    bus.append(CONV, MSG, end(), final=True)
+    assert 0 < bus.redis.ttl(f"bc:stream:{MSG}") <= app.config["STREAM_TTL"] < orphan_ttl
+
+
+def test_memory_bus_delivers_live_in_order_and_forgets_ended_streams():
+    bus = MemoryBus(maxlen=3, ttl=0)
+    got: list[Delivery] = []
+    unsubscribe = bus.subscribe(CONV, got.append)
+    for seq in range(1, 6):
+        bus.append(CONV, MSG, chunk(seq))
+    assert [d.event["seq"] for d in got] == [1, 2, 3, 4, 5]
+    assert [d.event["seq"] for d in bus.replay(MSG)] == [3, 4, 5]  # capped
+    bus.broadcast(CONV, {"type": "typing"}, origin="me")
+    assert got[-1].origin == "me"
+    unsubscribe()
+    bus.append(CONV, MSG, end(), final=True)
+    assert len(got) == 6
+    bus._next_prune = 0
+    bus.append(CONV, "other", chunk(1, "other"))
+    assert bus.replay(MSG) == []  # expired (ttl 0)
+
+
+def test_subscriber_resume_then_live_is_exactly_once():
+    bus = MemoryBus(maxlen=100, ttl=60)
+    for seq in (1, 2, 3):
+        bus.append(CONV, MSG, chunk(seq))
+    subscriber = Subscriber(bus)
+    subscriber.resume(CONV, MSG, after_seq=1)
+    bus.append(CONV, MSG, chunk(4))
+    subscriber._on_delivery(Delivery.of(chunk(3)))  # a late duplicate
+    bus.append(CONV, MSG, end(), final=True)
+    subscriber._on_delivery(Delivery.of(end()))
+    assert [(e["type"], e.get("seq")) for e in drain(subscriber)] == [
+        ("chunk", 2), ("chunk", 3), ("chunk", 4), (events.COMPLETED, None)]
+    subscriber.close()
+    bus.append(CONV, MSG, chunk(5))
+    assert drain(subscriber) == []
+
+
+def test_live_events_during_a_replay_are_held_back():
+    class RacyBus(MemoryBus):
+        """Publishes the next chunk while the replay is being read, as Redis could."""
+
+        def replay(self, message_id, after_seq=0):
+            result = super().replay(message_id, after_seq)
+            self.append(CONV, MSG, chunk(3))
+            return result
+
+    bus = RacyBus(maxlen=100, ttl=60)
+    bus.append(CONV, MSG, chunk(1))
+    bus.append(CONV, MSG, chunk(2))
+    subscriber = Subscriber(bus)
+    subscriber.resume(CONV, MSG, after_seq=0)
+    assert [e["seq"] for e in drain(subscriber)] == [1, 2, 3]
+
+
+def test_subscriber_skips_its_own_typing_and_sends_final_when_stream_expired():
+    bus = MemoryBus(maxlen=100, ttl=60)
+    me, other = Subscriber(bus), Subscriber(bus)
+    me.follow(CONV)
+    other.follow(CONV)
+    bus.broadcast(CONV, events.typing(CONV, {"id": "u"}), origin=me.id)
+    assert drain(me) == [] and [e["type"] for e in drain(other)] == ["typing"]
+
+    late = Subscriber(bus)
+    late.resume(CONV, "gone", after_seq=0, final=end("gone"))
+    assert [e["type"] for e in drain(late)] == [events.COMPLETED]
+
+
+def test_resync_replays_unfinished_messages():
+    bus = MemoryBus(maxlen=100, ttl=60)
+    subscriber = Subscriber(bus)
+    subscriber.follow(CONV)
+    bus.append(CONV, MSG, chunk(1))
+    assert [e["seq"] for e in drain(subscriber)] == [1]
+    bus._streams[MSG].append(Delivery.of(chunk(2)))  # published while the live link was down
+    subscriber._on_delivery(RESYNC)
+    assert [e["seq"] for e in drain(subscriber)] == [2]
