@@ -17,6 +17,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 # redis://host:port/db. None means embedded mode: in-memory bus and rate limits, no Celery.
 REDIS_URL = None
+# Connections one process may open (a blocking pool: past it, callers wait up to the timeout).
+REDIS_MAX_CONNECTIONS = 200
+REDIS_POOL_TIMEOUT = 5
 
 # Signs session cookies. None in development: generated once into instance/secret_key.
 SECRET_KEY = None

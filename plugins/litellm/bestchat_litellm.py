@@ -47,13 +47,18 @@ def load_litellm() -> ModuleType:
     return litellm
 
 
+NO_KEY = "no-key"
+
+
 class LiteLLMProvider(Provider):
     """Streams chat completions through ``litellm.completion``."""
 
     name = "litellm"
     label = "litellm (100+ providers)"
     supports_tools = True
-    needs_key = False  # ollama/..., or keys litellm reads from its own environment variables
+    # A key, or a base URL for keyless local servers (ollama/...), is configured per user or
+    # globally: never the server's own environment, which would hand it to every user.
+    needs_key = True
     default_models = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest")
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
@@ -61,7 +66,9 @@ class LiteLLMProvider(Provider):
                tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
         litellm = load_litellm()
         options = options or self.Options()
-        key = self.settings.api_key
+        # Never let litellm fall back to keys in the server's environment (OPENAI_API_KEY...):
+        # a keyless local server gets a placeholder it ignores.
+        key = self.settings.api_key or NO_KEY
         kwargs = options.model_dump(exclude={"timeout"}, exclude_none=True)
         if tools:
             kwargs["tools"] = [t if "type" in t else {"type": "function", "function": t} for t in tools]

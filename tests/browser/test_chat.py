@@ -79,6 +79,7 @@ def test_two_tabs_stay_in_sync(context, page, signed_in):
     other = context.new_page()
     other.goto(page.url)
     other.locator(ANSWER).first.wait_for()
+    other.locator(".conversation-link").first.wait_for()
     assert other.locator(".conversation-link").count() == 1
 
     # Typing in one tab shows in the other.
@@ -186,3 +187,24 @@ def test_failed_answer_shows_error_with_retry(page, signed_in):
     page.get_by_text("2 / 2").wait_for()
     wait_done(page)
     assert answer_text(page) == expected_reply("will this work?")
+
+
+def test_sidebar_search_and_new_chat(page, signed_in):
+    send(page, "apples and pears")
+    wait_done(page)
+    send(page, "zucchini soup")
+    wait_done(page)
+    page.get_by_role("link", name="+ New chat").click()
+    page.get_by_role("heading", name="How can I help?").wait_for()
+    send(page, "bananas")
+    wait_done(page)
+    links = page.locator(".conversation-link")
+    assert links.all_inner_texts() == ["bananas", "apples and pears"]  # newest first
+    search = page.get_by_label("Search conversations")
+    search.fill("pears")
+    page.wait_for_function("() => document.querySelectorAll('.conversation-link').length === 1")
+    search.fill("zucchini")  # only in a message, found by the server
+    page.get_by_role("link", name="apples and pears").wait_for()
+    assert links.all_inner_texts() == ["apples and pears"]
+    search.fill("")
+    page.wait_for_function("() => document.querySelectorAll('.conversation-link').length === 2")

@@ -1,17 +1,23 @@
-// The conversation list: newest first, filtered by the search box, with rename (inline) and
-// delete (after a confirmation) on each entry. On narrow screens it is a drawer.
+// The conversation list: newest first, with rename (inline) and delete (after a confirmation)
+// on each entry. The search box filters titles at once, then shows the server's matches
+// (titles and message text) when they arrive. On narrow screens it is a drawer.
 
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
 
-/** `handlers`: onNew(), onRename(conversation, title), onDelete(conversation), onOpen(). */
+/** `handlers`: onRename(conversation, title), onDelete(conversation), onOpen(), onSearch(query). */
 export class Sidebar {
   constructor(handlers) {
     this.handlers = handlers;
     this.conversations = [];
     this.currentId = null;
+    this.results = null; // {query, ids} from the server's search
     this.search = h("input", { type: "search", id: "conversation-search", placeholder: "Search chats", attrs: { "aria-label": "Search conversations" } });
-    this.search.addEventListener("input", () => this.render());
+    this.search.addEventListener("input", () => {
+      this.render();
+      const query = this.search.value.trim();
+      if (query) this.handlers.onSearch(query);
+    });
     this.list = h("ul", { class: "conversation-list", attrs: { "aria-label": "Conversations" } });
     this.newButton = h("a", { href: "/", class: "button primary new-chat", text: "+ New chat", dataset: { route: "" } });
     this.el = h("nav", { id: "sidebar", class: "sidebar", attrs: { "aria-label": "Conversations" } },
@@ -44,9 +50,17 @@ export class Sidebar {
     this.render();
   }
 
+  /** The server's matches for `query` (ignored if the box has changed since). */
+  setResults(query, conversations) {
+    this.results = { query, ids: new Set(conversations.map((c) => c.id)) };
+    this.setConversations([...this.conversations, ...conversations.filter((c) => !this.get(c.id))]);
+  }
+
   render() {
-    const query = this.search.value.trim().toLowerCase();
-    const shown = this.conversations.filter((c) => !query || (c.title || "").toLowerCase().includes(query));
+    const raw = this.search.value.trim();
+    const query = raw.toLowerCase();
+    const fromServer = this.results && this.results.query === raw ? this.results.ids : null;
+    const shown = this.conversations.filter((c) => !query || (fromServer ? fromServer.has(c.id) : (c.title || "").toLowerCase().includes(query)));
     if (!shown.length) {
       replaceChildren(this.list, h("li", { class: "muted", text: query ? "No matching chats." : "No chats yet." }));
       return;

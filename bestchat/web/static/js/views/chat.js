@@ -19,6 +19,7 @@ const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 4000;
 const GAP_WAIT_MS = 700; // chunks may arrive out of order briefly; past this, ask for a replay
 const MAX_PAGES = 50; // of 200 messages each
+const SEARCH_DEBOUNCE_MS = 250;
 
 export class ChatPage {
   constructor(socket) {
@@ -30,6 +31,7 @@ export class ChatPage {
       onRename: (c, title) => this.rename(c, title),
       onDelete: (c) => this.remove(c),
       onOpen: () => this.toggleSidebar(false),
+      onSearch: (query) => this.search(query),
     });
     this.thread = new Thread({
       onEdit: (m, text) => this.edit(m, text),
@@ -117,7 +119,7 @@ export class ChatPage {
 
   async loadConversations() {
     try {
-      const data = await api("GET", "/conversations");
+      const data = await api("GET", "/conversations?limit=200");
       this.sidebar.setConversations(data.conversations || []);
       this.setTitle();
     } catch (error) {
@@ -134,6 +136,19 @@ export class ChatPage {
       this.composer.setModels([], null, null);
       toast(`Could not load models: ${friendlyError(error)}`, { kind: "error" });
     }
+  }
+
+  /** Ask the server which conversations match (titles and message text), debounced. */
+  search(query) {
+    clearTimeout(this.searchTimer);
+    this.searchTimer = setTimeout(async () => {
+      try {
+        const data = await api("GET", `/conversations?q=${encodeURIComponent(query)}&limit=200`);
+        this.sidebar.setResults(query, data.conversations || []);
+      } catch (error) {
+        toast(friendlyError(error), { kind: "error" });
+      }
+    }, SEARCH_DEBOUNCE_MS);
   }
 
   setTitle() {
