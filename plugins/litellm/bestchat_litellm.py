@@ -15,20 +15,18 @@ decides what to retry.
 from __future__ import annotations
 
 import functools
-import json
 import os
-from email.utils import parsedate_to_datetime
-from time import time
 from types import ModuleType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import httpx
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions,
-    ProviderRateLimited, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+    Event, Finish, Provider, ProviderError, ProviderOptions, ProviderTimeout, ProviderUnavailable,
+    TextDelta, Usage,
 )
+from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
@@ -85,7 +83,7 @@ class LiteLLMProvider(Provider):
             raise error from None
 
     def _events(self, litellm: ModuleType, model: str, chunks: Iterator[Any]) -> Iterator[Event]:
-        calls: dict[int, dict[str, str]] = {}
+        calls = ToolCallAssembler()
         usage = None
         finish = "stop"
         for chunk in chunks:
@@ -94,11 +92,12 @@ class LiteLLMProvider(Provider):
                 if delta.content:
                     yield TextDelta(delta.content)
                 for fragment in delta.tool_calls or ():
-                    _merge_tool_call(calls.setdefault(fragment.index or 0, {}), fragment)
+                    function = fragment.function
+                    calls.add(fragment.index, fragment.id, function and function.name,
+                              function and function.arguments)
                 finish = choice.finish_reason or finish
             usage = getattr(chunk, "usage", None) or usage
-        for index in sorted(calls):
-            yield _tool_call(calls[index], model)
+        yield from calls.calls(model)
         if usage is not None:
             yield Usage(usage.prompt_tokens, usage.completion_tokens,
                         cost(litellm, model, usage.prompt_tokens, usage.completion_tokens))
@@ -128,58 +127,9 @@ def provider_error(litellm: ModuleType, exc: Exception, model: str, key: str | N
         if isinstance(exc, (litellm.APIConnectionError, httpx.TransportError)):
             return ProviderUnavailable(f"{model}: connection failed ({type(exc).__name__})")
         return None
-    if status in (401, 403):
-        return ProviderAuthError(f"{model}: the API key was rejected (HTTP {status})", status=status)
-    detail = str(getattr(exc, "message", None) or exc)
-    message = f"{model}: HTTP {status}: {detail.replace(key, '***') if key else detail}"[:500]
-    if status == 429:
-        response = getattr(exc, "response", None)
-        return ProviderRateLimited(message, status=status, retry_after=retry_after(getattr(response, "headers", {})))
-    if status == 408:
-        return ProviderTimeout(message, status=status)
-    if status >= 500:
-        return ProviderUnavailable(message, status=status)
-    return ProviderBadRequest(message, status=status)
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    try:
-        return float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _merge_tool_call(call: dict[str, str], fragment: Any) -> None:
-    if fragment.id:
-        call["id"] = fragment.id
-    function = fragment.function
-    if function is not None:
-        if function.name:
-            call["name"] = call.get("name", "") + function.name
-        call["arguments"] = call.get("arguments", "") + (function.arguments or "")
-
-
-def _tool_call(call: dict[str, str], model: str) -> ToolCall:
-    name = call.get("name", "")
-    try:
-        arguments = json.loads(call.get("arguments") or "{}")
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise ProviderError(f"{model}: the model called tool {name!r} with arguments that are not a JSON object")
-    return ToolCall(id=call.get("id", ""), name=name, arguments=arguments)
+    detail = redact(str(getattr(exc, "message", None) or exc), key)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return error_for_status(model, status, detail, headers)
 
 
 @hookimpl

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import threading
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -23,9 +21,10 @@ import httpx
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions,
-    ProviderRateLimited, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+    Event, Finish, Provider, ProviderAuthError, ProviderError, ProviderOptions, ProviderTimeout,
+    ProviderUnavailable, TextDelta, Usage,
 )
+from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 POOL_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30)
@@ -95,7 +94,7 @@ def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[E
     Text is yielded as it arrives; tool calls (streamed as fragments keyed by ``index``), usage
     and the finish reason are yielded once the stream is complete.
     """
-    calls: dict[int, dict[str, str]] = {}
+    calls = ToolCallAssembler()
     usage: Usage | None = None
     finish: str | None = None
     done = False
@@ -117,87 +116,32 @@ def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[E
             if delta.get("content"):
                 yield TextDelta(delta["content"])
             for fragment in delta.get("tool_calls") or ():
-                _merge_tool_call(calls.setdefault(fragment.get("index", 0), {}), fragment)
+                function = fragment.get("function") or {}
+                calls.add(fragment.get("index"), fragment.get("id"), function.get("name"), function.get("arguments"))
             finish = choice.get("finish_reason") or finish
         if chunk.get("usage"):
             usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
     if not done and finish is None:
         raise ProviderUnavailable(f"{host}: the stream ended before the answer was complete")
-    for index in sorted(calls):
-        yield _tool_call(calls[index], host)
+    yield from calls.calls(host)
     if usage is not None:
         yield usage
     yield Finish(finish or "stop")
 
 
-def _merge_tool_call(call: dict[str, str], fragment: dict[str, Any]) -> None:
-    if fragment.get("id"):
-        call["id"] = fragment["id"]
-    function = fragment.get("function") or {}
-    if function.get("name"):
-        call["name"] = call.get("name", "") + function["name"]
-    call["arguments"] = call.get("arguments", "") + (function.get("arguments") or "")
-
-
-def _tool_call(call: dict[str, str], host: str) -> ToolCall:
-    name = call.get("name", "")
-    try:
-        arguments = json.loads(call.get("arguments") or "{}")
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise ProviderError(f"{host}: the model called tool {name!r} with arguments that are not a JSON object")
-    return ToolCall(id=call.get("id", ""), name=name, arguments=arguments)
-
-
 def status_error(host: str, response: httpx.Response, key: str | None) -> ProviderError:
     """The :class:`ProviderError` for an HTTP error response (the body is already read)."""
-    status = response.status_code
-    if status in (401, 403):
-        # The upstream message may quote (part of) the key: never pass it on.
-        return ProviderAuthError(f"{host}: the API key was rejected (HTTP {status})", status=status)
     try:
         detail = _error_message(response.json(), key)
     except ValueError:
-        detail = _redact(response.text, key)
-    message = f"{host} answered HTTP {status}: {detail}"[:500]
-    if status == 429:
-        return ProviderRateLimited(message, status=status, retry_after=retry_after(response.headers))
-    if status == 408:
-        return ProviderTimeout(message, status=status)
-    if status >= 500:
-        return ProviderUnavailable(message, status=status)
-    return ProviderBadRequest(message, status=status)
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if "retry-after-ms" in headers:
-        try:
-            return float(headers["retry-after-ms"]) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _redact(text: str, key: str | None) -> str:
-    return text.replace(key, "***") if key else text
+        detail = redact(response.text, key)
+    return error_for_status(host, response.status_code, detail, response.headers)
 
 
 def _error_message(payload: Any, key: str | None) -> str:
     error = payload.get("error") if isinstance(payload, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
-    return _redact(str(message if message else payload), key)
+    return redact(str(message if message else payload), key)
 
 
 @hookimpl

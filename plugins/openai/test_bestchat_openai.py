@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-import httpx
 import pytest
 
 import bestchat_openai
@@ -141,17 +140,6 @@ def test_tool_arguments_that_are_not_json_raise():
              '"function": {"name": "f", "arguments": "{oops"}}]}, "finish_reason": "tool_calls"}]}']
     with pytest.raises(ProviderError, match="not a JSON object"):
         list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
-
-
-@pytest.mark.parametrize("headers, seconds", [
-    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-    ({"retry-after": "7"}, 7.0),
-    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date in the past
-    ({"retry-after": "soon"}, None),
-    ({}, None),
-])
-def test_retry_after_header_forms(headers, seconds):
-    assert bestchat_openai.retry_after(httpx.Headers(headers)) == seconds
 
 
 def test_one_pooled_client_per_base_url(fake_openai):

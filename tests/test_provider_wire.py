@@ -1,0 +1,60 @@
+"""Shared helpers for HTTP providers: status mapping, Retry-After forms, tool-call assembly."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bestchat.providers.base import (
+    ProviderAuthError, ProviderBadRequest, ProviderError, ProviderRateLimited, ProviderTimeout,
+    ProviderUnavailable,
+)
+from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact, retry_after
+
+
+@pytest.mark.parametrize("headers, seconds", [
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ({"retry-after": "7"}, 7.0),
+    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date in the past
+    ({"retry-after": "soon"}, None),
+    ({}, None),
+])
+def test_retry_after_header_forms(headers, seconds):
+    assert retry_after(httpx.Headers(headers)) == seconds
+
+
+@pytest.mark.parametrize("status, kind", [
+    (401, ProviderAuthError), (403, ProviderAuthError), (429, ProviderRateLimited),
+    (408, ProviderTimeout), (500, ProviderUnavailable), (503, ProviderUnavailable),
+    (400, ProviderBadRequest), (404, ProviderBadRequest),
+])
+def test_status_maps_to_error_class(status, kind):
+    error = error_for_status("example.com", status, "detail", httpx.Headers({"retry-after": "4"}))
+    assert type(error) is kind and error.status == status
+    assert error.retry_after == (4.0 if status == 429 else None)
+
+
+def test_auth_errors_never_repeat_the_upstream_text():
+    error = error_for_status("example.com", 401, "Incorrect API key provided: sk-live-123")
+    assert "sk-live" not in str(error)
+
+
+def test_redact_replaces_every_occurrence():
+    assert redact("key sk-1 and sk-1", "sk-1") == "key *** and ***"
+    assert redact("nothing", None) == "nothing"
+
+
+def test_tool_calls_are_assembled_from_fragments_in_index_order():
+    calls = ToolCallAssembler()
+    calls.add(1, "b", "second", '{"x"')
+    calls.add(0, "a", "first", "{}")
+    calls.add(1, None, None, ": 1}")
+    assembled = calls.calls("model")
+    assert [(c.id, c.name, c.arguments) for c in assembled] == [("a", "first", {}), ("b", "second", {"x": 1})]
+
+
+def test_tool_call_arguments_must_be_an_object():
+    calls = ToolCallAssembler()
+    calls.add(0, "a", "f", "[1, 2]")
+    with pytest.raises(ProviderError, match="not a JSON object"):
+        calls.calls("model")
