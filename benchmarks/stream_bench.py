@@ -357,7 +357,7 @@ class Stack:
         return self._pg
 
     def snapshot(self) -> dict[str, dict[int, tuple[int, int]]]:
-        out: dict[str, dict[int, tuple[int, int]]] = {}
+        out: dict[str, dict[int, tuple[int, int]]] = {"_system": {0: (system_busy_ticks(), 0)}}
         for group, pids in self.measured().items():
             out[group] = {pid: s for pid in pids if (s := proc_sample(pid)) is not None}
         return out
@@ -369,10 +369,23 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def system_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine, all cores (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:9]]
+    return sum(values) - values[3] - values[4]  # minus idle and iowait
+
+
 def usage_between(before: dict, after: dict, tokens: int, seconds: float) -> dict[str, Any]:
-    """CPU ms (total, per token, % of one core) and RSS of each process group."""
+    """CPU ms (total, per token, % of one core) and RSS of each process group, plus the whole
+    machine's busy CPU and the part of it used by processes this run does not measure (other
+    users of the machine, kernel threads)."""
     out: dict[str, Any] = {}
+    system_ms = (after["_system"][0][0] - before["_system"][0][0]) * 1000 / CLK_TCK
+    measured_ms = 0.0
     for group, now in after.items():
+        if group == "_system":
+            continue
         then = before.get(group, {})
         ticks = sum(cpu - then.get(pid, (0, 0))[0] for pid, (cpu, _) in now.items())
         cpu_ms = ticks * 1000 / CLK_TCK
@@ -384,6 +397,11 @@ def usage_between(before: dict, after: dict, tokens: int, seconds: float) -> dic
             "rss_mb_before": round(sum(rss for _, rss in then.values()) / 1024, 1),
             "processes": len(now),
         }
+        measured_ms += cpu_ms
+    out["_machine"] = {"busy_pct_of_all_cores": round(100 * system_ms / 1000 / seconds / CORES, 1) if seconds else None,
+                       "unmeasured_cpu_pct_of_core": round(100 * (system_ms - measured_ms) / 1000 / seconds, 1)
+                       if seconds else None,
+                       "loadavg": os.getloadavg()[0]}
     return out
 
 
@@ -707,11 +725,15 @@ class Bench:
 
         before = self.stack.snapshot()
         started = time.time()
+        greenlets = [gevent.spawn(run, s) for s in sockets]
         try:
-            gevent.joinall([gevent.spawn(run, s) for s in sockets], raise_error=True)
+            gevent.joinall(greenlets, timeout=answer_s + window + 90)
         finally:
+            unfinished = sum(1 for g in greenlets if not g.dead)
+            gevent.killall(greenlets, block=False)
             for sock in sockets:
                 sock.close()
+        crashed = [g.exception for g in greenlets if g.dead and g.exception is not None]
         elapsed = time.time() - started
         after = self.stack.snapshot()
         steady = [t for t in turns if t.t_send >= t0 + answer_s]
@@ -722,7 +744,9 @@ class Bench:
         result["processes"] = usage_between(before, after, every["integrity"]["tokens"], elapsed)
         result["streams"] = streams
         result["steady_turns"] = len(steady)
-        ok = (result["ttft_ms"]["p95"] is not None and result["ttft_ms"]["p95"] < 500
+        result["unfinished_clients"] = unfinished
+        result["client_errors"] = [repr(e)[:200] for e in crashed[:5]]
+        ok = (not unfinished and not crashed and result["ttft_ms"]["p95"] is not None and result["ttft_ms"]["p95"] < 500
               and result["chunk_delay_ms"]["p95"] is not None and result["chunk_delay_ms"]["p95"] < 50
               and every["integrity"]["failed_turns"] == 0)
         result["meets_criteria"] = ok
@@ -807,22 +831,30 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{i['lost_chunks']}/{i['duplicated_chunks']}/{i['reordered_chunks']} | "
                 f"{i['lost_tokens']}/{i['duplicated_tokens']}/{i['reordered_tokens']} | "
                 f"{per.get('checked', 0) - bad_persist}/{per.get('checked', 0)} |")
-        lines += ["", "CPU ms per delivered token (and % of one core) by process:", "",
-                  "| scenario | " + " | ".join(_groups(section)) + " |",
-                  "|---|" + "---|" * len(_groups(section))]
+        lines += ["", "Path TTFT split (ms, p50/p95/p99): `send` -> the assistant's `message.created` "
+                  "(web: the send command), then -> first `chunk` (Celery hop, worker, provider, Redis, web).", "",
+                  "| provider | ms/token | send -> created | created -> first chunk |", "|---|---|---|---|"]
+        for r in section["scenarios"]:
+            lines.append(f"| {r['provider']} | {r['delay_ms']:g} | {_tri(r['path']['send_to_created_ms'])} | "
+                         f"{_tri(r['path']['created_to_first_chunk_ms'])} |")
+        lines += ["", "CPU ms per delivered token (and % of one core) by process; machine = busy % of all "
+                  "cores, other = CPU % of one core used by processes this run does not measure:", "",
+                  "| scenario | " + " | ".join(_groups(section)) + " | machine busy / other |",
+                  "|---|" + "---|" * (len(_groups(section)) + 1)]
         for r in section["scenarios"]:
             for side in ("path", "direct"):
                 procs = r[side]["processes"]
                 lines.append(f"| {side} {r['provider']} {r['delay_ms']:g}ms x{r['concurrency']} | " + " | ".join(
                     f"{procs[g]['cpu_ms_per_token']} ({procs[g]['cpu_pct_of_core']}%)" if g in procs else "-"
-                    for g in _groups(section)) + " |")
+                    for g in _groups(section)) + f" | {_machine(procs)} |")
         lines.append("")
     for cap in results["capacity"]:
         lines += [f"## Capacity, {cap['provider']}: {cap['capacity_streams']} concurrent 50 token/s streams"
                   + (" (the highest level tried)" if cap["ceiling_reached"] else ""), "",
                   "| streams | steady answers | TTFT p50/p95/p99 | chunk delay p50/p95/p99 | token delay p95 | "
-                  "failed | lost/dup/reord chunks | web CPU % | workers CPU % | redis % | postgres % | fake % | client % | OK |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "failed | lost/dup/reord chunks | web CPU % | workers CPU % | redis % | postgres % | fake % | client % | "
+                  "machine busy / other | OK |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for level in cap["levels"]:
             procs = level["processes"]
             workers = sum(v["cpu_pct_of_core"] for k, v in procs.items() if k.startswith("celery"))
@@ -834,7 +866,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{procs['web (gevent worker)']['cpu_pct_of_core']} | {workers:.1f} | "
                 f"{procs['redis-server']['cpu_pct_of_core']} | {procs['postgres (bench backends + bg)']['cpu_pct_of_core']} | "
                 f"{procs['fake provider']['cpu_pct_of_core']} | {procs['bench client']['cpu_pct_of_core']} | "
-                f"{'yes' if level['meets_criteria'] else 'no'} |")
+                f"{_machine(procs)} | {'yes' if level['meets_criteria'] else 'no'} |")
         lines.append("")
     if results.get("idle_sockets"):
         s = results["idle_sockets"]
@@ -849,12 +881,17 @@ def _tri(d: dict[str, Any]) -> str:
     return f"{d['p50']}/{d['p95']}/{d['p99']}"
 
 
+def _machine(procs: dict[str, Any]) -> str:
+    m = procs.get("_machine") or {}
+    return f"{m.get('busy_pct_of_all_cores')}% / {m.get('unmeasured_cpu_pct_of_core')}%"
+
+
 def _groups(section: dict[str, Any]) -> list[str]:
     names: list[str] = []
     for r in section["scenarios"]:
         for side in ("path", "direct"):
             for g in r[side]["processes"]:
-                if g not in names:
+                if g not in names and g != "_machine":
                     names.append(g)
     return names
 

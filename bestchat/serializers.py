@@ -43,7 +43,7 @@ def message_json(message: Message) -> dict:
         "id": str(message.id), "conversation_id": str(message.conversation_id),
         "parent_id": str(message.parent_id) if message.parent_id else None,
         "role": message.role, "content": message.content, "parts": message.parts or [],
-        "status": message.status, "error": message.error, "token_count": message.token_count,
+        "status": message.status, "error": message.error, "error_code": message.error_code, "token_count": message.token_count,
         "provider": message.provider, "model": message.model, "last_seq": message.last_seq,
         **_stamps(message),
     }

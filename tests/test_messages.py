@@ -153,8 +153,14 @@ def test_provider_errors_fail_the_message_with_a_clear_error(app, client, user, 
     wait_for(lambda: row(app, answer["id"]).status == "failed")
     message = row(app, answer["id"])
     assert message.content == "so far" and "rate limiting" in message.error
+    assert message.error_code == "provider_rate_limited"
     final = stream_events(app, answer["id"])[-1]
     assert final["type"] == events.FAILED and final["error"]["code"] == "provider_rate_limited"
+    # Once the stream has expired, a resume still reports why it failed (from the row).
+    drop_stream(app, answer["id"])
+    frames = sse(client, answer["id"])
+    assert [f[1] for f in frames] == [events.FAILED]
+    assert frames[0][2]["error"]["code"] == "provider_rate_limited"
 
 
 def test_unexpected_errors_are_failed_without_details(app, client, user, gated):
@@ -259,14 +265,19 @@ def test_sse_of_an_expired_stream_still_ends(app, client, user, jobs):
     conversation_id = new_conversation(client)
     answer = send(client, conversation_id)["assistant_message"]
     jobs.join(15)
-    bus = get_bus(app)
-    if hasattr(bus, "redis"):
-        bus.redis.delete(f"bc:stream:{answer['id']}")
-    else:
-        bus._streams.pop(answer["id"])
+    drop_stream(app, answer["id"])
     frames = sse(client, answer["id"])
     assert [f[1] for f in frames] == [events.COMPLETED]
     assert frames[0][2]["message"]["content"] == row(app, answer["id"]).content
+
+
+def drop_stream(app, message_id: str) -> None:
+    """Forget a message's stream, as its expiry does."""
+    bus = get_bus(app)
+    if hasattr(bus, "redis"):
+        bus.redis.delete(f"bc:stream:{message_id}")
+    else:
+        bus._streams.pop(message_id)
 
 
 def test_messages_of_other_users_are_not_found(app, client, user, jobs):

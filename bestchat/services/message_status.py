@@ -41,7 +41,7 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     result = db.session.execute(
         update(Message)
         .where(*condition)
-        .values(status=status, error=error, updated_at=utcnow(), **fields)
+        .values(status=status, error=error, error_code=error_code, updated_at=utcnow(), **fields)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -51,7 +51,7 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     if on_finished is not None:
         on_finished(message)
     db.session.commit()
-    event = events.terminal(message, usage, error_code)
+    event = events.terminal(message, usage)
     get_bus().append(str(message.conversation_id), str(message.id), event, final=True)
     return message
 

@@ -35,7 +35,7 @@ def test_answer_streams_in_token_by_token(page, signed_in):
 
 
 def test_stop_mid_answer(page, signed_in):
-    said = long_message(300)
+    said = long_message(400)
     send(page, said)
     wait_partial(page)
     page.get_by_role("button", name="Stop generating").click()

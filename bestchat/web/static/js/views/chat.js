@@ -223,11 +223,20 @@ export class ChatPage {
     if (conversation) this.sidebar.upsert({ ...conversation, updated_at: new Date().toISOString() });
   }
 
+  /** Stop every running answer; the final status also arrives as a live event. */
   async stop() {
-    const busy = this.store ? this.store.busyMessages() : [];
-    await Promise.all(busy.map((m) => api("POST", `/messages/${m.id}/cancel`).catch((error) => {
-      if (error.status !== 409) toast(friendlyError(error), { kind: "error" });
-    })));
+    const store = this.store;
+    const busy = store ? store.busyMessages() : [];
+    await Promise.all(busy.map(async (m) => {
+      try {
+        const data = await api("POST", `/messages/${m.id}/cancel`);
+        store.upsert(data.message);
+        if (store === this.store) this.thread.update(m.id);
+      } catch (error) {
+        toast(friendlyError(error), { kind: "error" });
+      }
+    }));
+    this.refreshBusy();
   }
 
   /** A new answer beside `message` (also Retry of a failed one), with the picked model. */
