@@ -286,7 +286,7 @@ class Stack:
         self.web_port = free_port()
         # The flags of `bestchat serve` (one gunicorn gevent worker).
         self.procs.spawn("web", [str(BIN / "gunicorn"), "--worker-class", "gevent", "--workers", "1",
-                                 "--bind", f"127.0.0.1:{self.web_port}", "--worker-connections", "4000",
+                                 "--bind", f"127.0.0.1:{self.web_port}", "--worker-connections", "2000",
                                  "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app"], env)
         self.worker_names = []
         for index in range(self.args.workers):
@@ -362,10 +362,14 @@ class Stack:
             out[group] = {pid: s for pid in pids if (s := proc_sample(pid)) is not None}
         return out
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: Path | None = None) -> None:
         if hasattr(self, "_pg"):
             self._pg.close()
         self.procs.stop_all()
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for path in self.tmp.glob("*.log"):
+                shutil.copy(path, keep_logs / path.name)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -374,6 +378,21 @@ def system_busy_ticks() -> int:
     with open("/proc/stat") as handle:
         values = [int(v) for v in handle.readline().split()[1:9]]
     return sum(values) - values[3] - values[4]  # minus idle and iowait
+
+
+def wait_quiet(max_wait: float, threshold_pct: float) -> dict[str, Any]:
+    """Wait (at most ``max_wait`` s) until the machine's busy CPU over 3 s is under
+    ``threshold_pct`` % of all cores: other work on the machine skews every number here."""
+    started = time.time()
+    while True:
+        before = system_busy_ticks()
+        time.sleep(3)
+        busy = 100 * (system_busy_ticks() - before) / CLK_TCK / 3 / CORES
+        waited = time.time() - started
+        if busy < threshold_pct or waited >= max_wait:
+            return {"busy_pct_of_all_cores": round(busy, 1), "waited_s": round(waited, 1),
+                    "quiet": busy < threshold_pct}
+        log(f"machine busy {busy:.0f}% of all cores before the run; waiting for it to be quiet")
 
 
 def usage_between(before: dict, after: dict, tokens: int, seconds: float) -> dict[str, Any]:
@@ -912,6 +931,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--capacity-providers", default="openai,litellm")
     parser.add_argument("--capacity-window", type=float, default=8.0, help="steady seconds per capacity level")
     parser.add_argument("--sockets", type=int, default=1000, help="idle sockets (0 to skip)")
+    parser.add_argument("--wait-quiet", type=float, default=300,
+                        help="wait at most this many seconds for an idle machine before starting (0: do not)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few turns, short ramp, 200 sockets")
     parser.add_argument("--out", default=None, help="results file stem (default: a timestamp)")
     args = parser.parse_args()
@@ -947,11 +968,14 @@ def main() -> None:
         (RESULTS / f"{stamp}.md").write_text(markdown(results))
 
     try:
+        if args.wait_quiet:
+            results["quiet_check"] = wait_quiet(args.wait_quiet, 15)
+            log(f"quiet check: {results['quiet_check']}")
         log(f"temp dir {stack.tmp}; resetting database bench and redis db 9")
         stack.reset_database()
         stack.start_fake()
         for index, frame_ms in enumerate(args.frame_ms):
-            log(f"starting web + {args.workers} workers (STREAM_FRAME_MS={frame_ms or 'default'})")
+            log(f"starting web + {args.workers} workers (STREAM_FRAME_MS={'default' if frame_ms is None else frame_ms})")
             stack.start_servers(frame_ms)
             account = Account(stack.base)
             for kind in args.providers:
@@ -980,7 +1004,7 @@ def main() -> None:
             save()
         except Exception as error:  # noqa: BLE001
             print(f"could not save results: {error}", file=sys.stderr)
-        stack.stop()
+        stack.stop(keep_logs=RESULTS / "logs" / stamp)
 
 
 if __name__ == "__main__":

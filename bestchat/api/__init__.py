@@ -15,7 +15,7 @@ bp.before_request(authenticate)
 def _register_modules() -> None:
     # Imported for their side effect of adding routes to ``bp``.
     from bestchat.api import (  # noqa: F401
-        auth, conversations, me, messages, models, openapi, providers, tokens,
+        auth, conversations, me, messages, models, openapi, providers, tokens, usage,
     )
 
 

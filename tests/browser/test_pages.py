@@ -164,12 +164,6 @@ def test_delete_account(page, signed_in):
     page.get_by_text("Wrong email or password.").wait_for()
 
 
-def test_usage_page(page, signed_in):
-    page.goto("/usage")
-    page.get_by_role("heading", name="Usage").wait_for()
-    page.wait_for_selector(".chart, .usage-body .notice")
-
-
 def test_narrow_screen_and_keyboard(browser, server):
     context = browser.new_context(base_url=server.url, viewport={"width": 360, "height": 740})
     try:

@@ -1,8 +1,7 @@
 // The usage page: tokens and cost per day for the last 30 days as an SVG chart, and a table
-// per model, from GET /api/v1/usage?from=&to=. Accepts per-day and per-model totals or raw
-// usage rows (and sums those); a server without the endpoint gets a short notice.
+// per model, from GET /api/v1/usage?from=&to= (per-day and per-model totals, UTC days).
 
-import { api, friendlyError, isMissingEndpoint } from "../api.js";
+import { api, friendlyError } from "../api.js";
 import { h } from "../dom.js";
 import { money } from "../format.js";
 import { usageChart } from "./usage-chart.js";
@@ -24,9 +23,7 @@ export async function usageView(container) {
       h("section", { class: "card", attrs: { "aria-labelledby": "usage-models-title" } },
         h("h2", { id: "usage-models-title", text: "Per model" }), modelTable(perModel)));
   } catch (error) {
-    body.replaceChildren(h("p", { class: "notice", text: isMissingEndpoint(error)
-      ? "Usage reporting is not available on this server yet."
-      : friendlyError(error) }));
+    body.replaceChildren(h("p", { class: "notice", text: friendlyError(error) }));
   }
 }
 
@@ -39,26 +36,11 @@ function lastDays(count) {
   });
 }
 
+/** Per-day rows for every day shown (the server sends zeros for empty days) and per-model rows. */
 function normalize(data, days) {
-  const rows = data.usage || data.items || data.logs || [];
-  const dayRows = data.days || data.daily || data.per_day || rows.map((r) => ({ ...r, date: (r.created_at || r.date || "").slice(0, 10) }));
-  const byDay = new Map(days.map((d) => [d, { date: d, prompt_tokens: 0, completion_tokens: 0, cost: 0 }]));
-  for (const row of dayRows) {
-    const day = byDay.get(String(row.date || row.day || "").slice(0, 10));
-    if (day) add(day, row);
-  }
-  let perModel = data.models || data.by_model || data.per_model;
-  if (!perModel) {
-    const byModel = new Map();
-    for (const row of rows) {
-      const key = `${row.provider || ""}/${row.model || "unknown"}`;
-      if (!byModel.has(key)) byModel.set(key, { provider: row.provider, model: row.model || "unknown", prompt_tokens: 0, completion_tokens: 0, cost: 0, requests: 0 });
-      add(byModel.get(key), row);
-      byModel.get(key).requests += 1;
-    }
-    perModel = [...byModel.values()];
-  }
-  return { perDay: [...byDay.values()], perModel };
+  const byDay = new Map(data.days.map((d) => [d.date, d]));
+  const empty = (date) => ({ date, prompt_tokens: 0, completion_tokens: 0, cost: 0 });
+  return { perDay: days.map((d) => byDay.get(d) || empty(d)), perModel: data.models };
 }
 
 function add(total, row) {
