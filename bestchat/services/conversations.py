@@ -98,6 +98,7 @@ class ConversationManager:
             get_bus().request_cancel(str(message_id))
         db.session.delete(conversation)
         db.session.commit()
+        get_bus().broadcast(str(conversation_id), events.conversation_deleted(str(conversation_id)))
 
     # ---- messages -------------------------------------------------------------------------
 

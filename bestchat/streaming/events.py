@@ -18,6 +18,7 @@ COMPLETED = "message.completed"
 FAILED = "message.failed"
 TYPING = "typing"
 CONVERSATION_UPDATED = "conversation.updated"
+CONVERSATION_DELETED = "conversation.deleted"
 TERMINAL = frozenset({COMPLETED, FAILED})
 
 
@@ -53,6 +54,10 @@ def terminal(message: Message, usage: dict[str, int] | None = None) -> dict[str,
 
 def typing(conversation_id: str, user: dict[str, Any]) -> dict[str, Any]:
     return {"type": TYPING, "conversation_id": conversation_id, "user": user}
+
+
+def conversation_deleted(conversation_id: str) -> dict[str, Any]:
+    return {"type": CONVERSATION_DELETED, "conversation_id": conversation_id}
 
 
 def conversation_updated(conversation_json: dict[str, Any]) -> dict[str, Any]:

@@ -128,6 +128,18 @@ def test_every_socket_of_the_conversation_gets_every_event(stack, alice):
             socket.close()
 
 
+def test_deleting_a_conversation_reaches_its_other_sockets(stack, alice):
+    conversation_id = alice.conversation()
+    watcher = alice.socket(web=len(stack.webs) - 1)
+    try:
+        watcher.subscribe(conversation_id)
+        assert alice.api("DELETE", f"/conversations/{conversation_id}").status_code == 204
+        frame = watcher.until(lambda f: f["type"] == "conversation.deleted")[-1]
+        assert frame["conversation_id"] == conversation_id
+    finally:
+        watcher.close()
+
+
 def test_cancel_stops_within_one_chunk(stack, alice):
     conversation_id = alice.conversation(SLOW)
     socket = alice.socket()
