@@ -50,10 +50,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
-    from bestchat import api, health, web
+    from bestchat import api, health, openai_compat, web
     from bestchat.errors import register_error_handlers
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(openai_compat.bp)
     app.register_blueprint(health.bp)
     from bestchat.ws import init_ws
 

@@ -25,6 +25,7 @@ def test_openapi_marks_authenticated_routes(client):
     assert "security" in paths["/api/v1/me"]["get"]
     assert "security" not in paths["/api/v1/auth/login"]["post"]
     assert paths["/api/v1/tokens/{token_id}"]["delete"]["parameters"][0]["name"] == "token_id"
+    assert paths["/v1/chat/completions"]["post"]["security"] == [{"bearer": []}]
 
 
 def test_a_new_route_appears_without_editing_the_spec(client, app):

@@ -48,7 +48,9 @@ def build_spec(app) -> dict:
             if description.strip():
                 operation["description"] = description.strip()
             if getattr(view, "auth_required", False):
-                operation["security"] = [{"bearer": []}, {"session": []}]
+                # The OpenAI-compatible routes take Bearer tokens only.
+                operation["security"] = ([{"bearer": []}] if rule.rule.startswith("/v1/")
+                                         else [{"bearer": []}, {"session": []}])
             if method in ("POST", "PUT", "PATCH"):
                 operation["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
             paths.setdefault(path, {})[method.lower()] = operation

@@ -3,8 +3,9 @@
 Everything a client can do to a chat goes through here (REST, WebSocket and the web UI are
 thin adapters): create, list, search, rename and delete conversations; send a message
 (the user message and a ``pending`` assistant message in one transaction, announced on the
-bus, then a generation job enqueued); cancel; regenerate; edit (a new branch). Ownership is
-checked here, once: another user's ids are simply not found.
+bus, then a generation job enqueued); start one from a whole transcript (the
+OpenAI-compatible API); cancel; regenerate; edit (a new branch). Ownership is checked here,
+once: another user's ids are simply not found.
 
 Branches: every message points at the message before it (``parent_id``). An edit adds a
 sibling of the edited user message, a regenerate a sibling of the assistant message; the
@@ -143,6 +144,30 @@ class ConversationManager:
             parent = self._leaf(conversation.id)
         return self._exchange(conversation, parent, content, model=model,
                               parts=self._attachment_parts(attachments or []), client_id=client_id)
+
+    def start_from_transcript(self, transcript: list[tuple[str, str]], *, model: str | None = None,
+                              system_prompt: str | None = None,
+                              settings: dict[str, Any] | None = None) -> Message:
+        """A new conversation from a whole transcript at once (how OpenAI-style clients talk):
+        every ``(role, content)`` but the last stored as a complete message, the last (a user
+        message) sent as usual, all in one transaction. Titled after the first user message.
+        Returns the pending answer."""
+        *history, (role, content) = transcript
+        if role != "user":
+            raise ValueError("a transcript must end with a user message")
+        _check_content(content)
+        first = next(text for speaker, text in transcript if speaker == "user")
+        conversation = Conversation(user_id=self.user.id, title=short_title(first), model=model,
+                                    system_prompt=system_prompt, settings=settings or {})
+        db.session.add(conversation)
+        db.session.flush()
+        parent: Message | None = None
+        for speaker, text in history:
+            parent = Message(conversation_id=conversation.id, parent_id=parent.id if parent else None,
+                             role=speaker, content=text, status="complete")
+            db.session.add(parent)
+            db.session.flush()
+        return self._exchange(conversation, parent, content, model=model, parts=[])[1]
 
     def edit(self, message_id: uuid.UUID, content: str, *,
              model: str | None = None) -> tuple[Message, Message]:

@@ -109,6 +109,7 @@ class Generation:
         self.seq = message.last_seq
         self.content: list[str] = [message.content] if message.content else []
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
 
@@ -198,7 +199,9 @@ class Generation:
             frames.add(event.text, now)
         elif isinstance(event, Usage):
             self.usage = event
-        elif not isinstance(event, Finish):
+        elif isinstance(event, Finish):
+            self.finish_reason = event.reason
+        else:
             log.info("generation of %s: ignoring %s (not supported yet)", self.key, type(event).__name__)
 
     def _publish(self, text: str) -> bool:
@@ -256,8 +259,8 @@ class Generation:
 
         message = message_status.finish(
             self.message_id, "complete", from_statuses=("streaming",), usage=_usage_json(usage),
-            on_finished=on_finished, content="".join(self.content), last_seq=self.seq,
-            token_count=usage.completion_tokens, **self._served())
+            finish_reason=self.finish_reason, on_finished=on_finished, content="".join(self.content),
+            last_seq=self.seq, token_count=usage.completion_tokens, **self._served())
         if message is None:
             raise _Stopped()
         for conversation in renamed:

@@ -25,7 +25,7 @@ INTERRUPTED_ERROR = "the generation was interrupted (its worker stopped); the pa
 
 def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...] = ACTIVE,
            error: str | None = None, error_code: str | None = None,
-           usage: dict[str, int] | None = None,
+           usage: dict[str, int] | None = None, finish_reason: str | None = None,
            on_finished: Callable[[Message], None] | None = None,
            stale_before: datetime | None = None,
            **fields: Any) -> Message | None:
@@ -34,6 +34,7 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
 
     ``fields`` are further columns to set (content, last_seq, provider, ...). ``on_finished``
     runs before the commit, with the updated message (usage rows, after_generate filters).
+    ``usage`` and ``finish_reason`` go into the terminal event only.
     """
     condition = [Message.id == message_id, Message.status.in_(from_statuses)]
     if stale_before is not None:
@@ -51,7 +52,7 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     if on_finished is not None:
         on_finished(message)
     db.session.commit()
-    event = events.terminal(message, usage)
+    event = events.terminal(message, usage, finish_reason)
     get_bus().append(str(message.conversation_id), str(message.id), event, final=True)
     return message
 

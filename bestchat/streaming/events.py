@@ -35,18 +35,23 @@ def created(message: Message, client_id: str | None = None) -> dict[str, Any]:
     return event
 
 
-def terminal(message: Message, usage: dict[str, int] | None = None) -> dict[str, Any]:
+def terminal(message: Message, usage: dict[str, int] | None = None,
+             finish_reason: str | None = None) -> dict[str, Any]:
     """``message.completed`` for complete/cancelled, ``message.failed`` for failed/interrupted.
 
     Both carry the final ``status``, ``last_seq`` and the whole message, so a client that
     missed chunks can still show the right text. The error code is the row's ``error_code``
-    (``interrupted`` or ``failed`` by status for rows that have none).
+    (``interrupted`` or ``failed`` by status for rows that have none). ``finish_reason`` (the
+    provider's: ``stop``, ``length``...) is added to ``message.completed`` when known.
     """
     base = {"message_id": str(message.id), "conversation_id": str(message.conversation_id),
             "status": message.status, "last_seq": message.last_seq,
             "message": message_json(message)}
     if message.status in ("complete", "cancelled"):
-        return {"type": COMPLETED, **base, "usage": usage or {}}
+        completed = {"type": COMPLETED, **base, "usage": usage or {}}
+        if finish_reason is not None:
+            completed["finish_reason"] = finish_reason
+        return completed
     code = message.error_code or ("interrupted" if message.status == "interrupted" else "failed")
     return {"type": FAILED, **base,
             "error": {"code": code, "message": message.error or "generation failed"}}

@@ -1,0 +1,108 @@
+"""The routes of ``/v1``: the model list and chat completions.
+
+A chat completion is a new conversation of the token's user, made by
+:meth:`ConversationManager.start_from_transcript` (the chat's own pipeline: persisted
+messages, a pending answer, the generation job), then followed on the stream bus. The model is
+resolved before anything is stored, so a bad request changes nothing.
+
+A streaming client that disconnects before the end cancels its answer (as in the web chat's
+stop button); the partial answer stays in the conversation, ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from flask import Response, g, request, stream_with_context
+
+from bestchat.errors import ApiError
+from bestchat.extensions import db
+from bestchat.models import User
+from bestchat.openai_compat import bp
+from bestchat.openai_compat.parsing import InvalidRequest, parse_chat_request
+from bestchat.openai_compat.replies import Completion, failure, stream, wait_for_end
+from bestchat.providers import registry
+from bestchat.providers.base import ProviderError
+from bestchat.security.authn import login_required
+from bestchat.services.conversations import ConversationManager
+from bestchat.streaming import get_bus
+from bestchat.streaming.subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+# Marks, in the conversation's settings, the conversations made through this API.
+CREATED_VIA = "openai_api"
+CONVERSATION_HEADER = "X-BestChat-Conversation-Id"
+
+
+@bp.get("/models")
+@login_required
+def list_models():
+    """The models this token's user may use, as OpenAI's model list."""
+    return {"object": "list", "data": [_model_object(m) for m in registry.available_models(g.user)]}
+
+
+@bp.get("/models/<path:model>")
+@login_required
+def get_model(model: str):
+    """One model by id (e.g. ``demo/demo``); 404 when this user may not use it."""
+    for available in registry.available_models(g.user):
+        if available["id"] == model:
+            return _model_object(available)
+    raise ApiError(404, "model_not_found", f"model '{model}' does not exist or is not available to you")
+
+
+@bp.post("/chat/completions")
+@login_required
+def chat_completions():
+    """Create a chat completion (OpenAI-compatible), streamed as server-sent chunks with ``stream``.
+
+    Body: {model, messages, stream?, stream_options?.include_usage, temperature?, top_p?,
+    max_tokens? | max_completion_tokens?, n? (1 only)}; other fields are ignored. Each call is
+    stored as a new conversation of the token's user (its id in ``X-BestChat-Conversation-Id``).
+    """
+    chat = parse_chat_request(request.get_json(force=True, silent=True))
+    _check_model(g.user, chat.model)
+    answer = ConversationManager(g.user).start_from_transcript(
+        chat.transcript, model=chat.model, system_prompt=chat.system_prompt,
+        settings={**chat.options, "created_via": CREATED_VIA})
+    answer_id, message_id, conversation_id = answer.id, str(answer.id), str(answer.conversation_id)
+    db.session.commit()
+    subscriber = Subscriber(get_bus())
+    subscriber.resume(conversation_id, message_id, 0)
+    completion = Completion(f"chatcmpl-{message_id}", int(time.time()), chat.model)
+    headers = {CONVERSATION_HEADER: conversation_id}
+    if not chat.stream:
+        return completion.completion(wait_for_end(subscriber, message_id)), 200, headers
+    user_id = g.user.id
+    body = stream(subscriber, message_id, completion, include_usage=chat.include_usage,
+                  on_abandon=lambda: _cancel(user_id, answer_id))
+    return Response(stream_with_context(body), mimetype="text/event-stream",
+                    headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _check_model(user: User, model: str) -> None:
+    """400 unless ``model`` can be served to ``user`` (the same resolution as the generation)."""
+    try:
+        registry.resolve_targets(user, model)
+    except ProviderError as error:
+        raise failure(error.code, error.message) from None
+    except ApiError as error:
+        raise InvalidRequest(error.message, "model", error.code) from None
+
+
+def _cancel(user_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """The client left mid-stream: stop its answer; never raises (the client is gone anyway).
+    Runs in the response's own context, so the user is loaded again."""
+    try:
+        ConversationManager(db.session.get(User, user_id)).cancel(message_id)
+    except Exception:  # noqa: BLE001 - must not break the server's cleanup of the response
+        log.exception("could not cancel %s after its client disconnected", message_id)
+
+
+def _model_object(model: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's model object; ``created`` is unknown for BestChat models, so 0."""
+    return {"id": model["id"], "object": "model", "created": 0, "owned_by": model["provider"]}
