@@ -42,9 +42,12 @@ def test_streams_replay_from_any_seq(app):
 def test_cancel_flags(app):
     bus = get_bus(app)
     assert not bus.cancel_requested(MSG)
+    assert bus.append(CONV, MSG, chunk(1)) is False
     bus.request_cancel(MSG)
     assert bus.cancel_requested(MSG)
+    assert bus.append(CONV, MSG, chunk(2)) is True  # the flag rides along with each chunk
     bus.append(CONV, MSG, end(), final=True)
+    assert [d.event["type"] for d in bus.replay(MSG)][-1] == end()["type"]
     assert not bus.cancel_requested(MSG)  # cleared when the message ends
 
 

@@ -5,7 +5,8 @@ in-process pool in embedded mode). It claims the message (``pending`` -> ``strea
 builds the prompt, runs the ``before_generate`` filters, resolves the provider targets and
 streams with failover. Text deltas are coalesced into frames (the first delta goes out at
 once, then at most one frame per ``STREAM_FRAME_MS``); each frame is one ``chunk`` with the
-next ``seq``. Between frames it checks for cancellation; at least every
+next ``seq``. Each publish also reads the cancellation flag (in the same round trip) and a
+timer checks it while no frame goes out; at least every
 ``STREAM_SAVE_INTERVAL`` seconds it saves the partial content, which is also the heartbeat
 the reaper watches. At the end it stores the content, a usage row and runs the
 ``after_generate`` filters, or ends the message ``failed``/``cancelled``.
@@ -167,14 +168,17 @@ class Generation:
                     self._take_event(payload, frames, now)
                 elif now - last_event > self.idle_seconds:
                     raise ProviderTimeout(f"no answer from the provider for {self.idle_seconds:.0f} seconds")
-                published = False
                 if frames.parts and (self.seq == 0 or now - frames.started >= self.frame_seconds):
-                    published = self._publish(frames.take())
-                if published or now >= next_poll:
+                    cancelled = self._publish(frames.take())  # the cancel flag rides along
                     next_poll = now + POLL_INTERVAL
-                    if self.bus.cancel_requested(self.key):
-                        self._publish(frames.take())
-                        return True
+                elif now >= next_poll:
+                    cancelled = self.bus.cancel_requested(self.key)
+                    next_poll = now + POLL_INTERVAL
+                else:
+                    cancelled = False
+                if cancelled:
+                    self._publish(frames.take())
+                    return True
                 if now >= next_save:
                     self._save()
                     next_save = now + self.save_seconds
@@ -205,13 +209,13 @@ class Generation:
             log.info("generation of %s: ignoring %s (not supported yet)", self.key, type(event).__name__)
 
     def _publish(self, text: str) -> bool:
+        """Publish ``text`` as the next chunk (nothing if empty); True if a cancel was requested."""
         if not text:
             return False
         self.seq += 1
         self.content.append(text)
-        self.bus.append(self.conversation_id, self.key, events.chunk(
+        return self.bus.append(self.conversation_id, self.key, events.chunk(
             message_id=self.key, conversation_id=self.conversation_id, seq=self.seq, delta=text))
-        return True
 
     def _save(self) -> None:
         """Partial content and heartbeat, in one short transaction."""

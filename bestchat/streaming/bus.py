@@ -55,9 +55,12 @@ class StreamBus(ABC):
 
     @abstractmethod
     def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> None:
+               final: bool = False) -> bool:
         """Add ``event`` to the message's stream and deliver it live. ``final`` marks the
-        terminal event: the stream then expires after the configured TTL."""
+        terminal event: the stream then expires after the configured TTL.
+
+        Returns whether a cancellation of the message has been requested, read in the same
+        round trip, so a generation notices a cancel within one chunk at no extra cost."""
 
     @abstractmethod
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,

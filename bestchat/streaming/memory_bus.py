@@ -29,7 +29,7 @@ class MemoryBus(StreamBus):
         self._next_prune = 0.0
 
     def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> None:
+               final: bool = False) -> bool:
         delivery = Delivery.of(event)
         stream = self._streams.setdefault(message_id, [])
         stream.append(delivery)
@@ -40,6 +40,7 @@ class MemoryBus(StreamBus):
             self._cancels.pop(message_id, None)
         self._prune()
         self._deliver(conversation_id, delivery)
+        return message_id in self._cancels
 
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:

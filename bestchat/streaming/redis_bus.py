@@ -2,7 +2,8 @@
 
 Publishing an event is one transaction: ``XADD`` to ``bc:stream:<message>`` (approximately
 capped at ``maxlen``), ``EXPIRE`` (``ttl`` once the terminal event is in, a day before that
-so an orphan cannot stay forever) and ``PUBLISH`` to ``bc:conv:<conversation>``. Because the
+so an orphan cannot stay forever) and ``PUBLISH`` to ``bc:conv:<conversation>``, plus reading the message's cancel flag (so the
+generation learns of a cancel in the same round trip). Because the
 stream write and the publish are atomic, a reader that subscribes first and then replays the
 stream misses nothing.
 
@@ -51,7 +52,7 @@ class RedisBus(StreamBus):
     # ---- publishing ---------------------------------------------------------------------
 
     def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> None:
+               final: bool = False) -> bool:
         text = _dumps(event)
         key = STREAM + message_id
         pipe = self.redis.pipeline(transaction=True)
@@ -60,7 +61,10 @@ class RedisBus(StreamBus):
         pipe.publish(CHANNEL + conversation_id, "- " + text)
         if final:
             pipe.delete(CANCEL + message_id)
-        pipe.execute()
+        else:
+            pipe.exists(CANCEL + message_id)
+        results = pipe.execute()
+        return not final and bool(results[-1])
 
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:
