@@ -20,7 +20,7 @@ their index), persistence (the stored message equals what the socket received), 
 in concurrent 50 token/s streams, and the server memory of 1000 idle subscribed sockets.
 
     .venv/bin/python benchmarks/stream_bench.py            # default run (~8-10 min)
-    .venv/bin/python benchmarks/stream_bench.py --quick    # smoke run (~2 min)
+    .venv/bin/python benchmarks/stream_bench.py --quick    # smoke run (~3 min)
 
 Results: ``benchmarks/results/<stamp>.json`` and ``benchmarks/results/<stamp>.md``.
 """
@@ -678,29 +678,42 @@ class Bench:
             f"failed {result['integrity']['failed_turns']}, {result['errors'][:1]}")
         return result
 
-    def path_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int) -> list[Turn]:
+    @staticmethod
+    def _offsets(concurrency: int, delay: float, stagger: bool) -> list[float]:
+        """Start offsets: all at once (a burst of sends), or spread evenly over one answer's
+        length so that ``concurrency`` answers are in flight while the sends do not coincide."""
+        if not stagger:
+            return [0.0] * concurrency
+        return [i * TOKENS * delay / concurrency for i in range(concurrency)]
+
+    def path_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int,
+                         stagger: bool = False) -> list[Turn]:
         model, _ = model_name(kind, delay)
         sockets = self._sockets(concurrency)
         turns: list[Turn] = []
+        offsets = self._offsets(concurrency, delay, stagger)
         try:
-            def run(sock: ChatSocket) -> None:
+            def run(sock: ChatSocket, offset: float) -> None:
+                gevent.sleep(offset)
                 for _ in range(turns_each):
                     turns.append(sock.turn(model))
-            gevent.joinall([gevent.spawn(run, s) for s in sockets], raise_error=True)
+            gevent.joinall([gevent.spawn(run, s, o) for s, o in zip(sockets, offsets)], raise_error=True)
         finally:
             for sock in sockets:
                 sock.close()
         return turns
 
-    def direct_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int) -> list[Turn]:
+    def direct_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int,
+                           stagger: bool = False) -> list[Turn]:
         _, model = model_name(kind, delay)
         provider = self.providers[kind]
         turns: list[Turn] = []
 
-        def run() -> None:
+        def run(offset: float) -> None:
+            gevent.sleep(offset)
             for _ in range(turns_each):
                 turns.append(direct_turn(provider, model))
-        gevent.joinall([gevent.spawn(run) for _ in range(concurrency)], raise_error=True)
+        gevent.joinall([gevent.spawn(run, o) for o in self._offsets(concurrency, delay, stagger)], raise_error=True)
         return turns
 
     def _sockets(self, count: int) -> list[ChatSocket]:
@@ -713,16 +726,18 @@ class Bench:
         self.path_closed_loop(kind, 0, 2 * self.args.workers, 2)
         self.direct_closed_loop(kind, 0, 2, 2)
 
-    def latency(self, kind: str, delay: float, concurrency: int, turns_each: int, label: str = "") -> dict[str, Any]:
-        tag = f"{kind} {int(delay * 1000)}ms x{concurrency}{label}"
-        path = self._measure(f"path   {tag}", lambda: self.path_closed_loop(kind, delay, concurrency, turns_each),
+    def latency(self, kind: str, delay: float, concurrency: int, turns_each: int,
+                stagger: bool = False) -> dict[str, Any]:
+        mode = "staggered" if stagger else "burst"
+        tag = f"{kind} {int(delay * 1000)}ms x{concurrency} {mode}"
+        path = self._measure(f"path   {tag}", lambda: self.path_closed_loop(kind, delay, concurrency, turns_each, stagger),
                              persistence=True)
-        direct = self._measure(f"direct {tag}", lambda: self.direct_closed_loop(kind, delay, concurrency, turns_each),
+        direct = self._measure(f"direct {tag}", lambda: self.direct_closed_loop(kind, delay, concurrency, turns_each, stagger),
                                persistence=False)
         overhead = {}
         for metric in ("ttft_ms", "token_delay_ms", "chunk_delay_ms"):
             overhead[metric] = {q: _sub(path[metric][q], direct[metric][q]) for q in ("p50", "p95", "p99")}
-        return {"provider": kind, "delay_ms": delay * 1000, "concurrency": concurrency,
+        return {"provider": kind, "delay_ms": delay * 1000, "concurrency": concurrency, "mode": mode,
                 "turns": concurrency * turns_each, "path": path, "direct": direct, "overhead": overhead}
 
     def capacity_level(self, kind: str, streams: int) -> dict[str, Any]:
@@ -776,15 +791,27 @@ class Bench:
 
     def capacity(self, kind: str) -> dict[str, Any]:
         levels = []
-        best = 0
+        best, failed = 0, None
         for streams in self.args.levels:
             level = self.capacity_level(kind, streams)
             levels.append(level)
             if not level["meets_criteria"]:
+                failed = streams
                 break
             best = streams
-        return {"provider": kind, "capacity_streams": best, "levels": levels,
-                "ceiling_reached": all(level["meets_criteria"] for level in levels)}
+        # Refine between the last level that held and the first that failed (bisection).
+        for _ in range(self.args.refine):
+            if failed is None or failed - best <= max(2, best // 10):
+                break
+            streams = (best + failed) // 2
+            level = self.capacity_level(kind, streams)
+            levels.append(level)
+            if level["meets_criteria"]:
+                best = streams
+            else:
+                failed = streams
+        return {"provider": kind, "capacity_streams": best, "first_failing_level": failed,
+                "levels": sorted(levels, key=lambda level: level["streams"]), "ceiling_reached": failed is None}
 
     def idle_sockets(self, count: int) -> dict[str, Any]:
         """``count`` authenticated sockets, each subscribed to its own conversation."""
@@ -827,23 +854,25 @@ def _sub(a: float | None, b: float | None) -> float | None:
 # ---- report ---------------------------------------------------------------------------------
 
 def markdown(results: dict[str, Any]) -> str:
+    git = results.get("git") or {}
     lines = [f"# Streaming benchmark run {results['stamp']}", "",
              f"Machine: {results['machine']}. Command: `{results['command']}`. "
-             f"Total {results['total_s']:.0f} s.", ""]
+             f"Total {results['total_s']:.0f} s. Commit {git.get('commit', '?')[:10]}"
+             f" ({len(git.get('changed_files', []))} files changed in the work tree).", ""]
     for section in results["latency"]:
         frame = section["frame_ms"]
         lines += [f"## Latency, STREAM_FRAME_MS={frame}", "",
-                  "| provider | ms/token | chats | TTFT path p50/p95/p99 | TTFT direct p50/p95/p99 | "
+                  "| provider | ms/token | sends | chats | TTFT path p50/p95/p99 | TTFT direct p50/p95/p99 | "
                   "TTFT overhead p50/p95/p99 | token delay path p50/p95 (direct p95) | chunk delay path p95 | "
                   "tokens/chunk | chats/s path (direct) | lost/dup/reord chunks | lost/dup/reord tokens | persisted ok |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in section["scenarios"]:
             p, d, o = r["path"], r["direct"], r["overhead"]
             i = p["integrity"]
             per = p.get("persistence", {})
             bad_persist = sum(v for k, v in per.items() if k != "checked")
             lines.append(
-                f"| {r['provider']} | {r['delay_ms']:g} | {r['turns']} (x{r['concurrency']}) | "
+                f"| {r['provider']} | {r['delay_ms']:g} | {r['mode']} | {r['turns']} (x{r['concurrency']}) | "
                 f"{_tri(p['ttft_ms'])} | {_tri(d['ttft_ms'])} | {_tri(o['ttft_ms'])} | "
                 f"{p['token_delay_ms']['p50']}/{p['token_delay_ms']['p95']} ({d['token_delay_ms']['p95']}) | "
                 f"{p['chunk_delay_ms']['p95']} | {p['tokens_per_chunk']} | {p['chats_per_s']} ({d['chats_per_s']}) | "
@@ -852,9 +881,9 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{per.get('checked', 0) - bad_persist}/{per.get('checked', 0)} |")
         lines += ["", "Path TTFT split (ms, p50/p95/p99): `send` -> the assistant's `message.created` "
                   "(web: the send command), then -> first `chunk` (Celery hop, worker, provider, Redis, web).", "",
-                  "| provider | ms/token | send -> created | created -> first chunk |", "|---|---|---|---|"]
+                  "| provider | ms/token | sends | send -> created | created -> first chunk |", "|---|---|---|---|---|"]
         for r in section["scenarios"]:
-            lines.append(f"| {r['provider']} | {r['delay_ms']:g} | {_tri(r['path']['send_to_created_ms'])} | "
+            lines.append(f"| {r['provider']} | {r['delay_ms']:g} | {r['mode']} | {_tri(r['path']['send_to_created_ms'])} | "
                          f"{_tri(r['path']['created_to_first_chunk_ms'])} |")
         lines += ["", "CPU ms per delivered token (and % of one core) by process; machine = busy % of all "
                   "cores, other = CPU % of one core used by processes this run does not measure:", "",
@@ -863,13 +892,17 @@ def markdown(results: dict[str, Any]) -> str:
         for r in section["scenarios"]:
             for side in ("path", "direct"):
                 procs = r[side]["processes"]
-                lines.append(f"| {side} {r['provider']} {r['delay_ms']:g}ms x{r['concurrency']} | " + " | ".join(
+                lines.append(f"| {side} {r['provider']} {r['delay_ms']:g}ms x{r['concurrency']} {r['mode']} | " + " | ".join(
                     f"{procs[g]['cpu_ms_per_token']} ({procs[g]['cpu_pct_of_core']}%)" if g in procs else "-"
                     for g in _groups(section)) + f" | {_machine(procs)} |")
         lines.append("")
     for cap in results["capacity"]:
         lines += [f"## Capacity, {cap['provider']}: {cap['capacity_streams']} concurrent 50 token/s streams"
-                  + (" (the highest level tried)" if cap["ceiling_reached"] else ""), "",
+                  + (" (the highest level tried)" if cap["ceiling_reached"]
+                     else f" ({cap.get('first_failing_level')} failed)"), "",
+                  "Criteria: TTFT p95 < 500 ms and chunk delay p95 < 50 ms over the answers started in the "
+                  "steady window, no failed answer. Chunk delay = arrival - emission of the newest token in "
+                  "the chunk; token delay = arrival - emission of every token (includes the frame coalescing).", "",
                   "| streams | steady answers | TTFT p50/p95/p99 | chunk delay p50/p95/p99 | token delay p95 | "
                   "failed | lost/dup/reord chunks | web CPU % | workers CPU % | redis % | postgres % | fake % | client % | "
                   "machine busy / other | OK |",
@@ -917,6 +950,17 @@ def _groups(section: dict[str, Any]) -> list[str]:
 
 # ---- main -----------------------------------------------------------------------------------
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and how many files differed from it (read-only git calls)."""
+    def run(*argv: str) -> str:
+        try:
+            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": run("rev-parse", "HEAD"),
+            "changed_files": [line[3:] for line in run("status", "--porcelain").splitlines()]}
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", default="openai,litellm", help="comma-separated: openai,litellm")
@@ -929,6 +973,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--levels", default="10,25,50,100,150,200,250,300",
                         help="capacity ramp: concurrent 50 token/s streams")
     parser.add_argument("--capacity-providers", default="openai,litellm")
+    parser.add_argument("--refine", type=int, default=2, help="bisection steps after the first failing level")
     parser.add_argument("--capacity-window", type=float, default=8.0, help="steady seconds per capacity level")
     parser.add_argument("--sockets", type=int, default=1000, help="idle sockets (0 to skip)")
     parser.add_argument("--wait-quiet", type=float, default=300,
@@ -957,7 +1002,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "stamp": stamp, "command": " ".join([".venv/bin/python", "benchmarks/stream_bench.py", *sys.argv[1:]]),
         "machine": f"{CORES} cores, {os.uname().release}, python {sys.version.split()[0]}",
-        "config": {k: v for k, v in vars(args).items()}, "latency": [], "capacity": [],
+        "config": {k: v for k, v in vars(args).items()}, "git": git_state(), "latency": [], "capacity": [],
         "idle_sockets": None,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -985,7 +1030,8 @@ def main() -> None:
             results["latency"].append(section)
             for kind in args.providers:
                 bench.warm_up(kind)
-                section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, args.turns_slow))
+                section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, args.turns_slow, stagger=True))
+                section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, 1, stagger=False))
                 section["scenarios"].append(bench.latency(kind, 0.0, args.concurrency, args.turns_fast))
                 save()
             if index == 0:

@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Where a worker's CPU per token goes: the generation job run in this process, with parts of
+it switched off in turn (this script only; no repository code is changed).
+
+Runs N generation jobs (``bestchat.services.generation.generate``, the body of the Celery task)
+concurrently on gevent against the stamped fake server of ``stream_bench.py``, with the
+production settings (PostgreSQL database ``bench``, Redis db 9: run ``stream_bench.py`` once
+first so the schema exists; do not run both at once), and reports CPU ms per token for:
+
+* ``direct``   - the provider alone (``OpenAIProvider.stream``), no job around it
+* ``full``     - the whole job: provider, frame loop, Redis bus, periodic saves, endings
+* ``nocancel`` - the job without the per-frame Redis cancellation check
+* ``nobus``    - the job without any Redis bus call (append + cancel check)
+* ``nobus_nosave`` - and without the periodic partial-content saves
+
+    .venv/bin/python benchmarks/generation_cpu.py [--jobs 20] [--delay 0.02]
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import httpx  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("direct", "full", "nocancel", "nobus", "nobus_nosave")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--delay", type=float, default=0.02)
+    args = parser.parse_args()
+    for variant in VARIANTS:  # one fresh process per variant: nothing patched leaks across
+        subprocess.run([sys.executable, __file__, "--variant", variant, str(args.jobs), str(args.delay)], check=True)
+
+
+def run_variant(variant: str, jobs: int, delay: float) -> None:
+    from cryptography.fernet import Fernet
+
+    os.environ.update(BESTCHAT_DATABASE_URL="postgresql://postgres@127.0.0.1/bench",
+                      BESTCHAT_REDIS_URL="redis://127.0.0.1:6379/9",
+                      BESTCHAT_ENV_NAME="production", BESTCHAT_SECRET_KEY="bench-" + secrets.token_hex(32),
+                      BESTCHAT_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                      BESTCHAT_INSTANCE_PATH=f"/tmp/bestchat-gencpu-{os.getpid()}")
+    logging.disable(logging.INFO)
+    with __import__("socket").socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fake = subprocess.Popen([sys.executable, str(HERE / "stream_bench.py"), "fake-server", "--port", str(port)],
+                            start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        _measure(variant, jobs, delay, port)
+    finally:
+        os.killpg(fake.pid, signal.SIGTERM)
+        fake.wait(timeout=10)
+
+
+def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
+    from sqlalchemy import select
+
+    from bestchat import create_app
+    from bestchat.extensions import db
+    from bestchat.models import Conversation, Message, ProviderConfig, User
+    from bestchat.providers.base import ProviderSettings
+    from bestchat.services import accounts, generation
+    from bestchat.streaming import get_bus
+    from bestchat import crypto
+
+    app = create_app()
+    model = f"bench?tokens=200&delay={delay:g}"
+    base_url = f"http://127.0.0.1:{port}/v1"
+    ids: list[str] = []
+    with app.app_context():
+        user = accounts.register(f"gencpu-{secrets.token_hex(4)}@example.com", "gencpu horse battery")
+        db.session.add(ProviderConfig(user_id=user.id, provider="openai", name="bench", base_url=base_url,
+                                      api_key_encrypted=crypto.encrypt("sk-bench-000000000000"),
+                                      enabled_models=[], fallbacks=[], options={}, priority=100, enabled=True))
+        for _ in range(jobs + 2):
+            conversation = Conversation(user_id=user.id, title="gencpu")
+            db.session.add(conversation)
+            db.session.flush()
+            question = Message(conversation_id=conversation.id, role="user", content="hello", status="complete")
+            db.session.add(question)
+            db.session.flush()
+            answer = Message(conversation_id=conversation.id, parent_id=question.id, role="assistant",
+                             status="pending", model=f"openai/{model}")
+            db.session.add(answer)
+            db.session.flush()
+            ids.append(str(answer.id))
+        db.session.commit()
+
+    bus = get_bus(app)
+    if variant in ("nobus", "nobus_nosave"):
+        bus.append = lambda *a, **k: None
+        bus.cancel_requested = lambda *a, **k: False
+    if variant == "nocancel":
+        bus.cancel_requested = lambda *a, **k: False
+    if variant == "nobus_nosave":
+        generation.Generation._save = lambda self: None
+
+    if variant == "direct":
+        from bestchat_openai import OpenAIProvider
+
+        provider = OpenAIProvider(ProviderSettings(api_key="sk-bench-000000000000", base_url=base_url))
+
+        def work(_: str) -> None:
+            for _event in provider.stream(model, [{"role": "user", "content": "hello"}]):
+                pass
+    else:
+        def work(message_id: str) -> None:
+            with app.app_context():
+                generation.generate(message_id)
+
+    gevent.joinall([gevent.spawn(work, m) for m in ids[:2]], raise_error=True)  # warm connections
+    cpu, wall = time.process_time(), time.perf_counter()
+    gevent.joinall([gevent.spawn(work, m) for m in ids[2:]], raise_error=True, timeout=120)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    frames = ""
+    if variant != "direct":
+        with app.app_context():
+            rows = db.session.scalars(select(Message).where(Message.id.in_([uuid.UUID(m) for m in ids[2:]]))).all()
+            statuses = {m.status for m in rows}
+            frames = f", statuses {sorted(statuses)}, {sum(m.last_seq for m in rows) / len(rows):.0f} frames/answer"
+    print(f"{variant:13s} {jobs} jobs x 200 tokens at {delay * 1000:g} ms/token: CPU {cpu * 1000:.0f} ms "
+          f"= {cpu * 1000 / (jobs * 200):.3f} ms/token (wall {wall:.1f} s{frames})", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--variant":
+        run_variant(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    else:
+        main()
