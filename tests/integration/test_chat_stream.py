@@ -12,33 +12,12 @@ import time
 import pytest
 import websocket
 
-from bestchat.testing.pytest_plugin import TEST_PG_URL, TEST_REDIS_URL
-from tests.integration.stack import Stack, terminal, wait_for
+from tests.integration.stack import terminal, wait_for
 
 pytestmark = pytest.mark.integration
 
-MODES = ["embedded"] + (["production"] if TEST_PG_URL and TEST_REDIS_URL else [])
+PRODUCTION_WEB_PROCESSES = 2  # every event must reach sockets on either process
 SLOW = 15  # demo words per second: an answer of ~25 words takes ~2 s
-
-
-@pytest.fixture(scope="module", params=MODES)
-def stack(request, tmp_path_factory):
-    production = request.param == "production"
-    if production:
-        request.getfixturevalue("pg_schema")
-    stack = Stack(tmp_path_factory.mktemp(request.param),
-                  database_url=TEST_PG_URL if production else None,
-                  redis_url=TEST_REDIS_URL if production else None,
-                  webs=2 if production else 1, workers=1 if production else 0)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def alice(stack):
-    return stack.new_user(f"alice-{time.monotonic_ns()}@example.com")
 
 
 def chat(socket, conversation_id, content, client_id="c1"):
@@ -109,6 +88,7 @@ def test_resume_after_reconnect_is_exact(stack, alice):
 
 
 def test_every_socket_of_the_conversation_gets_every_event(stack, alice):
+    assert len(stack.webs) == (PRODUCTION_WEB_PROCESSES if stack.redis_url else 1)
     conversation_id = alice.conversation(SLOW)
     sockets = [alice.socket(web=i % len(stack.webs)) for i in range(3)]
     try:

@@ -6,38 +6,16 @@ Each mode starts its processes once for the module. Timeouts are safety bounds o
 
 from __future__ import annotations
 
-import time
 
 import openai
 import pytest
 from bestchat_demo import reply_to
 
-from bestchat.testing.pytest_plugin import TEST_PG_URL, TEST_REDIS_URL
-from tests.integration.stack import Stack, wait_for
+from tests.integration.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
-MODES = ["embedded"] + (["production"] if TEST_PG_URL and TEST_REDIS_URL else [])
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is BestChat?"}]
-
-
-@pytest.fixture(scope="module", params=MODES)
-def stack(request, tmp_path_factory):
-    production = request.param == "production"
-    if production:
-        request.getfixturevalue("pg_schema")
-    stack = Stack(tmp_path_factory.mktemp(f"openai-{request.param}"),
-                  database_url=TEST_PG_URL if production else None,
-                  redis_url=TEST_REDIS_URL if production else None, workers=1 if production else 0)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def alice(stack):
-    return stack.new_user(f"alice-{time.monotonic_ns()}@example.com")
 
 
 @pytest.fixture(scope="module")
