@@ -82,7 +82,7 @@ def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
 
     from bestchat import create_app
     from bestchat.extensions import db
-    from bestchat.models import Conversation, Message, ProviderConfig, User
+    from bestchat.models import Conversation, Message, ProviderConfig
     from bestchat.providers.base import ProviderSettings
     from bestchat.services import accounts, generation
     from bestchat.streaming import get_bus

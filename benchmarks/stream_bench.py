@@ -53,13 +53,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "fake-server":
         server = fake_openai.FakeOpenAI("127.0.0.1", args.port,
                                         script=fake_openai.Script(tokens=200, delay=0.0))
         server._httpd.RequestHandlerClass = _StampHandler
-        print(f"fake OpenAI server on {server.url}", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.stop()
+        fake_openai.serve_until_interrupted(server)
 
     _serve(sys.argv[2:])
     sys.exit(0)
@@ -79,7 +73,6 @@ import resource  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -91,6 +84,8 @@ import gevent  # noqa: E402
 import httpx  # noqa: E402
 import websocket  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
+
+from bestchat.testing.processes import free_port, wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -108,26 +103,6 @@ CORES = os.cpu_count() or 1
 
 def log(*parts: Any) -> None:
     print(time.strftime("%H:%M:%S"), *parts, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - not up yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def pct(values: list[float], q: float) -> float | None:

@@ -372,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = FakeOpenAI(args.host, args.port, api_key=args.api_key,
                         script=Script(tokens=args.tokens, ttft=args.ttft, delay=args.delay))
+    serve_until_interrupted(server)
+
+
+def serve_until_interrupted(server: FakeOpenAI) -> None:
+    """Serve in this thread until interrupted (Ctrl-C or SIGINT), then stop cleanly."""
     print(f"fake OpenAI server on {server.url}", flush=True)
     try:
         server.serve_forever()

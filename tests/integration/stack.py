@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +18,7 @@ import websocket
 from sqlalchemy import create_engine, text
 
 from bestchat.models import Base
+from bestchat.testing.processes import free_port, wait_for  # noqa: F401 - wait_for re-exported to the tests
 from bestchat.settings import REPO_ROOT
 
 BIN = REPO_ROOT / ".venv" / "bin"
@@ -36,27 +35,6 @@ TEST_ENV = {
     "BESTCHAT_RATELIMIT_LOGIN_PER_IP": "1000/60",
     "BESTCHAT_RATELIMIT_LOGIN_PER_ACCOUNT": "1000/60",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """A safety bound only: poll until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - not up yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Stack:
