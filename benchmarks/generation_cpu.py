@@ -9,8 +9,7 @@ first so the schema exists; do not run both at once), and reports CPU ms per tok
 
 * ``direct``   - the provider alone (``OpenAIProvider.stream``), no job around it
 * ``full``     - the whole job: provider, frame loop, Redis bus, periodic saves, endings
-* ``nocancel`` - the job without the per-frame Redis cancellation check
-* ``nobus``    - the job without any Redis bus call (append + cancel check)
+* ``nobus``    - the job without publishing its frames (the frame writer's Redis batch)
 * ``nobus_nosave`` - and without the periodic partial-content saves
 
     .venv/bin/python benchmarks/generation_cpu.py [--jobs 20] [--delay 0.02]
@@ -35,7 +34,7 @@ import gevent  # noqa: E402
 import httpx  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("direct", "full", "nocancel", "nobus", "nobus_nosave")
+VARIANTS = ("direct", "full", "nobus", "nobus_nosave")
 
 
 def main() -> None:
@@ -113,12 +112,11 @@ def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
 
     bus = get_bus(app)
     if variant in ("nobus", "nobus_nosave"):
-        bus.append = lambda *a, **k: None
-        bus.cancel_requested = lambda *a, **k: False
-    if variant == "nocancel":
-        bus.cancel_requested = lambda *a, **k: False
+        bus.append_many = lambda *a, **k: None
     if variant == "nobus_nosave":
-        generation.Generation._save = lambda self: None
+        from bestchat.services import running
+
+        running.Running._save_all = lambda self: None
 
     if variant == "direct":
         from bestchat_openai import OpenAIProvider

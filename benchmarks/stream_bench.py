@@ -3,15 +3,17 @@
 
 One script, bounded, everything on 127.0.0.1, every process it starts is killed on exit.
 
-It starts the fake OpenAI-compatible server (``bestchat.testing.fake_openai``, wrapped so each
-streamed token carries its emission wall-clock time), a production-mode stack (PostgreSQL
-database ``bench`` on a fresh schema migrated with ``bestchat db upgrade``, Redis db 9 flushed,
-``gunicorn -k gevent -w 1 wsgi:app``, one Celery gevent worker per core), registers a user and
-an API token over REST, creates provider configs pointing at the fake server (native
-``openai`` and ``litellm``), then runs scenarios from a gevent client:
+It starts a lean fake OpenAI-compatible server (``benchmarks/fast_upstream.py``: one asyncio
+loop, the same SSE chunks as ``bestchat.testing.fake_openai``, each streamed token carrying its
+emission wall-clock time), a production-mode stack (PostgreSQL database ``bench`` on a fresh
+schema migrated with ``bestchat db upgrade``, Redis db 9 flushed, ``gunicorn -k gevent -w 1
+wsgi:app``, one Celery gevent worker per core), registers a user and an API token over REST,
+creates provider configs pointing at the fake server (native ``openai`` and ``litellm``), then
+runs scenarios:
 
-* path:   WebSocket ``send`` -> web -> Celery -> provider -> fake server -> Redis -> WebSocket
-* direct: the same provider class called in this process against the same fake server
+* path:   WebSocket ``send`` -> web -> Celery -> provider -> fake server -> Redis -> WebSocket,
+          from a lean asyncio WebSocket client process (``benchmarks/ws_load.py``)
+* direct: the same provider class called in this (gevent) process against the same fake server
 
 and measures TTFT, per-token/per-chunk delay (arrival - emission, exact: the fake server stamps
 every token with ``time.time()`` when it writes it), completed chats per second, CPU and RSS
@@ -21,6 +23,7 @@ in concurrent 50 token/s streams, and the server memory of 1000 idle subscribed 
 
     .venv/bin/python benchmarks/stream_bench.py            # default run (~8-10 min)
     .venv/bin/python benchmarks/stream_bench.py --quick    # smoke run (~3 min)
+    .venv/bin/python benchmarks/stream_bench.py --only capacity --capacity-providers openai --levels 100,150
 
 Results: ``benchmarks/results/<stamp>.json`` and ``benchmarks/results/<stamp>.md``.
 """
@@ -30,7 +33,8 @@ from __future__ import annotations
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fake-server":
-    # ---- the fake provider process (plain threads, no gevent) -----------------------------
+    # ---- the former fake provider process (plain threads, no gevent): `--upstream threaded` --
+    # One thread per stream, ~0.06-0.15 ms of CPU per token; the default is fast_upstream.py.
     import argparse
     import time
 
@@ -82,12 +86,12 @@ from typing import Any, Callable  # noqa: E402
 
 import gevent  # noqa: E402
 import httpx  # noqa: E402
-import websocket  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 from bestchat.testing.processes import free_port, wait_for  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 BIN = REPO / ".venv" / "bin"
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1/test"
@@ -232,9 +236,15 @@ class Stack:
     # ---- setup ----------------------------------------------------------------------------
 
     def start_fake(self) -> None:
-        self.procs.spawn("fake", [str(BIN / "python"), __file__, "fake-server", "--port", str(self.fake_port)],
-                         self.env)
+        if self.args.upstream == "threaded":  # the former one: bestchat.testing.fake_openai, one thread per stream
+            argv = [str(BIN / "python"), __file__, "fake-server", "--port", str(self.fake_port)]
+        else:
+            argv = [str(BIN / "python"), str(HERE / "fast_upstream.py"), "--port", str(self.fake_port)]
+        self.procs.spawn("fake", argv, self.env)
         wait_for(lambda: httpx.get(f"{self.fake_url}/models").status_code == 200, 20, "fake server")
+
+    def start_client(self) -> None:
+        self.client = LoadClient(self.procs, self.env)
 
     @property
     def fake_url(self) -> str:
@@ -259,8 +269,9 @@ class Stack:
         if frame_ms is not None:
             env["BESTCHAT_STREAM_FRAME_MS"] = str(frame_ms)
         self.web_port = free_port()
-        # The flags of `bestchat serve` (one gunicorn gevent worker).
-        self.procs.spawn("web", [str(BIN / "gunicorn"), "--worker-class", "gevent", "--workers", "1",
+        # The flags of `bestchat serve --workers N` (N gunicorn gevent workers, default 1).
+        self.procs.spawn("web", [str(BIN / "gunicorn"), "--worker-class", "gevent",
+                                 "--workers", str(self.args.web_workers),
                                  "--bind", f"127.0.0.1:{self.web_port}", "--worker-connections", "2000",
                                  "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app"], env)
         self.worker_names = []
@@ -268,7 +279,7 @@ class Stack:
             name = f"worker{index}"
             # The flags of `bestchat worker`, plus a distinct node name.
             self.procs.spawn(name, [str(BIN / "celery"), "-A", "celery_worker", "worker", "-P", "gevent",
-                                    "-c", "200", "--loglevel", "INFO", "-E", "-n", f"bench{index}@%h"], env)
+                                    "-c", "200", "--loglevel", "INFO", "-n", f"bench{index}@%h"], env)
             self.worker_names.append(name)
         wait_for(lambda: httpx.get(f"{self.base}/healthz").status_code == 200, 30, "web process")
         for name in self.worker_names:
@@ -305,7 +316,10 @@ class Stack:
             groups["fake provider"] = descendants(fake.pid)
         groups["redis-server"] = [self.redis_pid]
         groups["postgres (bench backends + bg)"] = self.pg_pids()
-        groups["bench client"] = [os.getpid()]
+        client = self.procs.items.get("client")
+        if client is not None:
+            groups["bench client"] = [client.pid]  # the WebSocket load client (ws_load.py)
+        groups["bench main (direct calls)"] = [os.getpid()]  # this process: REST setup, direct baseline
         return groups
 
     @property
@@ -401,6 +415,46 @@ def usage_between(before: dict, after: dict, tokens: int, seconds: float) -> dic
 
 # ---- clients --------------------------------------------------------------------------------
 
+class LoadClient:
+    """The WebSocket load client: ``ws_load.py`` (one asyncio loop) in a child process, driven
+    with one JSON command per line (see its docstring). Its CPU is measured on its own."""
+
+    def __init__(self, procs: Processes, env: dict[str, str]):
+        out = open(procs.tmp / "client.log", "ab")
+        self.process = subprocess.Popen([str(BIN / "python"), str(HERE / "ws_load.py")], cwd=REPO, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
+                                        start_new_session=True)
+        procs.items["client"] = self.process
+        self.procs = procs
+
+    def call(self, cmd: str, **kwargs: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"cmd": cmd, **kwargs}).encode() + b"\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the load client died: {self.procs.log_text('client')[-2000:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"load client {cmd}: {answer['error']}")
+        return answer
+
+    def open(self, ws_url: str, token: str, conversations: list[str]) -> dict[str, Any]:
+        """One socket per conversation, subscribed to it (replaces the previous sockets)."""
+        answer = self.call("open", ws_url=ws_url, token=token, conversations=conversations)
+        if answer["opened"] != len(conversations):
+            raise RuntimeError(f"opened {answer['opened']} of {len(conversations)} sockets: {answer['errors']}")
+        return answer
+
+    def run(self, model: str, starts: list[float], *, turns: int | None = None, end: float | None = None,
+            deadline: float, close: bool = True) -> dict[str, Any]:
+        """Socket ``i`` starts at wall time ``starts[i]`` and chats back to back: ``turns`` answers,
+        or until ``end``. The turns stay in the client until :meth:`fetch`."""
+        return self.call("run", model=model, starts=starts, turns=turns, end=end, deadline=deadline, close=close)
+
+    def fetch(self) -> list[Turn]:
+        return [Turn(**{**t, "chunks": [tuple(c) for c in t["chunks"]]}) for t in self.call("fetch")["turns"]]
+
 @dataclass
 class Turn:
     """One chat answer as the client saw it."""
@@ -442,61 +496,6 @@ class Account:
         r = self.api("POST", "/providers", json={"provider": provider, "api_key": "sk-bench-000000000000",
                                                   "base_url": base_url})
         assert r.status_code == 201, r.text
-
-
-class ChatSocket:
-    """One WebSocket, subscribed to one conversation; ``turn()`` sends and reads one answer."""
-
-    def __init__(self, ws_url: str, token: str, conversation_id: str):
-        self.conversation_id = conversation_id
-        self.ws = websocket.create_connection(f"{ws_url}?token={token}", timeout=120,
-                                              enable_multithread=False)
-        self._frame({"type": "subscribe", "conversation_id": conversation_id})
-        self._frame({"type": "ping"})
-        while json.loads(self.ws.recv())["type"] != "pong":
-            pass
-        self.count = 0
-
-    def _frame(self, frame: dict[str, Any]) -> None:
-        self.ws.send(json.dumps(frame))
-
-    def turn(self, model: str) -> Turn:
-        self.count += 1
-        turn = Turn(time.time())
-        self._frame({"type": "send", "conversation_id": self.conversation_id, "model": model,
-                     "content": f"benchmark question {self.count}", "client_id": f"b{self.count}"})
-        while True:
-            raw = self.ws.recv()
-            now = time.time()
-            frame = json.loads(raw)
-            kind = frame["type"]
-            if kind == "chunk":
-                if turn.message_id is None or frame["message_id"] == turn.message_id:
-                    if turn.t_first is None:
-                        turn.t_first = now
-                    turn.chunks.append((now, frame["seq"], frame["delta"]))
-            elif kind == "message.created":
-                if frame["message"]["role"] == "assistant":
-                    turn.message_id = frame["message"]["id"]
-                    turn.t_created = now
-            elif kind in ("message.completed", "message.failed"):
-                if frame["message_id"] == turn.message_id:
-                    turn.t_end = now
-                    turn.status = frame.get("status")
-                    turn.last_seq = frame.get("last_seq")
-                    if kind == "message.failed":
-                        turn.error = json.dumps(frame.get("error"))[:300]
-                    return turn
-            elif kind == "error":
-                turn.error = f"{frame.get('code')}: {frame.get('message')}"
-                turn.t_end = now
-                return turn
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def direct_turn(provider: Any, model: str) -> Turn:
@@ -633,14 +632,20 @@ class Bench:
         self.stack = stack
         self.account = account
         self.args = args
-        self.providers = {kind: make_provider(kind, stack.fake_url) for kind in args.providers}
+        self.providers: dict[str, Any] = {}  # the provider objects of the direct calls, made on first use
 
-    def _measure(self, name: str, body: Callable[[], list[Turn]], *, persistence: bool) -> dict[str, Any]:
+    def _measure(self, name: str, body: Callable[[], list[Turn] | Callable[[], list[Turn]]], *,
+                 persistence: bool) -> dict[str, Any]:
+        """Runs ``body`` between two CPU snapshots. ``body`` returns the turns, or a function that
+        fetches them from the load client (called after the second snapshot: the transfer of the
+        turns between processes is not part of the scenario)."""
         before = self.stack.snapshot()
         started = time.time()
         turns = body()
         elapsed = time.time() - started
         after = self.stack.snapshot()
+        if callable(turns):
+            turns = turns()
         result = analyse(turns)
         result["elapsed_s"] = round(elapsed, 3)
         result["chats_per_s"] = round(sum(1 for t in turns if t.status == "complete") / elapsed, 2)
@@ -662,25 +667,26 @@ class Bench:
         return [i * TOKENS * delay / concurrency for i in range(concurrency)]
 
     def path_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int,
-                         stagger: bool = False) -> list[Turn]:
+                         stagger: bool = False) -> Callable[[], list[Turn]]:
+        """``concurrency`` sockets (opened here), each doing ``turns_each`` answers back to back
+        from its start offset; the sockets are closed at the end. Returns the fetch of the turns."""
         model, _ = model_name(kind, delay)
-        sockets = self._sockets(concurrency)
-        turns: list[Turn] = []
+        self._sockets(concurrency)
         offsets = self._offsets(concurrency, delay, stagger)
-        try:
-            def run(sock: ChatSocket, offset: float) -> None:
-                gevent.sleep(offset)
-                for _ in range(turns_each):
-                    turns.append(sock.turn(model))
-            gevent.joinall([gevent.spawn(run, s, o) for s, o in zip(sockets, offsets)], raise_error=True)
-        finally:
-            for sock in sockets:
-                sock.close()
-        return turns
+        now = time.time()
+        # The old client's limit: 120 s without a frame failed the scenario.
+        deadline = now + max(offsets) + turns_each * (TOKENS * delay + 120)
+        answer = self.client.run(model, [now + o for o in offsets], turns=turns_each, deadline=deadline)
+        if answer["unfinished"] or answer["errors"]:
+            raise RuntimeError(f"path {kind} x{concurrency}: {answer['unfinished']} sockets unfinished, "
+                               f"errors {answer['errors']}")
+        return self.client.fetch
 
     def direct_closed_loop(self, kind: str, delay: float, concurrency: int, turns_each: int,
                            stagger: bool = False) -> list[Turn]:
         _, model = model_name(kind, delay)
+        if kind not in self.providers:
+            self.providers[kind] = make_provider(kind, self.stack.fake_url)
         provider = self.providers[kind]
         turns: list[Turn] = []
 
@@ -691,14 +697,18 @@ class Bench:
         gevent.joinall([gevent.spawn(run, o) for o in self._offsets(concurrency, delay, stagger)], raise_error=True)
         return turns
 
-    def _sockets(self, count: int) -> list[ChatSocket]:
+    @property
+    def client(self) -> LoadClient:
+        return self.stack.client
+
+    def _sockets(self, count: int) -> dict[str, Any]:
+        """``count`` new conversations, and one socket subscribed to each in the load client."""
         pool = Pool(50)
         conversations = list(pool.imap_unordered(lambda _: self.account.conversation(), range(count)))
-        return list(pool.imap_unordered(
-            lambda c: ChatSocket(self.stack.ws_url, self.account.token, c), conversations))
+        return self.client.open(self.stack.ws_url, self.account.token, conversations)
 
     def warm_up(self, kind: str) -> None:
-        self.path_closed_loop(kind, 0, 2 * self.args.workers, 2)
+        self.path_closed_loop(kind, 0, 2 * self.args.workers, 2)()
         self.direct_closed_loop(kind, 0, 2, 2)
 
     def latency(self, kind: str, delay: float, concurrency: int, turns_each: int,
@@ -722,29 +732,20 @@ class Bench:
         model, _ = model_name(kind, 0.02)
         answer_s = TOKENS * 0.02
         window = self.args.capacity_window
-        sockets = self._sockets(streams)
-        turns: list[Turn] = []
+        self._sockets(streams)
         t0 = time.time() + 0.5
         end = t0 + answer_s + window
-
-        def run(sock: ChatSocket) -> None:
-            gevent.sleep(max(0.0, t0 + random.uniform(0, answer_s) - time.time()))
-            while time.time() < end:
-                turns.append(sock.turn(model))
+        starts = [t0 + random.uniform(0, answer_s) for _ in range(streams)]
 
         before = self.stack.snapshot()
         started = time.time()
-        greenlets = [gevent.spawn(run, s) for s in sockets]
-        try:
-            gevent.joinall(greenlets, timeout=answer_s + window + 90)
-        finally:
-            unfinished = sum(1 for g in greenlets if not g.dead)
-            gevent.killall(greenlets, block=False)
-            for sock in sockets:
-                sock.close()
-        crashed = [g.exception for g in greenlets if g.dead and g.exception is not None]
+        # Each socket chats back to back until `end`; sockets still busy 90 s later are stopped
+        # and counted as unfinished. The sockets are closed before the answer comes back.
+        answer = self.client.run(model, starts, end=end, deadline=started + answer_s + window + 90)
+        unfinished, crashed = answer["unfinished"], answer["errors"]
         elapsed = time.time() - started
         after = self.stack.snapshot()
+        turns = self.client.fetch()
         steady = [t for t in turns if t.t_send >= t0 + answer_s]
         result = analyse(steady)
         every = analyse(turns)
@@ -754,7 +755,7 @@ class Bench:
         result["streams"] = streams
         result["steady_turns"] = len(steady)
         result["unfinished_clients"] = unfinished
-        result["client_errors"] = [repr(e)[:200] for e in crashed[:5]]
+        result["client_errors"] = crashed[:5]
         ok = (not unfinished and not crashed and result["ttft_ms"]["p95"] is not None and result["ttft_ms"]["p95"] < 500
               and result["chunk_delay_ms"]["p95"] is not None and result["chunk_delay_ms"]["p95"] < 50
               and every["integrity"]["failed_turns"] == 0)
@@ -795,23 +796,15 @@ class Bench:
         gevent.sleep(1)
         web = self.stack.measured()["web (gevent worker)"]
         rss_before = sum(proc_sample(p)[1] for p in web)
-        opened = time.time()
-        sockets = list(pool.imap_unordered(
-            lambda c: ChatSocket(self.stack.ws_url, self.account.token, c), conversations))
-        open_s = time.time() - opened
+        # In the load client: 50 handshakes at a time, each followed by subscribe + ping/pong.
+        opened = self.client.call("open", ws_url=self.stack.ws_url, token=self.account.token,
+                                  conversations=conversations)
+        open_s = opened["open_s"]
         gevent.sleep(2)
         rss_after = sum(proc_sample(p)[1] for p in web)
-        # Every socket still usable: a ping round trip on each.
-        alive = 0
-        for sock in sockets:
-            try:
-                sock._frame({"type": "ping"})
-                if json.loads(sock.ws.recv())["type"] == "pong":
-                    alive += 1
-            except Exception:  # noqa: BLE001
-                pass
-        for sock in sockets:
-            sock.close()
+        # Every socket still usable: a ping round trip on each (all at once).
+        alive = self.client.call("ping")["alive"]
+        self.client.call("close")
         gevent.sleep(2)
         rss_closed = sum(proc_sample(p)[1] for p in web)
         result = {"sockets": count, "alive": alive, "open_s": round(open_s, 2),
@@ -880,8 +873,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "the chunk; token delay = arrival - emission of every token (includes the frame coalescing).", "",
                   "| streams | steady answers | TTFT p50/p95/p99 | chunk delay p50/p95/p99 | token delay p95 | "
                   "failed | lost/dup/reord chunks | web CPU % | workers CPU % | redis % | postgres % | fake % | client % | "
-                  "machine busy / other | OK |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "fake / client µs CPU per token | machine busy / other | OK |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for level in cap["levels"]:
             procs = level["processes"]
             workers = sum(v["cpu_pct_of_core"] for k, v in procs.items() if k.startswith("celery"))
@@ -893,6 +886,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{procs['web (gevent worker)']['cpu_pct_of_core']} | {workers:.1f} | "
                 f"{procs['redis-server']['cpu_pct_of_core']} | {procs['postgres (bench backends + bg)']['cpu_pct_of_core']} | "
                 f"{procs['fake provider']['cpu_pct_of_core']} | {procs['bench client']['cpu_pct_of_core']} | "
+                f"{_us(procs['fake provider'])} / {_us(procs['bench client'])} | "
                 f"{_machine(procs)} | {'yes' if level['meets_criteria'] else 'no'} |")
         lines.append("")
     if results.get("idle_sockets"):
@@ -906,6 +900,11 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _tri(d: dict[str, Any]) -> str:
     return f"{d['p50']}/{d['p95']}/{d['p99']}"
+
+
+def _us(group: dict[str, Any]) -> str:
+    per_token = group.get("cpu_ms_per_token")
+    return "-" if per_token is None else f"{per_token * 1000:.0f}"
 
 
 def _machine(procs: dict[str, Any]) -> str:
@@ -925,6 +924,14 @@ def _groups(section: dict[str, Any]) -> list[str]:
 
 # ---- main -----------------------------------------------------------------------------------
 
+def config_default(name: str) -> Any:
+    """A setting's default, read from ``config/defaults.py`` (what the servers run with when the
+    script does not set it)."""
+    import runpy
+
+    return runpy.run_path(str(REPO / "config" / "defaults.py")).get(name)
+
+
 def git_state() -> dict[str, Any]:
     """The commit measured, and how many files differed from it (read-only git calls)."""
     def run(*argv: str) -> str:
@@ -940,28 +947,44 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", default="openai,litellm", help="comma-separated: openai,litellm")
     parser.add_argument("--workers", type=int, default=CORES, help="Celery gevent workers (default: one per core)")
+    parser.add_argument("--web-workers", type=int, default=1,
+                        help="gunicorn gevent web processes (default 1; the sum of their CPU is the web column)")
     parser.add_argument("--concurrency", type=int, default=10, help="concurrent chats of the latency scenarios")
     parser.add_argument("--turns-slow", type=int, default=3, help="answers per chat at 20 ms/token")
     parser.add_argument("--turns-fast", type=int, default=10, help="answers per chat at 0 ms/token")
     parser.add_argument("--frame-ms", default="default,0",
-                        help="STREAM_FRAME_MS values for the latency scenarios ('default' = config default, 40)")
-    parser.add_argument("--levels", default="10,25,50,100,150,200,250,300",
-                        help="capacity ramp: concurrent 50 token/s streams")
+                        help="STREAM_FRAME_MS values for the latency scenarios ('default': config/defaults.py's)")
+    parser.add_argument("--levels", default=None,
+                        help="capacity ramp: concurrent 50 token/s streams (default 10,25,50,100,150,200,250,300; "
+                             "--quick: 10,50)")
     parser.add_argument("--capacity-providers", default="openai,litellm")
     parser.add_argument("--refine", type=int, default=2, help="bisection steps after the first failing level")
     parser.add_argument("--capacity-window", type=float, default=8.0, help="steady seconds per capacity level")
-    parser.add_argument("--sockets", type=int, default=1000, help="idle sockets (0 to skip)")
+    parser.add_argument("--sockets", type=int, default=None, help="idle sockets (0 to skip; default 1000, --quick: 200)")
     parser.add_argument("--wait-quiet", type=float, default=300,
                         help="wait at most this many seconds for an idle machine before starting (0: do not)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few turns, short ramp, 200 sockets")
+    parser.add_argument("--only", default="latency,capacity,sockets",
+                        help="comma-separated parts to run: latency, capacity, sockets "
+                             "(e.g. --only capacity --capacity-providers openai --levels 100,150)")
+    parser.add_argument("--upstream", choices=("fast", "threaded"), default="fast",
+                        help="fake provider: fast (benchmarks/fast_upstream.py, one asyncio loop) or threaded "
+                             "(bestchat.testing.fake_openai, one thread per stream: the former one, ~5x the CPU)")
     parser.add_argument("--out", default=None, help="results file stem (default: a timestamp)")
     args = parser.parse_args()
     args.providers = [p for p in args.providers.split(",") if p]
     args.capacity_providers = [p for p in args.capacity_providers.split(",") if p]
-    args.levels = [int(x) for x in args.levels.split(",") if x]
+    levels = args.levels or ("10,50" if args.quick else "10,25,50,100,150,200,250,300")
+    args.levels = [int(x) for x in levels.split(",") if x]
+    if args.sockets is None:
+        args.sockets = 200 if args.quick else 1000
+    args.only = [x for x in args.only.split(",") if x]
+    unknown = set(args.only) - {"latency", "capacity", "sockets"}
+    if unknown:
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
     args.frame_ms = [None if x == "default" else int(x) for x in args.frame_ms.split(",") if x]
     if args.quick:
-        args.turns_slow, args.turns_fast, args.levels, args.sockets = 1, 3, [10, 50], 200
+        args.turns_slow, args.turns_fast = 1, 3
         args.capacity_window = 4.0
     return args
 
@@ -994,26 +1017,36 @@ def main() -> None:
         log(f"temp dir {stack.tmp}; resetting database bench and redis db 9")
         stack.reset_database()
         stack.start_fake()
-        for index, frame_ms in enumerate(args.frame_ms):
+        stack.start_client()
+        latency = "latency" in args.only
+        kinds = list(dict.fromkeys((args.providers if latency else [])
+                                   + (args.capacity_providers if "capacity" in args.only else [])))
+        # The capacity ramp and the idle sockets run with the first STREAM_FRAME_MS value only.
+        for index, frame_ms in enumerate(args.frame_ms if latency else args.frame_ms[:1]):
             log(f"starting web + {args.workers} workers (STREAM_FRAME_MS={'default' if frame_ms is None else frame_ms})")
             stack.start_servers(frame_ms)
             account = Account(stack.base)
-            for kind in args.providers:
+            for kind in kinds:
                 account.provider(kind, stack.fake_url)
             bench = Bench(stack, account, args)
-            section = {"frame_ms": frame_ms if frame_ms is not None else 40, "scenarios": []}
-            results["latency"].append(section)
-            for kind in args.providers:
-                bench.warm_up(kind)
-                section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, args.turns_slow, stagger=True))
-                section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, 1, stagger=False))
-                section["scenarios"].append(bench.latency(kind, 0.0, args.concurrency, args.turns_fast))
-                save()
+            if latency:
+                section = {"frame_ms": frame_ms if frame_ms is not None else config_default("STREAM_FRAME_MS"),
+                           "scenarios": []}
+                results["latency"].append(section)
+                for kind in args.providers:
+                    bench.warm_up(kind)
+                    section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, args.turns_slow,
+                                                              stagger=True))
+                    section["scenarios"].append(bench.latency(kind, 0.02, args.concurrency, 1, stagger=False))
+                    section["scenarios"].append(bench.latency(kind, 0.0, args.concurrency, args.turns_fast))
+                    save()
             if index == 0:
-                for kind in args.capacity_providers:
+                for kind in args.capacity_providers if "capacity" in args.only else []:
+                    if not latency:
+                        bench.warm_up(kind)
                     results["capacity"].append(bench.capacity(kind))
                     save()
-                if args.sockets:
+                if args.sockets and "sockets" in args.only:
                     results["idle_sockets"] = bench.idle_sockets(args.sockets)
                     save()
             account.http.close()

@@ -82,14 +82,16 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @click.command("worker")
-@click.option("--concurrency", default=200, show_default=True, type=int, help="greenlets per process")
+@click.option("--concurrency", type=int, help="generations at once (gevent greenlets) [default: WORKER_CONCURRENCY]")
+@click.option("--events", is_flag=True, help="send Celery task events (for monitors such as Flower; costs CPU per task)")
 @with_appcontext
-def worker(concurrency: int) -> None:
+def worker(concurrency: int | None, events: bool) -> None:
     """Run a Celery worker (gevent pool) for generation jobs; needs BESTCHAT_REDIS_URL."""
     if current_app.config["EMBEDDED"]:
         raise click.ClickException("a Celery worker needs BESTCHAT_REDIS_URL (embedded mode runs jobs in the web process)")
+    concurrency = concurrency or int(current_app.config["WORKER_CONCURRENCY"])
     argv = ["celery", "-A", "celery_worker", "worker", "-P", "gevent", "-c", str(concurrency),
-            "--loglevel", "INFO", "-E"]
+            "--loglevel", "INFO"] + (["-E"] if events else [])
     os.chdir(_repo_root())
     os.execv(_venv_bin("celery"), argv)
 

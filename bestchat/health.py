@@ -1,4 +1,5 @@
-"""Liveness and readiness: ``/healthz`` (the process answers) and ``/readyz`` (its backends do)."""
+"""Liveness and readiness: ``/healthz`` (the process answers) and ``/readyz`` (its backends do,
+plus the generation capacity as this process sees it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sqlalchemy import text
 
 from bestchat.extensions import db
 from bestchat.redis_client import get_redis
+from bestchat.services.admission import get_admission
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +21,11 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Database and (when configured) Redis are reachable; 503 naming what is down."""
+    """Database and (when configured) Redis are reachable; 503 naming what is down.
+
+    ``generation`` reports ``{capacity, in_flight, queue_limit}``: the slots of the live
+    workers (or of the in-process pool; 0 = no worker registered yet), the answers running or
+    waiting, and how many may wait before new ones are refused. Informational only."""
     checks = {"database": _check(lambda: db.session.execute(text("SELECT 1")))}
     client = get_redis()
     if client is not None:
@@ -29,6 +35,11 @@ def readyz():
         db.session.rollback()
     body = {"status": "ok" if ready else "unavailable", "checks": checks,
             "mode": "embedded" if current_app.config["EMBEDDED"] else "redis"}
+    if ready:
+        try:
+            body["generation"] = get_admission().status()
+        except Exception:  # noqa: BLE001 - informational; readiness is the checks above
+            body["generation"] = None
     return body, 200 if ready else 503
 
 

@@ -4,7 +4,9 @@ A running job saves its message at least every ``STREAM_SAVE_INTERVAL`` seconds.
 ``streaming`` message not saved for ``REAPER_STALE_AFTER`` seconds, or a ``pending``/
 ``queued`` one older than ``REAPER_PENDING_AFTER``, lost its worker (killed, out of memory,
 machine gone): :func:`reap` marks it ``interrupted`` with the partial content the stream got
-to, and its clients receive ``message.failed`` with code ``interrupted``.
+to, and its clients receive ``message.failed`` with code ``interrupted``. Each pass then
+gives back the generation slots that such dead jobs never released
+(:func:`bestchat.services.admission.forget_finished`).
 
 :func:`start_reaper` runs it every ``REAPER_INTERVAL`` seconds in a greenlet of each web
 process (one process at a time, under a Redis lock) and once at startup. In embedded mode
@@ -25,6 +27,7 @@ from bestchat.models import Message
 from bestchat.models.base import utcnow
 from bestchat.redis_client import get_redis
 from bestchat.services import message_status
+from bestchat.services.admission import forget_finished
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ def reap(app: Flask, *, orphans_only: bool = False) -> int:
         if message_status.interrupt(message, stale_before=cutoff) is not None:
             reaped += 1
             log.warning("message %s was %s with no live job: marked interrupted", message.id, message.status)
+    released = forget_finished(app)
+    if released:
+        log.warning("%d generation(s) ended without releasing their slot: released", released)
     return reaped
 
 

@@ -62,6 +62,8 @@ def _derive(app: Flask) -> None:
         options.setdefault("connect_args", {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000})
     else:
         options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_size", int(config["DATABASE_POOL_SIZE"]))
+        options.setdefault("max_overflow", int(config["DATABASE_MAX_OVERFLOW"]))
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     config["REDIS_URL"] = config.get("REDIS_URL") or None
     config["EMBEDDED"] = config["REDIS_URL"] is None

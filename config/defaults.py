@@ -14,6 +14,12 @@ ENV_NAME = "development"
 # SQLAlchemy URL. None means sqlite:///<instance>/bestchat.db (WAL mode, busy timeout).
 DATABASE_URL = None
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# PostgreSQL connections kept open per process, and how many more it may open under load
+# (SQLAlchemy's defaults, 5 + 10, make a gevent worker running dozens of answers queue for a
+# connection and open/close overflow connections all the time). Mind the server's
+# max_connections: every web and worker process can hold up to their sum.
+DATABASE_POOL_SIZE = 10
+DATABASE_MAX_OVERFLOW = 10
 
 # redis://host:port/db. None means embedded mode: in-memory bus and rate limits, no Celery.
 REDIS_URL = None
@@ -66,9 +72,17 @@ UPLOAD_FOLDER = "uploads"
 DEFAULT_MODEL = "demo/demo"
 
 # ---- chat streaming (docs/streaming.md) ----
-# Tokens are coalesced into frames of at most this many milliseconds before publishing
-# (the first delta of an answer is always sent at once). One frame = one chunk = one seq.
-STREAM_FRAME_MS = 40
+# Each process publishes the text its running answers received as frames (one frame = one
+# chunk = one seq), all answers' frames in one Redis round trip. Text that arrives while a
+# round trip is in flight goes into the next frame, so there is no fixed frame timer.
+# STREAM_FRAME_MS > 0 also holds an answer's next frame until that many ms after its last
+# one (fewer, bigger frames for slow clients); 0 publishes as soon as possible.
+STREAM_FRAME_MS = 0
+# With more than STREAM_BATCH_AFTER answers running in the process, the frame writer waits
+# this many ms after the first new text before writing, to gather the others' text into the
+# same round trip (the per-frame cost falls with the batch size). Below, it writes at once.
+STREAM_BATCH_MS = 2.0
+STREAM_BATCH_AFTER = 10
 # A streaming message's partial content (and heartbeat) is saved at least this often.
 STREAM_SAVE_INTERVAL = 1.0
 # Redis stream of one message: approximate entry cap, and seconds it is kept after the answer
@@ -79,7 +93,14 @@ STREAM_TTL = 3600
 STREAM_IDLE_TIMEOUT = 300
 # Run generation jobs in this process (gevent pool) instead of Celery. None: only in embedded mode.
 JOBS_IN_PROCESS = None
+# Generations run at once by the in-process pool (its capacity; more wait in order).
 JOBS_CONCURRENCY = 100
+# Generations run at once by one `bestchat worker` process (its `-c`; gevent greenlets). Each
+# worker registers its slots in Redis; the sum over live workers is the capacity.
+WORKER_CONCURRENCY = 100
+# How many new answers may wait (status `queued`) once every slot is busy; beyond that a send
+# is refused at once with 503 `overloaded` (and Retry-After), nothing stored.
+GENERATION_QUEUE_LIMIT = 100
 # The reaper marks a streaming message whose heartbeat is older than REAPER_STALE_AFTER
 # seconds (or a pending one older than REAPER_PENDING_AFTER) as interrupted; it runs every
 # REAPER_INTERVAL seconds in each web process (under a Redis lock) and at startup.

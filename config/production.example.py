@@ -11,6 +11,10 @@ ENV_NAME = "production"
 
 # PostgreSQL, shared by web and workers.
 DATABASE_URL = "postgresql+psycopg://bestchat:CHANGE-ME@db.internal:5432/bestchat"
+# Connections per process (pool + overflow). Keep (web + worker processes) x 20 below the
+# server's max_connections (PostgreSQL's default is 100), or put PgBouncer in front.
+DATABASE_POOL_SIZE = 10
+DATABASE_MAX_OVERFLOW = 10
 
 # Redis: Celery broker, stream bus, cache and rate limits. Required for more than one process.
 REDIS_URL = "redis://redis.internal:6379/0"
@@ -29,3 +33,10 @@ TRUSTED_PROXY_COUNT = 1
 
 # Close sign-ups once the team has joined (admins create accounts in the console).
 REGISTRATION_OPEN = False
+
+# Generation capacity. Each `bestchat worker` process runs this many answers at once (gevent
+# greenlets; one process per core) and registers those slots in Redis. When every slot of the
+# live workers is busy, new answers wait with status `queued`; once GENERATION_QUEUE_LIMIT of
+# them wait, a send is refused at once (503 `overloaded`, Retry-After) instead of hanging.
+WORKER_CONCURRENCY = 100
+GENERATION_QUEUE_LIMIT = 100

@@ -101,7 +101,7 @@ def gated(app):
         yield plugin
     finally:
         GatedProvider.feed.put(None)
-        app.extensions["bestchat_jobs"].pool.kill(timeout=5)
+        app.extensions["bestchat_jobs"].kill(timeout=5)
         plugins.unregister_plugin("test-gated")
 
 

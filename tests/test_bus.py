@@ -39,6 +39,32 @@ def test_streams_replay_from_any_seq(app):
     assert all(d.text.startswith("{") for d in bus.replay(MSG))
 
 
+def test_a_batch_of_frames_of_several_answers_lands_in_order_in_each_stream(app, backend):
+    bus = get_bus(app)
+    subscriber = Subscriber(bus) if backend == "embedded" else None  # live delivery: memory bus
+    if subscriber is not None:
+        subscriber.follow(CONV)
+    bus.append_many([(CONV, MSG, chunk(1)), (CONV, "msg-2", chunk(1, "msg-2")), (CONV, MSG, chunk(2))])
+    bus.append_many([(CONV, MSG, chunk(3))])
+    assert [d.event["delta"] for d in bus.replay(MSG)] == ["<1>", "<2>", "<3>"]
+    assert [d.seq for d in bus.replay("msg-2")] == [1]
+    if subscriber is not None:
+        assert [(e["message_id"], e["seq"]) for e in drain(subscriber)] == [
+            (MSG, 1), ("msg-2", 1), (MSG, 2), (MSG, 3)]
+    else:  # the first chunk gives the stream its orphan expiry
+        assert bus.redis.ttl(f"bc:stream:{MSG}") > app.config["STREAM_TTL"]
+
+
+def test_relayed_deliveries_route_without_parsing_and_parse_on_demand():
+    delivery = Delivery.from_wire(Delivery.of(chunk(7), origin="tab-1").wire())
+    assert (delivery.kind, delivery.message_id, delivery.seq, delivery.origin) == ("chunk", MSG, 7, "tab-1")
+    assert delivery.text == Delivery.of(chunk(7)).text and delivery.event == chunk(7)
+    created = Delivery.from_wire(Delivery.of({"type": "message.created", "message": {"id": "m9"}}).wire())
+    assert (created.kind, created.message_id, created.seq, created.origin) == ("message.created", "m9", 0, None)
+    error = Delivery.of({"type": "error", "code": "x", "message": "a string, not a message"})
+    assert error.message_id is None
+
+
 def test_cancel_flags(app):
     bus = get_bus(app)
     assert not bus.cancel_requested(MSG)

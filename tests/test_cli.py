@@ -1,10 +1,12 @@
-"""The ``bestchat`` command line: create-admin, serve's embedded-mode guard, db upgrade."""
+"""The ``bestchat`` command line: create-admin, serve's embedded-mode guard, worker, db upgrade."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from bestchat import create_app
@@ -44,6 +46,30 @@ def test_worker_needs_redis(tmp_path):
     embedded = create_app(make_config("embedded", tmp_path))
     result = embedded.test_cli_runner().invoke(args=["worker"])
     assert result.exit_code != 0 and "BESTCHAT_REDIS_URL" in result.output
+
+
+@pytest.mark.parametrize("settings, args, expected", [
+    ({}, [], "100"), ({"WORKER_CONCURRENCY": 7}, [], "7"), ({"WORKER_CONCURRENCY": 7}, ["--concurrency", "3"], "3")])
+def test_worker_concurrency_comes_from_the_setting_unless_given(tmp_path, monkeypatch, settings, args, expected):
+    """``bestchat worker`` runs Celery with ``-c WORKER_CONCURRENCY`` (its registered slots)."""
+    app = create_app(make_config("embedded", tmp_path, REDIS_URL="redis://127.0.0.1:1/0", **settings))
+    started = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    result = app.test_cli_runner().invoke(args=["worker", *args])
+    assert result.exit_code == 0, result.output
+    argv = started[0]
+    assert argv[:3] == ["celery", "-A", "celery_worker"] and argv[argv.index("-c") + 1] == expected
+    assert "-E" not in argv  # task events cost CPU per task: opt-in
+
+
+def test_worker_sends_task_events_only_when_asked(tmp_path, monkeypatch):
+    app = create_app(make_config("embedded", tmp_path, REDIS_URL="redis://127.0.0.1:1/0"))
+    started = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    assert app.test_cli_runner().invoke(args=["worker", "--events"]).exit_code == 0
+    assert "-E" in started[0]
 
 
 def test_console_script_upgrades_a_fresh_database(tmp_path):

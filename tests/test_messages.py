@@ -15,6 +15,7 @@ from bestchat.models.base import utcnow
 from bestchat.providers.base import ProviderAuthError, ProviderRateLimited
 from bestchat.reaper import reap
 from bestchat.services import generation
+from bestchat.services.running import running
 from bestchat.streaming import events, get_bus
 from bestchat.testing.client import assert_error
 from tests.chat_fakes import GatedProvider, app_config, gated, jobs, wait_for  # noqa: F401
@@ -60,6 +61,15 @@ def sse(client, message_id, query="", headers=None) -> list[tuple[str | None, st
     return frames
 
 
+def streaming_answer(app, client, first: str) -> tuple[str, dict]:
+    """A gated answer whose first chunk (``first``) is out: (conversation id, answer)."""
+    conversation_id = new_conversation(client, model="gated/g")
+    answer = send(client, conversation_id)["assistant_message"]
+    GatedProvider.feed.put(first)
+    wait_for(lambda: len(chunks(app, answer["id"])) == 1)
+    return conversation_id, answer
+
+
 def test_send_answers_with_gap_free_chunks_usage_and_title(app, client, user, jobs):
     conversation_id = new_conversation(client)
     body = send(client, conversation_id, "hi   there", client_id="c1")
@@ -75,7 +85,7 @@ def test_send_answers_with_gap_free_chunks_usage_and_title(app, client, user, jo
     parts = chunks(app, answer["id"])
     assert [c["seq"] for c in parts] == list(range(1, len(parts) + 1)) and message.last_seq == len(parts)
     assert "".join(c["delta"] for c in parts) == message.content
-    assert parts[0]["delta"] == "Hello!"  # the first delta is never held back
+    assert parts[0]["delta"].startswith("Hello!")  # deltas that arrive together share a frame
     final = stream_events(app, answer["id"])[-1]
     assert final["type"] == events.COMPLETED and final["status"] == "complete"
     assert final["usage"]["completion_tokens"] == message.token_count == len(message.content.split())
@@ -105,7 +115,7 @@ def test_filters_run_around_generation_and_prompt_is_the_branch(app, client, use
     assert [m["content"] for m in GatedProvider.prompts[-1]] == ["be brief", "first", "one", "second", "filtered"]
 
 
-def test_frames_coalesce_after_the_first_delta(app, client, user, gated):
+def test_deltas_that_arrive_together_share_a_frame(app, client, user, gated):
     conversation_id = new_conversation(client, model="gated/g")
     answer = send(client, conversation_id)["assistant_message"]
     GatedProvider.feed.put("a")
@@ -118,10 +128,7 @@ def test_frames_coalesce_after_the_first_delta(app, client, user, gated):
 
 
 def test_cancel_mid_stream_stops_within_one_chunk(app, client, user, gated):
-    conversation_id = new_conversation(client, model="gated/g")
-    answer = send(client, conversation_id)["assistant_message"]
-    GatedProvider.feed.put("partial")
-    wait_for(lambda: len(chunks(app, answer["id"])) == 1)
+    conversation_id, answer = streaming_answer(app, client, "partial")
     response = client.post(f"{API}/messages/{answer['id']}/cancel")
     assert response.status_code == 200
     GatedProvider.feed.put(" more")
@@ -132,6 +139,38 @@ def test_cancel_mid_stream_stops_within_one_chunk(app, client, user, gated):
     assert GatedProvider.closed == [True]  # the provider stream was closed
     final = stream_events(app, answer["id"])[-1]
     assert final["type"] == events.COMPLETED and final["status"] == "cancelled"
+
+
+def test_cancel_while_the_provider_is_silent_stops_at_once(app, client, user, gated):
+    conversation_id, answer = streaming_answer(app, client, "thinking")
+    assert client.post(f"{API}/messages/{answer['id']}/cancel").status_code == 200
+    # no further provider event is needed for the job to notice
+    wait_for(lambda: row(app, answer["id"]).status == "cancelled")
+    assert row(app, answer["id"]).content == "thinking" and GatedProvider.closed == [True]
+    assert stream_events(app, answer["id"])[-1]["status"] == "cancelled"
+
+
+def test_partial_content_is_saved_while_streaming(app, client, user, gated):
+    conversation_id = new_conversation(client, model="gated/g")
+    answer = send(client, conversation_id)["assistant_message"]
+    GatedProvider.feed.put("half an ")
+    GatedProvider.feed.put("answer")
+    wait_for(lambda: "".join(c["delta"] for c in chunks(app, answer["id"])) == "half an answer")
+    saved = wait_for(lambda: (m := row(app, answer["id"])).content == "half an answer" and m)
+    assert saved.status == "streaming" and saved.last_seq == len(chunks(app, answer["id"]))
+    GatedProvider.feed.put(None)
+    wait_for(lambda: row(app, answer["id"]).status == "complete")
+
+
+def test_a_provider_silent_for_the_idle_timeout_fails_the_answer(app, client, user, gated):
+    running(app).idle_seconds = 0.3
+    conversation_id = new_conversation(client, model="gated/g")
+    answer = send(client, conversation_id)["assistant_message"]
+    GatedProvider.feed.put("so far")
+    wait_for(lambda: row(app, answer["id"]).status == "failed")
+    message = row(app, answer["id"])
+    assert message.error_code == "provider_timeout" and message.content == "so far"
+    assert stream_events(app, answer["id"])[-1]["error"]["code"] == "provider_timeout"
 
 
 def test_cancel_before_the_job_starts(app, client, user, gated):
@@ -242,17 +281,21 @@ def test_message_pages_newest_first(app, client, user, jobs):
     assert len(older["messages"]) == 2
 
 
-def test_sse_replays_a_finished_answer_and_resumes(app, client, user, jobs):
-    conversation_id = new_conversation(client)
+def test_sse_replays_a_finished_answer_and_resumes(app, client, user, gated):
+    conversation_id = new_conversation(client, model="gated/g")
     answer = send(client, conversation_id, "tell me")["assistant_message"]
-    jobs.join(15)
+    for seq, text in enumerate(("Once ", "upon ", "a time"), start=1):
+        GatedProvider.feed.put(text)
+        wait_for(lambda: len(chunks(app, answer["id"])) == seq)
+    GatedProvider.feed.put(None)
+    wait_for(lambda: row(app, answer["id"]).status == "complete")
     content = row(app, answer["id"]).content
     frames = sse(client, answer["id"])
     assert [f[1] for f in frames][-1] == events.COMPLETED
     chunk_frames = [f for f in frames if f[1] == events.CHUNK]
     assert [int(f[0]) for f in chunk_frames] == [f[2]["seq"] for f in chunk_frames] == list(range(1, len(chunk_frames) + 1))
-    assert "".join(f[2]["delta"] for f in chunk_frames) == content
-    assert len(chunk_frames) >= 2
+    assert "".join(f[2]["delta"] for f in chunk_frames) == content == "Once upon a time"
+    assert len(chunk_frames) == 3
 
     resumed = sse(client, answer["id"], "?after=1")
     assert [f[2]["seq"] for f in resumed if f[1] == events.CHUNK] == list(range(2, len(chunk_frames) + 1))
@@ -295,10 +338,7 @@ def test_messages_of_other_users_are_not_found(app, client, user, jobs):
 
 
 def test_deleting_a_conversation_stops_its_generation(app, client, user, gated):
-    conversation_id = new_conversation(client, model="gated/g")
-    answer = send(client, conversation_id)["assistant_message"]
-    GatedProvider.feed.put("x")
-    wait_for(lambda: len(chunks(app, answer["id"])) == 1)
+    conversation_id, answer = streaming_answer(app, client, "x")
     assert client.delete(f"{API}/conversations/{conversation_id}").status_code == 204
     GatedProvider.feed.put("y")
     wait_for(lambda: GatedProvider.closed)

@@ -95,6 +95,8 @@ def send_message(conversation_id: str):
 
     Body: {content, model?, attachments? (upload ids), parent_id? (default: the newest
     message), client_id?}. Follow the answer on the WebSocket or at ``/messages/<id>/stream``.
+    The answer is ``pending``, or ``queued`` while every generation slot is busy; when too many
+    already wait, 503 ``overloaded`` (with Retry-After) and nothing is stored.
     """
     body = json_body()
     content = field(body, "content", strip=False)

@@ -85,7 +85,7 @@ def stream_message(message_id: str):
                     yield ": keep-alive\n\n"
                 elif delivery.message_id == key:
                     yield _sse(delivery)
-                    if delivery.event["type"] in events.TERMINAL:
+                    if delivery.kind in events.TERMINAL:
                         return
         finally:
             subscriber.close()
@@ -108,6 +108,5 @@ def _last_event_id() -> int | None:
 
 
 def _sse(delivery: Delivery) -> str:
-    event = delivery.event
-    head = f"id: {event['seq']}\n" if event["type"] == events.CHUNK else ""
-    return f"{head}event: {event['type']}\ndata: {delivery.text}\n\n"
+    head = f"id: {delivery.seq}\n" if delivery.kind == events.CHUNK else ""
+    return f"{head}event: {delivery.kind}\ndata: {delivery.text}\n\n"

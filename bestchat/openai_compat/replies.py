@@ -118,7 +118,7 @@ def usage_of(terminal: dict[str, Any]) -> dict[str, int]:
 
 def _ends(delivery: Delivery | None, message_id: str) -> bool:
     return (delivery is not None and delivery.message_id == message_id
-            and delivery.event["type"] in events.TERMINAL)
+            and delivery.kind in events.TERMINAL)
 
 
 def wait_for_end(subscriber: Subscriber, message_id: str) -> dict[str, Any]:

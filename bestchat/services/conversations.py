@@ -7,6 +7,15 @@ bus, then a generation job enqueued); start one from a whole transcript (the
 OpenAI-compatible API); cancel; regenerate; edit (a new branch). Ownership is checked here,
 once: another user's ids are simply not found.
 
+Every new answer is admitted first (:mod:`bestchat.services.admission`): it starts ``queued``
+instead of ``pending`` when every generation slot is busy, and is refused (503
+``overloaded``, nothing stored) when the queue is full.
+
+Sending is on the path of every first token, so it is kept to one read and one write: the
+conversation and its newest message come in one query; ids and timestamps are made here, so
+the new rows go in with the conversation's touch in one flush and one commit, and are not
+read back after it (see :func:`_commit_keeping_values`).
+
 Branches: every message points at the message before it (``parent_id``). An edit adds a
 sibling of the edited user message, a regenerate a sibling of the assistant message; the
 active branch is the one ending at the newest message.
@@ -16,7 +25,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Iterable
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select
@@ -27,6 +37,7 @@ from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.serializers import conversation_json
 from bestchat.services import message_status
+from bestchat.services.admission import get_admission, release_quietly
 from bestchat.streaming import events, get_bus
 from bestchat.tasks.queue import enqueue
 
@@ -34,6 +45,8 @@ DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
 GENERATE_TASK = "bestchat.generate"
 UPDATABLE = ("title", "model", "system_prompt", "settings")
+# Messages written together get created_at one tick apart, so the newest is always the last.
+TICK = timedelta(microseconds=1)
 
 
 class ConversationManager:
@@ -93,12 +106,13 @@ class ConversationManager:
     def delete(self, conversation_id: uuid.UUID) -> None:
         """Delete it with its messages; running generations are asked to stop."""
         conversation = self.get(conversation_id)
-        active = db.session.scalars(select(Message.id).where(
-            Message.conversation_id == conversation.id, Message.status.in_(message_status.ACTIVE)))
-        for message_id in active:
+        active = db.session.execute(select(Message.id, Message.status).where(
+            Message.conversation_id == conversation.id, Message.status.in_(message_status.ACTIVE))).all()
+        for message_id, _status in active:
             get_bus().request_cancel(str(message_id))
         db.session.delete(conversation)
         db.session.commit()
+        release_quietly(*(str(message_id) for message_id, status in active if status != "streaming"))
         get_bus().broadcast(str(conversation_id), events.conversation_deleted(str(conversation_id)))
 
     # ---- messages -------------------------------------------------------------------------
@@ -134,15 +148,16 @@ class ConversationManager:
              parent_id: uuid.UUID | None = None, attachments: list[str] | None = None,
              client_id: str | None = None) -> tuple[Message, Message]:
         """Add a user message (after ``parent_id``, default the newest message) and start its
-        answer. Returns (user message, pending assistant message)."""
-        conversation = self.get(conversation_id)
+        answer. Returns (user message, pending or queued assistant message)."""
         if parent_id is not None:
+            conversation = self.get(conversation_id)
             parent = self.message(parent_id)
             if parent.conversation_id != conversation.id:
                 raise not_found("message")
+            parent_status: str | None = parent.status
         else:
-            parent = self._leaf(conversation.id)
-        return self._exchange(conversation, parent, content, model=model,
+            conversation, parent_id, parent_status = self._with_newest(conversation_id)
+        return self._exchange(conversation, parent_id, parent_status, content, model=model,
                               parts=self._attachment_parts(attachments or []), client_id=client_id)
 
     def start_from_transcript(self, transcript: list[tuple[str, str]], *, model: str | None = None,
@@ -151,23 +166,25 @@ class ConversationManager:
         """A new conversation from a whole transcript at once (how OpenAI-style clients talk):
         every ``(role, content)`` but the last stored as a complete message, the last (a user
         message) sent as usual, all in one transaction. Titled after the first user message.
-        Returns the pending answer."""
+        Returns the pending (or queued) answer."""
         *history, (role, content) = transcript
         if role != "user":
             raise ValueError("a transcript must end with a user message")
         _check_content(content)
         first = next(text for speaker, text in transcript if speaker == "user")
-        conversation = Conversation(user_id=self.user.id, title=short_title(first), model=model,
-                                    system_prompt=system_prompt, settings=settings or {})
-        db.session.add(conversation)
-        db.session.flush()
-        parent: Message | None = None
-        for speaker, text in history:
-            parent = Message(conversation_id=conversation.id, parent_id=parent.id if parent else None,
-                             role=speaker, content=text, status="complete")
-            db.session.add(parent)
-            db.session.flush()
-        return self._exchange(conversation, parent, content, model=model, parts=[])[1]
+        now = utcnow()
+        conversation = Conversation(id=uuid.uuid4(), user_id=self.user.id, title=short_title(first),
+                                    provider=None, model=model, system_prompt=system_prompt,
+                                    settings=settings or {}, created_at=now, updated_at=now)
+        rows: list[Any] = [conversation]
+        parent_id: uuid.UUID | None = None
+        for index, (speaker, text) in enumerate(history):
+            message = _new_message(conversation_id=conversation.id, parent_id=parent_id, role=speaker,
+                                   content=text, status="complete", created_at=now + index * TICK)
+            rows.append(message)
+            parent_id = message.id
+        return self._exchange(conversation, parent_id, None, content, model=model, parts=[],
+                              now=now + len(history) * TICK, add=rows)[1]
 
     def edit(self, message_id: uuid.UUID, content: str, *,
              model: str | None = None) -> tuple[Message, Message]:
@@ -177,8 +194,8 @@ class ConversationManager:
         if original.role != "user":
             raise ApiError(409, "not_editable", "only a user message can be edited")
         parent = db.session.get(Message, original.parent_id) if original.parent_id else None
-        return self._exchange(original.conversation, parent, content, model=model,
-                              parts=list(original.parts or []))
+        return self._exchange(original.conversation, original.parent_id, parent.status if parent else None,
+                              content, model=model, parts=list(original.parts or []))
 
     def regenerate(self, message_id: uuid.UUID, *, model: str | None = None) -> Message:
         """A new answer to the same user message, as a sibling of ``message_id``."""
@@ -187,12 +204,11 @@ class ConversationManager:
             raise ApiError(409, "not_regenerable", "only an assistant message can be regenerated")
         if original.status in message_status.ACTIVE:
             raise ApiError(409, "generation_in_progress", "this answer is still being generated")
-        answer = Message(conversation_id=original.conversation_id, parent_id=original.parent_id,
-                         role="assistant", status="pending", model=model or original.model)
-        db.session.add(answer)
-        original.conversation.updated_at = utcnow()
-        db.session.commit()
-        self._start(answer)
+        now = utcnow()
+        answer = _admitted_answer(original.conversation_id, original.parent_id,
+                                  model or original.model, now)
+        original.conversation.updated_at = now
+        _store_and_start(answer)
         return answer
 
     def cancel(self, message_id: uuid.UUID) -> Message:
@@ -202,42 +218,44 @@ class ConversationManager:
             raise ApiError(409, "not_cancellable", "only an assistant message can be cancelled")
         if message.status in message_status.ACTIVE:
             get_bus().request_cancel(str(message.id))
-            message_status.finish(message.id, "cancelled", from_statuses=("pending", "queued"))
+            if message_status.finish(message.id, "cancelled", from_statuses=("pending", "queued")):
+                release_quietly(str(message.id))  # its job will find it cancelled and do nothing
         db.session.expire_all()
         return self.message(message_id)
 
     # ---- helpers --------------------------------------------------------------------------
 
-    def _exchange(self, conversation: Conversation, parent: Message | None, content: str, *,
-                  model: str | None, parts: list[Any],
-                  client_id: str | None = None) -> tuple[Message, Message]:
+    def _exchange(self, conversation: Conversation, parent_id: uuid.UUID | None,
+                  parent_status: str | None, content: str, *, model: str | None,
+                  parts: list[Any], client_id: str | None = None,
+                  now: datetime | None = None, add: Iterable[Any] = ()) -> tuple[Message, Message]:
+        """The user message after ``parent_id`` and its answer, stored (with the ``add`` rows)
+        in one transaction, announced, then the answer's job enqueued."""
         _check_content(content)
-        if parent is not None and parent.status in message_status.ACTIVE:
+        if parent_status in message_status.ACTIVE:
             raise ApiError(409, "generation_in_progress",
                            "wait for the current answer to finish (or cancel it) first")
-        question = Message(conversation_id=conversation.id, parent_id=parent.id if parent else None,
-                           role="user", content=content, parts=parts, status="complete")
-        db.session.add(question)
-        db.session.flush()
-        answer = Message(conversation_id=conversation.id, parent_id=question.id, role="assistant",
-                         status="pending", model=model or conversation.model)
-        db.session.add(answer)
-        conversation.updated_at = utcnow()
-        db.session.commit()
-        get_bus().broadcast(str(conversation.id), events.created(question, client_id))
-        self._start(answer, client_id)
+        now = now or utcnow()
+        question = _new_message(conversation_id=conversation.id, parent_id=parent_id, role="user",
+                                content=content, parts=parts, status="complete", created_at=now)
+        answer = _admitted_answer(conversation.id, question.id, model or conversation.model, now + TICK)
+        conversation.updated_at = now
+        _store_and_start(answer, question, add=add, client_id=client_id)
         return question, answer
 
-    def _start(self, answer: Message, client_id: str | None = None) -> None:
-        """Announce the pending answer, then enqueue its job (announce first: chunks follow it)."""
-        get_bus().broadcast(str(answer.conversation_id), events.created(answer, client_id))
-        try:
-            enqueue(GENERATE_TASK, str(answer.id))
-        except Exception as error:
-            current_app.logger.exception("could not enqueue generation of %s", answer.id)
-            message_status.finish(answer.id, "failed", error="the generation could not be queued",
-                                  error_code="unavailable")
-            raise ApiError(503, "unavailable", "the generation could not be queued; try again") from error
+    def _with_newest(self, conversation_id: uuid.UUID) -> tuple[Conversation, uuid.UUID | None, str | None]:
+        """The user's conversation with the id and status of its newest message (None, None
+        when empty), in one query."""
+        newest = (select(Message.id).where(Message.conversation_id == Conversation.id)
+                  .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
+                  .correlate(Conversation).scalar_subquery())
+        row = db.session.execute(
+            select(Conversation, Message.id, Message.status)
+            .outerjoin(Message, Message.id == newest)
+            .where(Conversation.id == conversation_id)).first()
+        if row is None or row[0].user_id != self.user.id:
+            raise not_found("conversation")
+        return row[0], row[1], row[2]
 
     def _leaf(self, conversation_id: uuid.UUID) -> Message | None:
         return db.session.scalar(
@@ -270,6 +288,67 @@ class ConversationManager:
             parts.append({"type": "file", "upload_id": str(upload.id), "name": upload.name,
                           "mime": upload.mime})
         return parts
+
+
+def _new_message(**values: Any) -> Message:
+    """A message with every column set here (ids and timestamps included), so it needs no
+    flush before another row can point at it and no read-back after the commit."""
+    fields: dict[str, Any] = {"id": uuid.uuid4(), "parent_id": None, "content": "", "parts": [],
+                              "error": None, "error_code": None, "token_count": None,
+                              "provider": None, "model": None, "last_seq": 0}
+    fields.update(values)
+    fields.setdefault("updated_at", fields["created_at"])
+    return Message(**fields)
+
+
+def _admitted_answer(conversation_id: uuid.UUID, parent_id: uuid.UUID | None, model: str | None,
+                     created_at: datetime) -> Message:
+    """A new assistant message, admitted first: ``pending`` or ``queued``, or Overloaded
+    raised before anything is stored."""
+    answer_id = uuid.uuid4()
+    status = get_admission().admit(str(answer_id))
+    return _new_message(id=answer_id, conversation_id=conversation_id, parent_id=parent_id,
+                        role="assistant", status=status, model=model, created_at=created_at)
+
+
+def _store_and_start(answer: Message, *announced: Message, add: Iterable[Any] = (),
+                     client_id: str | None = None) -> None:
+    """Commit ``add``, ``announced`` and ``answer`` (plus whatever else changed in the session)
+    in one transaction; then ``message.created`` for each announced message and the answer, in
+    that order; then enqueue the answer's job (announce first: chunks follow it). Until the
+    job is enqueued the answer's admission is given back on any failure."""
+    db.session.add_all([*add, *announced, answer])
+    try:
+        _commit_keeping_values()
+        bus = get_bus()
+        conversation_id = str(answer.conversation_id)
+        bus.broadcast_many(conversation_id, [events.created(message, client_id)
+                                             for message in (*announced, answer)])
+    except BaseException:
+        release_quietly(str(answer.id))
+        raise
+    try:
+        enqueue(GENERATE_TASK, str(answer.id))
+    except Exception as error:
+        current_app.logger.exception("could not enqueue generation of %s", answer.id)
+        release_quietly(str(answer.id))
+        message_status.finish(answer.id, "failed", error="the generation could not be queued",
+                              error_code="unavailable")
+        raise ApiError(503, "unavailable", "the generation could not be queued; try again") from error
+
+
+def _commit_keeping_values() -> None:
+    """Commit without expiring what the session holds. The rows written by the send path are
+    exactly their in-memory values (every column is set before the flush, the database adds
+    nothing), so expiring them would only cost one SELECT per object when they are serialised
+    for the events and the response. The session's usual behaviour is restored at once."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def branch(message: Message) -> list[Message]:

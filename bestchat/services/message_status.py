@@ -39,20 +39,21 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     condition = [Message.id == message_id, Message.status.in_(from_statuses)]
     if stale_before is not None:
         condition.append(Message.updated_at < stale_before)
-    result = db.session.execute(
+    message = db.session.scalars(
         update(Message)
         .where(*condition)
         .values(status=status, error=error, error_code=error_code, updated_at=utcnow(), **fields)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+        .returning(Message),  # the updated row, without another SELECT
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    ).first()
+    if message is None:
         db.session.rollback()
         return None
-    message = db.session.get(Message, message_id, populate_existing=True)
     if on_finished is not None:
         on_finished(message)
+    db.session.flush()
+    event = events.terminal(message, usage, finish_reason)  # before the commit expires the row
     db.session.commit()
-    event = events.terminal(message, usage, finish_reason)
     get_bus().append(str(message.conversation_id), str(message.id), event, final=True)
     return message
 

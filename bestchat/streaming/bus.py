@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import Flask, current_app
@@ -24,30 +23,59 @@ class BusUnavailable(Exception):
     """The bus cannot deliver live events right now (Redis unreachable)."""
 
 
-@dataclass(frozen=True)
 class Delivery:
-    """One event as delivered: parsed for routing, and its JSON text, sent to clients verbatim.
+    """One event as delivered: its JSON text (sent to clients verbatim) and the few fields
+    routing needs (``kind``, ``message_id``, ``seq``), so that relaying a chunk never parses
+    its JSON; :attr:`event` parses it on first use.
 
     ``origin`` names the client that caused it (typing), so that client can skip its own.
     """
 
-    event: dict[str, Any]
-    text: str
-    origin: str | None = None
+    __slots__ = ("text", "origin", "kind", "message_id", "seq", "_event")
+
+    def __init__(self, event: dict[str, Any] | None, text: str, origin: str | None = None, *,
+                 kind: str | None = None, message_id: str | None = None, seq: int = 0):
+        self.text = text
+        self.origin = origin
+        self._event = event
+        if event is not None:
+            kind = event.get("type")
+            message_id = event.get("message_id")
+            if message_id is None and isinstance(event.get("message"), dict):
+                message_id = event["message"].get("id")  # message.created
+            seq = event.get("seq") or 0
+        self.kind = kind
+        self.message_id = message_id
+        self.seq = seq
 
     @classmethod
     def of(cls, event: dict[str, Any], origin: str | None = None) -> Delivery:
         return cls(event, json.dumps(event, separators=(",", ":")), origin)
 
     @property
-    def message_id(self) -> str | None:
-        return self.event.get("message_id") or (self.event.get("message") or {}).get("id")
+    def event(self) -> dict[str, Any]:
+        if self._event is None:
+            self._event = json.loads(self.text)
+        return self._event
+
+    def wire(self) -> str:
+        """The form relayed between processes: ``origin kind message_id seq json``."""
+        return f"{self.origin or '-'} {self.kind} {self.message_id or '-'} {self.seq} {self.text}"
+
+    @classmethod
+    def from_wire(cls, data: str) -> Delivery:
+        origin, kind, message_id, seq, text = data.split(" ", 4)
+        return cls(None, text, None if origin == "-" else origin, kind=kind,
+                   message_id=None if message_id == "-" else message_id, seq=int(seq))
 
 
 # Delivered to listeners after the bus lost live events (a Redis reconnect): resume from the stream.
 RESYNC = Delivery({"type": "bus.resync"}, "")
 
 Listener = Callable[[Delivery], None]
+# Called with the id of a message whose cancellation was requested, or None when some
+# requests may have been missed (reconnect): check the flags again.
+CancelListener = Callable[[str | None], None]
 
 
 class StreamBus(ABC):
@@ -62,10 +90,21 @@ class StreamBus(ABC):
         Returns whether a cancellation of the message has been requested, read in the same
         round trip, so a generation notices a cancel within one chunk at no extra cost."""
 
+    def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Append several non-terminal events ``(conversation_id, message_id, event)`` in order,
+        in one go where the implementation can (one Redis round trip)."""
+        for conversation_id, message_id, event in items:
+            self.append(conversation_id, message_id, event)
+
     @abstractmethod
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:
         """Deliver ``event`` live to the conversation's followers without storing it."""
+
+    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]]) -> None:
+        """:meth:`broadcast` each of ``events_`` in order (one Redis round trip)."""
+        for event in events_:
+            self.broadcast(conversation_id, event)
 
     @abstractmethod
     def replay(self, message_id: str, after_seq: int = 0) -> list[Delivery]:
@@ -84,10 +123,16 @@ class StreamBus(ABC):
     def cancel_requested(self, message_id: str) -> bool:
         """Whether cancellation of ``message_id`` was asked for."""
 
+    @abstractmethod
+    def on_cancel(self, listener: CancelListener) -> Callable[[], bool]:
+        """Call ``listener`` in this process whenever a cancel is requested (from any process).
+        Returns a function telling whether such calls are currently delivered live; while it
+        returns False the caller must poll :meth:`cancel_requested` instead."""
+
 
 def chunks_after(deliveries: list[Delivery], seq: int) -> list[Delivery]:
     """Chunks past ``seq`` plus every non-chunk event, in stream order."""
-    return [d for d in deliveries if d.event.get("type") != events.CHUNK or d.event["seq"] > seq]
+    return [d for d in deliveries if d.kind != events.CHUNK or d.seq > seq]
 
 
 def init_bus(app: Flask) -> None:

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
-from bestchat.streaming.bus import Delivery, Listener, StreamBus, chunks_after
+from bestchat.streaming.bus import CancelListener, Delivery, Listener, StreamBus, chunks_after
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class MemoryBus(StreamBus):
         self._expires: dict[str, float] = {}
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._cancels: dict[str, float] = {}
+        self._cancel_listeners: list[CancelListener] = []
         self._next_prune = 0.0
 
     def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
@@ -63,6 +64,15 @@ class MemoryBus(StreamBus):
 
     def request_cancel(self, message_id: str) -> None:
         self._cancels[message_id] = time.monotonic() + CANCEL_TTL
+        for listener in list(self._cancel_listeners):
+            try:
+                listener(message_id)
+            except Exception:  # noqa: BLE001
+                log.exception("cancel listener failed")
+
+    def on_cancel(self, listener: CancelListener) -> Callable[[], bool]:
+        self._cancel_listeners.append(listener)
+        return lambda: True
 
     def cancel_requested(self, message_id: str) -> bool:
         return message_id in self._cancels

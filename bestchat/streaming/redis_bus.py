@@ -1,11 +1,17 @@
 """The production bus: one Redis Stream per assistant message, pub/sub for live delivery.
 
-Publishing an event is one transaction: ``XADD`` to ``bc:stream:<message>`` (approximately
-capped at ``maxlen``), ``EXPIRE`` (``ttl`` once the terminal event is in, a day before that
-so an orphan cannot stay forever) and ``PUBLISH`` to ``bc:conv:<conversation>``, plus reading the message's cancel flag (so the
-generation learns of a cancel in the same round trip). Because the
-stream write and the publish are atomic, a reader that subscribes first and then replays the
-stream misses nothing.
+Publishing an event is ``XADD`` to ``bc:stream:<message>`` (approximately capped at
+``maxlen``) then ``PUBLISH`` to ``bc:conv:<conversation>`` on the same connection, so the
+stream always has an event before anyone is told of it: a reader that subscribes first and
+then replays the stream misses nothing. The stream's ``EXPIRE`` is set with its first chunk
+(a day, so an orphan cannot stay forever) and with the terminal event (``ttl``). A batch of
+chunks (:meth:`RedisBus.append_many`, the frame writer of each worker process) is one
+pipelined round trip, whatever its size.
+
+Cancellation: :meth:`RedisBus.request_cancel` sets ``bc:cancel:<message>`` and publishes the
+id on ``bc:cancels``; each process that runs generations keeps ONE more pub/sub connection
+on that channel (:meth:`RedisBus.on_cancel`), so a generation learns of its cancel at once
+without any per-chunk Redis work.
 
 Each process has ONE reader greenlet holding ONE pub/sub connection (pattern
 ``bc:conv:*``), started on the first subscription and fanning out to this process's
@@ -24,9 +30,12 @@ from typing import Any, Callable
 
 import gevent
 import redis
+from gevent import monkey
 from gevent.event import Event
 
-from bestchat.streaming.bus import RESYNC, BusUnavailable, Delivery, Listener, StreamBus, chunks_after
+from bestchat.streaming.bus import (
+    RESYNC, BusUnavailable, CancelListener, Delivery, Listener, StreamBus, chunks_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,7 @@ PREFIX = "bc:"
 STREAM = PREFIX + "stream:"
 CHANNEL = PREFIX + "conv:"
 CANCEL = PREFIX + "cancel:"
+CANCELS_CHANNEL = PREFIX + "cancels"
 ORPHAN_TTL = 86400
 CANCEL_TTL = 3600
 READY_TIMEOUT = 5.0
@@ -48,17 +58,21 @@ class RedisBus(StreamBus):
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._reader: gevent.Greenlet | None = None
         self._ready = Event()
+        self._cancel_listeners: list[CancelListener] = []
+        self._cancel_reader: gevent.Greenlet | None = None
+        self._cancels_live = False
+        self._writer_connection: redis.connection.Connection | None = None
 
     # ---- publishing ---------------------------------------------------------------------
 
     def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
                final: bool = False) -> bool:
-        text = _dumps(event)
+        delivery = Delivery.of(event)
         key = STREAM + message_id
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(key, {"e": text}, maxlen=self.maxlen, approximate=True)
+        pipe.xadd(key, {"e": delivery.text}, maxlen=self.maxlen, approximate=True)
         pipe.expire(key, self.ttl if final else ORPHAN_TTL)
-        pipe.publish(CHANNEL + conversation_id, "- " + text)
+        pipe.publish(CHANNEL + conversation_id, delivery.wire())
         if final:
             pipe.delete(CANCEL + message_id)
         else:
@@ -66,16 +80,85 @@ class RedisBus(StreamBus):
         results = pipe.execute()
         return not final and bool(results[-1])
 
+    def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """One write and one read for the whole batch, on a connection of its own: redis-py's
+        pipeline machinery costs ~5 times the round trip itself. Only one greenlet per process
+        (the frame writer) calls this. After a failure the batch is retried whole by the caller;
+        chunks written twice are dropped by ``seq`` downstream."""
+        maxlen = str(self.maxlen)
+        commands: list[tuple[str, ...]] = []
+        for conversation_id, message_id, event in items:
+            delivery = Delivery.of(event)
+            key = STREAM + message_id
+            commands.append(("XADD", key, "MAXLEN", "~", maxlen, "*", "e", delivery.text))
+            if delivery.seq == 1:
+                commands.append(("EXPIRE", key, str(ORPHAN_TTL)))
+            commands.append(("PUBLISH", CHANNEL + conversation_id, delivery.wire()))
+        connection = self._writer_connection
+        if connection is None:
+            connection = self._writer_connection = self.redis.connection_pool.make_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            for _ in commands:
+                try:
+                    connection.read_response()
+                except redis.ResponseError as error:  # a command's own error: not retried
+                    log.error("stream bus write failed: %s", error)
+        except BaseException:
+            self._writer_connection = None
+            connection.disconnect()
+            raise
+
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:
-        self.redis.publish(CHANNEL + conversation_id, f"{origin or '-'} {_dumps(event)}")
+        self.redis.publish(CHANNEL + conversation_id, Delivery.of(event, origin).wire())
+
+    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events_:
+            pipe.publish(CHANNEL + conversation_id, Delivery.of(event).wire())
+        pipe.execute()
 
     def replay(self, message_id: str, after_seq: int = 0) -> list[Delivery]:
         entries = self.redis.xrange(STREAM + message_id)
         return chunks_after([Delivery(json.loads(f["e"]), f["e"]) for _, f in entries], after_seq)
 
     def request_cancel(self, message_id: str) -> None:
-        self.redis.set(CANCEL + message_id, "1", ex=CANCEL_TTL)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(CANCEL + message_id, "1", ex=CANCEL_TTL)
+        pipe.publish(CANCELS_CHANNEL, message_id)
+        pipe.execute()
+
+    def on_cancel(self, listener: CancelListener) -> Callable[[], bool]:
+        self._cancel_listeners.append(listener)
+        if not monkey.is_module_patched("socket"):
+            # A blocking pub/sub read would stall every greenlet of an unpatched process (a
+            # test run, a script): the caller polls the flags instead.
+            return lambda: False
+        if self._cancel_reader is None or self._cancel_reader.dead:
+            self._cancel_reader = gevent.spawn(self._read_cancels_forever)
+        return lambda: self._cancels_live
+
+    def _read_cancels_forever(self) -> None:
+        def handle(message: dict[str, Any]) -> None:
+            if message["type"] == "subscribe":
+                self._cancels_live = True
+                self._tell_cancel(None)  # requests made while not subscribed
+            elif message["type"] == "message":
+                self._tell_cancel(message["data"])
+
+        def lost() -> None:
+            self._cancels_live = False
+
+        self._listen_forever("cancel listener", lambda pubsub: pubsub.subscribe(CANCELS_CHANNEL),
+                             handle, lost)
+
+    def _tell_cancel(self, message_id: str | None) -> None:
+        for listener in list(self._cancel_listeners):
+            try:
+                listener(message_id)
+            except Exception:  # noqa: BLE001
+                log.exception("cancel listener failed")
 
     def cancel_requested(self, message_id: str) -> bool:
         return bool(self.redis.exists(CANCEL + message_id))
@@ -101,28 +184,38 @@ class RedisBus(StreamBus):
         return unsubscribe
 
     def _read_forever(self) -> None:
-        backoff = 0.1
         connected_before = False
+
+        def handle(message: dict[str, Any]) -> None:
+            nonlocal connected_before
+            if message["type"] == "psubscribe":
+                self._ready.set()
+                if connected_before:
+                    self._fan_out_all(RESYNC)
+                connected_before = True
+            elif message["type"] == "pmessage":
+                self._fan_out(message["channel"], message["data"])
+
+        self._listen_forever("stream bus reader", lambda pubsub: pubsub.psubscribe(CHANNEL + "*"),
+                             handle, self._ready.clear)
+
+    def _listen_forever(self, what: str, subscribe: Callable[[Any], None],
+                        handle: Callable[[dict[str, Any]], None], lost: Callable[[], None]) -> None:
+        """Hold one pub/sub connection: ``subscribe`` on it, ``handle`` every message; when
+        Redis is lost, call ``lost`` and reconnect with backoff."""
+        backoff = 0.1
         while True:
             pubsub = self.redis.pubsub()
             try:
-                pubsub.psubscribe(CHANNEL + "*")
+                subscribe(pubsub)
                 while True:
                     message = pubsub.get_message(timeout=30)
-                    if message is None:
-                        continue
-                    if message["type"] == "psubscribe":
-                        self._ready.set()
+                    if message is not None:
                         backoff = 0.1
-                        if connected_before:
-                            self._fan_out_all(RESYNC)
-                        connected_before = True
-                    elif message["type"] == "pmessage":
-                        self._fan_out(message["channel"], message["data"])
+                        handle(message)
             except Exception as error:  # noqa: BLE001 - keep reading whatever happens
-                self._ready.clear()
-                log.warning("stream bus reader lost Redis (%s); retrying in %.1fs",
-                            type(error).__name__, backoff)
+                lost()
+                log.warning("%s lost Redis (%s); retrying in %.1fs", what, type(error).__name__, backoff)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             finally:
@@ -135,8 +228,7 @@ class RedisBus(StreamBus):
         listeners = self._listeners.get(channel)
         if not listeners:
             return
-        origin, _, text = data.partition(" ")
-        delivery = Delivery(json.loads(text), text, None if origin == "-" else origin)
+        delivery = Delivery.from_wire(data)
         for listener in list(listeners):
             _call(listener, delivery)
 
@@ -151,7 +243,3 @@ def _call(listener: Listener, delivery: Delivery) -> None:
         listener(delivery)
     except Exception:  # noqa: BLE001 - one broken listener must not stop the others
         log.exception("stream listener failed")
-
-
-def _dumps(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"))

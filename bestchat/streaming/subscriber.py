@@ -61,7 +61,7 @@ class Subscriber:
             self._queue.put(_Reset(message_id, after_seq))
             for delivery in replay:
                 self._queue.put(delivery)
-            if final is not None and not any(d.event.get("type") in events.TERMINAL for d in replay):
+            if final is not None and not any(d.kind in events.TERMINAL for d in replay):
                 self._queue.put(Delivery.of(final))
         finally:
             self._holding -= 1
@@ -104,18 +104,18 @@ class Subscriber:
             self._queue.put(delivery)
 
     def _is_new(self, delivery: Delivery) -> bool:
-        event = delivery.event
-        kind = event.get("type")
+        kind = delivery.kind
         if kind == events.CHUNK:
-            message_id = event["message_id"]
-            if event["seq"] <= self._sent_seq.get(message_id, 0):
+            message_id = delivery.message_id
+            if delivery.seq <= self._sent_seq.get(message_id, 0):
                 return False
-            self._sent_seq[message_id] = event["seq"]
-            self._conversation_of[message_id] = event["conversation_id"]
+            self._sent_seq[message_id] = delivery.seq
+            if message_id not in self._conversation_of:
+                self._conversation_of[message_id] = delivery.event["conversation_id"]
         elif kind in events.TERMINAL:
-            if event["message_id"] in self._finished:
+            if delivery.message_id in self._finished:
                 return False
-            self._finished.add(event["message_id"])
+            self._finished.add(delivery.message_id)
         return True
 
     def _resync(self) -> None:

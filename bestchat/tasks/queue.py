@@ -2,23 +2,33 @@
 
 In production it is Celery's ``send_task`` (the web process never imports the task modules,
 and so never the provider libraries behind them). In embedded mode, or with
-``JOBS_IN_PROCESS``, the same task object runs on a gevent pool in this process, inside an
-app context (Celery's ``FlaskTask`` provides it).
+``JOBS_IN_PROCESS``, the same task object runs on a gevent pool of ``JOBS_CONCURRENCY``
+greenlets in this process, inside an app context (Celery's ``FlaskTask`` provides it); jobs
+beyond that wait in a queue in front of the pool, in order, so submitting never blocks the
+request. :func:`init_jobs` also sets up the admission that matches where jobs run
+(:mod:`bestchat.services.admission`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import time
+from collections import deque
 from typing import Any
 
+import gevent
 from celery import Celery
 from flask import Flask, current_app
 from gevent.pool import Pool
 
+from bestchat.services.admission import init_admission
+
 log = logging.getLogger(__name__)
 
-TASK_MODULES = ("bestchat.tasks.generation",)
+# Imported by every worker (Celery ``include``) and by the in-process runner: the tasks, and
+# the worker's registration of its generation slots.
+TASK_MODULES = ("bestchat.tasks.generation", "bestchat.tasks.worker_slots")
 
 
 class CeleryJobs:
@@ -30,19 +40,42 @@ class CeleryJobs:
 
 
 class InProcessJobs:
+    """Runs jobs on a pool of ``size`` greenlets; more wait, in order, in ``waiting``."""
+
     def __init__(self, celery: Celery, size: int):
         for module in TASK_MODULES:
             importlib.import_module(module)
         self.celery = celery
         self.pool = Pool(size)
+        self.waiting: deque[tuple[Any, tuple[Any, ...]]] = deque()
 
     def submit(self, name: str, *args: Any) -> None:
-        task = self.celery.tasks[name]
-        self.pool.spawn(self._run, task, args)
+        self.waiting.append((self.celery.tasks[name], args))
+        self._start_waiting()
+
+    def _start_waiting(self, _finished: Any = None) -> None:
+        """Start waiting jobs while the pool has room (also called as each job ends)."""
+        while self.waiting and self.pool.free_count() > 0:
+            task, args = self.waiting.popleft()
+            self.pool.spawn(self._run, task, args).link(self._start_waiting)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for every running job (tests); True when none is left."""
-        return self.pool.join(timeout=timeout)
+        """Wait for every running and waiting job (tests); True when none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self.pool.join(timeout=remaining):
+                return False
+            if not self.waiting and not len(self.pool):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.01)  # an ending job's link starts the next waiting one
+
+    def kill(self, timeout: float | None = None) -> None:
+        """Drop the waiting jobs and kill the running ones (tests: a worker that dies)."""
+        self.waiting.clear()
+        self.pool.kill(timeout=timeout)
 
     @staticmethod
     def _run(task, args: tuple[Any, ...]) -> None:
@@ -60,6 +93,7 @@ def init_jobs(app: Flask) -> None:
     app.extensions["bestchat_jobs"] = (
         InProcessJobs(celery, app.config["JOBS_CONCURRENCY"]) if in_process else CeleryJobs(celery)
     )
+    init_admission(app, in_process=bool(in_process))
 
 
 def enqueue(name: str, *args: Any) -> None:

@@ -1,9 +1,11 @@
 """BestChat provider ``openai``: any OpenAI-compatible chat completions API over raw HTTP.
 
 Works with OpenAI, Ollama, vLLM, LM Studio, OpenRouter, Groq, Together, DeepSeek and anything
-else that serves ``POST {base_url}/chat/completions`` with SSE streaming. The hot path is httpx
-plus a line-based SSE parser: one shared :class:`httpx.Client` (connection pool) per base URL,
-the key sent per request, so users of the same API share warm connections.
+else that serves ``POST {base_url}/chat/completions`` with SSE streaming. The hot path is
+:mod:`bestchat_openai_http` (keep-alive connections pooled per base URL, read with the standard
+library at half httpx's CPU per token) plus a line-based SSE parser; the key is sent per
+request, so users of the same API share warm connections. When a proxy environment variable
+applies to the base URL the request goes through httpx instead, which honours it.
 
 Keys: the official API (no ``base_url`` configured) needs one; with a ``base_url`` the key is
 optional, so local servers such as Ollama (``http://localhost:11434/v1``) work keyless. The key
@@ -12,12 +14,14 @@ never appears in an error message.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import httpx
+from bestchat_openai_http import ConnectFailed, iter_lines, pool_for, proxied
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
@@ -63,18 +67,44 @@ class OpenAIProvider(Provider):
             raise ProviderAuthError(f"{host}: no API key configured")
         body = request_body(model, messages, options, tools)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        timeout = httpx.Timeout(options.timeout, connect=min(CONNECT_TIMEOUT, options.timeout))
+        connect_timeout = min(CONNECT_TIMEOUT, options.timeout)
+        if proxied(base_url):
+            yield from _stream_httpx(base_url, host, key, body, headers, options.timeout, connect_timeout)
+            return
+        data = json.dumps(body).encode()
+        headers.update({"Content-Type": "application/json", "Accept": "text/event-stream"})
         try:
-            with client_for(base_url).stream("POST", "chat/completions", json=body, headers=headers,
-                                             timeout=timeout) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise status_error(host, response, key)
-                yield from parse_stream(response.iter_lines(), host, key)
-        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+            with pool_for(base_url).post("chat/completions", data, headers, connect_timeout=connect_timeout,
+                                         read_timeout=options.timeout) as response:
+                if response.status >= 400:
+                    raise status_error(host, response.status, response.read(),
+                                       {k.lower(): v for k, v in response.headers.items()}, key)
+                yield from parse_stream(iter_lines(response), host, key)
+                response.read()  # the end of the body after [DONE]: the connection can be reused
+        except ConnectFailed as exc:
+            raise ProviderUnavailable(f"{host}: connection failed ({exc})") from None
+        except TimeoutError:
             raise ProviderTimeout(f"{host}: no answer within {options.timeout:g} s") from None
-        except httpx.TransportError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise ProviderUnavailable(f"{host}: connection failed ({type(exc).__name__})") from None
+
+
+def _stream_httpx(base_url: str, host: str, key: str | None, body: dict[str, Any], headers: dict[str, str],
+                  read_timeout: float, connect_timeout: float) -> Iterator[Event]:
+    """The same request through httpx (used when a proxy applies: httpx honours the proxy
+    environment variables)."""
+    timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+    try:
+        with client_for(base_url).stream("POST", "chat/completions", json=body, headers=headers,
+                                         timeout=timeout) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise status_error(host, response.status_code, response.content, response.headers, key)
+            yield from parse_stream(response.iter_lines(), host, key)
+    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+        raise ProviderTimeout(f"{host}: no answer within {read_timeout:g} s") from None
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{host}: connection failed ({type(exc).__name__})") from None
 
 
 def request_body(model: str, messages: list[dict[str, Any]], options: ProviderOptions,
@@ -129,13 +159,15 @@ def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[E
     yield Finish(finish or "stop")
 
 
-def status_error(host: str, response: httpx.Response, key: str | None) -> ProviderError:
-    """The :class:`ProviderError` for an HTTP error response (the body is already read)."""
+def status_error(host: str, status: int, content: bytes, headers: Mapping[str, str],
+                 key: str | None) -> ProviderError:
+    """The :class:`ProviderError` for an HTTP error response with body ``content``."""
+    text = content.decode("utf-8", "replace")
     try:
-        detail = _error_message(response.json(), key)
+        detail = _error_message(json.loads(text), key)
     except ValueError:
-        detail = redact(response.text, key)
-    return error_for_status(host, response.status_code, detail, response.headers)
+        detail = redact(text, key)
+    return error_for_status(host, status, detail, headers)
 
 
 def _error_message(payload: Any, key: str | None) -> str:

@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 import pytest
 
 import bestchat_openai
+import bestchat_openai_http
 from bestchat.providers.base import (
     Finish, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited,
     ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
@@ -142,9 +143,33 @@ def test_tool_arguments_that_are_not_json_raise():
         list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
 
 
-def test_one_pooled_client_per_base_url(fake_openai):
-    assert bestchat_openai.client_for(fake_openai.url) is bestchat_openai.client_for(fake_openai.url)
-    assert bestchat_openai.client_for(fake_openai.url) is not bestchat_openai.client_for("http://other/v1")
+def test_streams_reuse_one_kept_alive_connection_per_base_url(provider, fake_openai):
+    pool = bestchat_openai_http.pool_for(fake_openai.url)
+    assert pool is bestchat_openai_http.pool_for(fake_openai.url)
+    assert pool is not bestchat_openai_http.pool_for("http://other/v1")
+    list(provider.stream("gpt-4o-mini", USER))
+    (first,) = pool._idle
+    list(provider.stream("gpt-4o-mini", USER))
+    assert list(pool._idle) == [first]  # the same connection served both answers
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_transparently():
+    with FakeOpenAI() as server:
+        url, port = server.url, server.port
+        provider = OpenAIProvider(ProviderSettings(api_key=KEY, base_url=url))
+        assert list(provider.stream("m?content=one", USER))[0] == TextDelta("one")
+    assert len(bestchat_openai_http.pool_for(url)._idle) == 1  # now stale: its server is gone
+    with FakeOpenAI(port=port):
+        assert list(provider.stream("m?content=two", USER))[0] == TextDelta("two")
+
+
+def test_a_proxy_in_the_environment_sends_the_request_through_httpx(monkeypatch, fake_openai):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert bestchat_openai_http.proxied("http://api.example.com/v1")
+    assert not bestchat_openai_http.proxied("https://api.example.com/v1")  # no HTTPS_PROXY
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    assert not bestchat_openai_http.proxied("http://api.example.com/v1")
 
 
 def test_registered_through_the_entry_point_and_hook():

@@ -70,3 +70,22 @@ def test_usage_chart_and_table_from_a_real_chat(page, signed_in):
     cells = page.get_by_role("row", name="demo/demo").get_by_role("cell").all_inner_texts()
     assert cells[0] == "1" and int(cells[2]) == len(expected_reply("count my tokens").split())
     assert "Total:" in page.locator(".usage-totals").inner_text()
+
+
+def test_a_queued_answer_says_it_waits_for_a_slot(page, signed_in):
+    page.evaluate("""async () => {
+      const { messageView } = await import('/assets/js/chat/message-view.js');
+      const store = { executionsFor: () => [], versions: () => ({ list: [], index: 0 }) };
+      const actions = { onEdit() {}, onRegenerate() {}, onChoose() {}, onDecide() {} };
+      for (const status of ['queued', 'pending']) {
+        const view = messageView({ id: status, role: 'assistant', status, content: '', parts: [] }, store, actions);
+        view.id = `answer-${status}`;
+        document.body.append(view);
+      }
+    }""")
+    queued, pending = page.locator("#answer-queued"), page.locator("#answer-pending")
+    assert queued.get_attribute("aria-busy") == "true"
+    assert queued.get_by_text("Queued: the server is busy").is_visible()
+    assert queued.get_by_role("button").count() == 0  # no Regenerate while it waits
+    assert pending.get_by_label("Assistant is thinking").is_visible()
+    assert pending.get_by_text("Queued").count() == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 import websocket
 
@@ -52,6 +53,23 @@ def test_chat_over_websocket(stack, alice):
         assert 'You said: "hello over the socket"' in text
     finally:
         socket.close()
+
+
+def test_readyz_counts_the_generation_slots(stack, alice):
+    """Production: the Celery worker registered its ``-c 50`` slots in Redis; embedded: the
+    in-process pool's ``JOBS_CONCURRENCY``. A finished answer gives its slot back."""
+    def generation():
+        return httpx.get(f"{stack.url()}/readyz", timeout=10).json()["generation"]
+
+    assert generation()["capacity"] == (50 if stack.workers else 100)
+    conversation_id = alice.conversation()
+    socket = alice.socket()
+    try:
+        socket.subscribe(conversation_id)
+        assert chat(socket, conversation_id, "count me")[1][-1]["type"] == "message.completed"
+    finally:
+        socket.close()
+    wait_for(lambda: generation()["in_flight"] == 0, what="the finished answer to release its slot")
 
 
 def test_resume_after_reconnect_is_exact(stack, alice):

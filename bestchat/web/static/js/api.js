@@ -67,6 +67,7 @@ const FRIENDLY = {
   registration_closed: () => "Sign-up is closed on this server. Ask an administrator for an account.",
   email_taken: () => "An account with this email already exists. Sign in instead.",
   rate_limited: (e) => `Too many attempts. Try again in ${e.retryAfter || "a few"} seconds.`,
+  overloaded: (e) => `The server is at capacity right now. Try again in ${e.retryAfter || "a few"} seconds.`,
   unauthorized: () => "Your session has ended. Sign in again.",
   csrf_failed: () => "Your session expired. Reload the page and try again.",
   invalid_password: () => "That password is wrong.",

@@ -7,6 +7,9 @@ import { renderMarkdown } from "../markdown.js";
 import { BUSY } from "./store.js";
 import { toolCard } from "./toolcard.js";
 
+// A queued answer waits for a free generation slot (the server is at capacity).
+const QUEUED_NOTE = "Queued: the server is busy, this answer starts as soon as a slot is free.";
+
 const STATUS_NOTES = {
   cancelled: "Stopped.",
   interrupted: "The answer was interrupted.",
@@ -53,7 +56,8 @@ function renderBody(body, message, busy) {
   body.classList.add("markdown");
   if (busy && !message.content) {
     replaceChildren(body, h("span", { class: "thinking", attrs: { role: "img", "aria-label": "Assistant is thinking" } },
-      h("span"), h("span"), h("span")));
+      h("span"), h("span"), h("span")),
+      message.status === "queued" ? h("p", { class: "status-note queued-note", text: QUEUED_NOTE }) : null);
     return;
   }
   replaceChildren(body, renderMarkdown(message.content));

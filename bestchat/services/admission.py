@@ -1,0 +1,284 @@
+"""Admission of new generations: how many can run (capacity), how many are running or waiting
+(in flight), and the decision for one more.
+
+Every answer the conversation service starts (send, edit, regenerate, the OpenAI-compatible
+API) is admitted here first, before anything is written:
+
+- fewer generations in flight than the capacity: it starts ``pending`` (a job slot is free);
+- else, while fewer than ``GENERATION_QUEUE_LIMIT`` are already waiting: it starts ``queued``
+  (clients show that it waits for a slot; the job claims it like a pending one);
+- else it is refused: :class:`Overloaded`, a 503 ``overloaded`` with ``Retry-After``, and the
+  caller stores nothing.
+
+In flight means admitted and not yet released. A generation is released when its job ends
+(the ``bestchat.generate`` task, in a ``finally``), when it is cancelled before its job ran,
+or, for jobs that died without a word, by the reaper (:func:`forget_finished`), which drops
+entries older than ``REAPER_STALE_AFTER`` whose message is no longer active.
+
+Two implementations, chosen in :func:`init_admission` by where jobs run:
+
+- :class:`RedisAdmission` (Celery workers): in flight is the sorted set ``bc:gen:inflight``
+  (message ids, scored by admission time), shared by every web process. Capacity is the sum
+  of the slots of the live workers: each worker registers its concurrency
+  (:class:`WorkerSlots`, started by :mod:`bestchat.tasks.worker_slots`) under a key that
+  expires unless refreshed, so a dead worker's slots disappear within ``WORKER_TTL`` seconds.
+  One Lua script counts, decides and records in one atomic round trip, so web processes
+  admitting at the same moment cannot overshoot together. With no worker registered at all
+  the capacity is unknown: answers start ``pending`` (a worker that comes picks them up) and
+  nothing is refused.
+- :class:`InProcessAdmission` (embedded mode, ``JOBS_IN_PROCESS``): the same decision over a
+  dict, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+
+import redis
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from bestchat.errors import ApiError
+from bestchat.extensions import db
+from bestchat.models import Message
+from bestchat.services.message_status import ACTIVE
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = "bc:gen:inflight"
+WORKERS = "bc:gen:workers"
+WORKER = "bc:gen:worker:"
+# A worker's registration lives this long unless refreshed every WORKER_REFRESH seconds.
+WORKER_TTL = 30
+WORKER_REFRESH = 10
+# Seconds a refused client is told to wait before trying again.
+RETRY_AFTER = 5
+# In-flight entries the reaper looks at per pass.
+PRUNE_BATCH = 500
+
+PENDING, QUEUED = "pending", "queued"
+
+
+class Overloaded(ApiError):
+    """Every slot is busy and the queue is full: refused before anything is stored."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "overloaded",
+                         "the server is at capacity and its queue is full; try again shortly",
+                         {"Retry-After": str(RETRY_AFTER)})
+
+
+def decide(in_flight: int, capacity: int, queue_limit: int) -> str | None:
+    """The status of one more generation: ``pending``, ``queued``, or None (refuse).
+    A capacity of 0 means unknown (no worker registered): never queued nor refused."""
+    if capacity <= 0 or in_flight < capacity:
+        return PENDING
+    return QUEUED if in_flight - capacity < queue_limit else None
+
+
+class Admission(ABC):
+    """Capacity and in-flight generations; see the module docstring."""
+
+    def __init__(self, queue_limit: int):
+        self.queue_limit = queue_limit
+
+    @abstractmethod
+    def admit(self, message_id: str) -> str:
+        """Count ``message_id`` in flight and return its starting status (``pending`` or
+        ``queued``); raise :class:`Overloaded` (counting nothing) when the queue is full."""
+
+    @abstractmethod
+    def release(self, *message_ids: str) -> None:
+        """These generations ended (or will never run): no longer in flight."""
+
+    @abstractmethod
+    def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
+        """Ids in flight that were admitted before ``timestamp`` (for the reaper's check)."""
+
+    @abstractmethod
+    def status(self) -> dict[str, int]:
+        """``{capacity, in_flight, queue_limit}`` right now (capacity 0: no worker known)."""
+
+
+class InProcessAdmission(Admission):
+    """Jobs run on this process's pool of ``capacity`` greenlets."""
+
+    def __init__(self, capacity: int, queue_limit: int):
+        super().__init__(queue_limit)
+        self.capacity = capacity
+        self.in_flight: dict[str, float] = {}
+
+    def admit(self, message_id: str) -> str:
+        status = decide(len(self.in_flight), self.capacity, self.queue_limit)
+        if status is None:
+            raise Overloaded()
+        self.in_flight[message_id] = time.time()
+        return status
+
+    def release(self, *message_ids: str) -> None:
+        for message_id in message_ids:
+            self.in_flight.pop(message_id, None)
+
+    def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
+        return [key for key, admitted in list(self.in_flight.items()) if admitted < timestamp][:limit]
+
+    def status(self) -> dict[str, int]:
+        return {"capacity": self.capacity, "in_flight": len(self.in_flight),
+                "queue_limit": self.queue_limit}
+
+
+# KEYS: in-flight set, worker set. ARGV: message id ("" = only count), queue limit, now,
+# worker key prefix. Returns {status or "", in flight, capacity}; status "refused" when full.
+# Same rule as decide().
+_ADMIT = """
+local capacity = 0
+for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local slots = redis.call('GET', ARGV[4] .. worker)
+  if slots then capacity = capacity + tonumber(slots) else redis.call('SREM', KEYS[2], worker) end
+end
+local in_flight = redis.call('ZCARD', KEYS[1])
+if ARGV[1] == '' then return {'', in_flight, capacity} end
+local status = 'pending'
+if capacity > 0 and in_flight >= capacity then
+  if in_flight - capacity >= tonumber(ARGV[2]) then return {'refused', in_flight, capacity} end
+  status = 'queued'
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return {status, in_flight, capacity}
+"""
+
+
+class RedisAdmission(Admission):
+    """Jobs run on Celery workers; state shared through Redis."""
+
+    def __init__(self, client: redis.Redis, queue_limit: int):
+        super().__init__(queue_limit)
+        self.redis = client
+        self._admit = client.register_script(_ADMIT)
+
+    def _run(self, message_id: str) -> tuple[str, int, int]:
+        status, in_flight, capacity = self._admit(
+            keys=[IN_FLIGHT, WORKERS], args=[message_id, self.queue_limit, time.time(), WORKER])
+        return status, int(in_flight), int(capacity)
+
+    def admit(self, message_id: str) -> str:
+        try:
+            status, _, _ = self._run(message_id)
+        except redis.RedisError as error:
+            raise ApiError(503, "unavailable", "the generation queue is unreachable; try again",
+                           {"Retry-After": str(RETRY_AFTER)}) from error
+        if status == "refused":
+            raise Overloaded()
+        return status
+
+    def release(self, *message_ids: str) -> None:
+        if message_ids:
+            self.redis.zrem(IN_FLIGHT, *message_ids)
+
+    def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
+        return self.redis.zrangebyscore(IN_FLIGHT, "-inf", f"({timestamp}", start=0, num=limit)
+
+    def status(self) -> dict[str, int]:
+        _, in_flight, capacity = self._run("")
+        return {"capacity": capacity, "in_flight": in_flight, "queue_limit": self.queue_limit}
+
+
+class WorkerSlots:
+    """One Celery worker's registered capacity: ``slots`` generations under ``worker_id``.
+
+    :meth:`start` registers now and refreshes every ``refresh`` seconds in a background thread
+    (a greenlet under gevent); :meth:`stop` unregisters. A worker that dies stops refreshing
+    and its slots expire after ``ttl`` seconds."""
+
+    def __init__(self, client: redis.Redis, worker_id: str, slots: int, *,
+                 ttl: int = WORKER_TTL, refresh: float = WORKER_REFRESH):
+        self.redis = client
+        self.worker_id = worker_id
+        self.slots = slots
+        self.ttl = ttl
+        self.refresh = refresh
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(WORKER + self.worker_id, self.slots, ex=self.ttl)
+        pipe.sadd(WORKERS, self.worker_id)
+        pipe.execute()
+
+    def unregister(self) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(WORKER + self.worker_id)
+        pipe.srem(WORKERS, self.worker_id)
+        pipe.execute()
+
+    def start(self) -> None:
+        self.register()
+        self._thread = threading.Thread(target=self._keep, name="bestchat-worker-slots", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        try:
+            self.unregister()
+        except redis.RedisError:
+            log.warning("could not unregister worker %s (its slots expire in %ss)", self.worker_id, self.ttl)
+
+    def _keep(self) -> None:
+        while not self._stopped.wait(self.refresh):
+            try:
+                self.register()
+            except redis.RedisError as error:  # the next refresh tries again
+                log.warning("could not refresh worker %s: %s", self.worker_id, error)
+
+
+def init_admission(app: Flask, *, in_process: bool) -> None:
+    """The Redis admission when jobs go to Celery workers, else (jobs in this process, or no
+    Redis at all) the in-process one."""
+    from bestchat.redis_client import get_redis
+
+    limit = int(app.config["GENERATION_QUEUE_LIMIT"])
+    client = get_redis(app)
+    if in_process or client is None:
+        admission: Admission = InProcessAdmission(int(app.config["JOBS_CONCURRENCY"]), limit)
+    else:
+        admission = RedisAdmission(client, limit)
+    app.extensions["bestchat_admission"] = admission
+
+
+def get_admission(app: Flask | None = None) -> Admission:
+    return (app or current_app).extensions["bestchat_admission"]
+
+
+def release_quietly(*message_ids: str) -> None:
+    """:meth:`Admission.release` that only logs a failure (the reaper catches up)."""
+    try:
+        get_admission().release(*message_ids)
+    except Exception:  # noqa: BLE001 - never fail the caller over bookkeeping
+        log.warning("could not release %s from the in-flight count", message_ids, exc_info=True)
+
+
+def forget_finished(app: Flask) -> int:
+    """Release the generations admitted more than ``REAPER_STALE_AFTER`` seconds ago whose
+    message is no longer active (its job died without releasing it, or it was deleted).
+    The reaper calls this after each pass; returns how many were released."""
+    admission = get_admission(app)
+    ids = admission.admitted_before(time.time() - float(app.config["REAPER_STALE_AFTER"]))
+    if not ids:
+        return 0
+    keys = []
+    for raw in ids:
+        try:
+            keys.append(uuid.UUID(raw))
+        except ValueError:
+            pass
+    active = {str(key) for key in db.session.scalars(
+        select(Message.id).where(Message.id.in_(keys), Message.status.in_(ACTIVE)))}
+    db.session.commit()
+    gone = [raw for raw in ids if raw not in active]
+    admission.release(*gone)
+    return len(gone)

@@ -1,0 +1,152 @@
+"""The ``openai`` provider's streaming transport: POST a JSON body, read the answer's bytes as
+they arrive, over keep-alive HTTP/1.1 connections pooled per origin.
+
+Why not httpx for this one request: on a streamed answer every token is one network read, and
+httpx spends about 100 µs of CPU per read in its layers (httpcore, h11, the byte/text/line
+iterators) against about 50 µs for the standard library's ``http.client`` used directly
+(measured with 40 concurrent streams at 50 tokens/s; ``benchmarks/README.md``). At hundreds of
+concurrent streams per worker that is most of the worker's CPU. Everything else (errors, model
+lists, proxies) stays on httpx: :func:`proxied` tells the provider when a proxy applies to the
+origin, and the provider then uses httpx, which honours the proxy environment variables.
+
+The pool keeps at most ``MAX_IDLE`` idle connections per origin. A connection goes back to it
+only after its response was read to the end; a stale one (closed by the server while idle) is
+detected when sending on it fails before any answer, and the request is retried once on a
+fresh connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import urllib.request
+from collections import deque
+from contextlib import contextmanager
+from typing import Iterator
+from urllib.parse import urlsplit
+
+MAX_IDLE = 100
+READ_SIZE = 65536
+
+# Sending on a kept-alive connection the server has closed fails with one of these.
+_STALE = (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
+          ConnectionResetError, ConnectionAbortedError)
+
+
+
+class ConnectFailed(Exception):
+    """The connection to the origin could not be opened (refused, unreachable, timed out)."""
+
+
+_pools: dict[str, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def proxied(base_url: str) -> bool:
+    """Whether the proxy environment variables (``HTTPS_PROXY``, ``NO_PROXY``...) apply."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies()
+    if parts.scheme not in proxies and "all" not in proxies:
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def pool_for(base_url: str) -> Pool:
+    """The process-wide pool of ``base_url``'s origin (created on first use)."""
+    with _pools_lock:
+        pool = _pools.get(base_url)
+        if pool is None:
+            pool = _pools[base_url] = Pool(base_url)
+        return pool
+
+
+class Pool:
+    """Idle keep-alive connections to one origin, and the path prefix of ``base_url``."""
+
+    def __init__(self, base_url: str):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/") + "/"
+        self._idle: deque[http.client.HTTPConnection] = deque()
+        self._lock = threading.Lock()
+        self._ssl = ssl.create_default_context() if self.https else None
+
+    @contextmanager
+    def post(self, path: str, body: bytes, headers: dict[str, str], *,
+             connect_timeout: float, read_timeout: float) -> Iterator[http.client.HTTPResponse]:
+        """POST ``body`` to ``prefix + path`` and yield the response, headers read. The body is
+        read by the caller (``read1``/``read``); the connection is pooled again only if it was
+        read to the end."""
+        connection, reused = self._checkout(connect_timeout, read_timeout)
+        response = None
+        try:
+            try:
+                response = self._send(connection, path, body, headers)
+            except _STALE:
+                if not reused:
+                    raise
+                connection.close()
+                connection, _ = self._checkout(connect_timeout, read_timeout, fresh=True)
+                response = self._send(connection, path, body, headers)
+            yield response
+        finally:
+            if response is not None and response.isclosed() and not response.will_close:
+                self._checkin(connection)
+            else:
+                connection.close()
+
+    def _send(self, connection: http.client.HTTPConnection, path: str, body: bytes,
+              headers: dict[str, str]) -> http.client.HTTPResponse:
+        connection.request("POST", self.prefix + path, body=body, headers=headers)
+        return connection.getresponse()
+
+    def _checkout(self, connect_timeout: float, read_timeout: float, *,
+                  fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        if not fresh:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is not None and connection.sock is not None:
+                connection.sock.settimeout(read_timeout)
+                return connection, True
+        if self.https:
+            connection = http.client.HTTPSConnection(self.host, self.port, timeout=connect_timeout,
+                                                     context=self._ssl)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=connect_timeout)
+        try:
+            connection.connect()
+        except OSError as error:
+            connection.close()
+            raise ConnectFailed(type(error).__name__) from None
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.sock.settimeout(read_timeout)
+        return connection, False
+
+    def _checkin(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+
+def iter_lines(response: http.client.HTTPResponse) -> Iterator[str]:
+    """The body's lines (without line ends) as they arrive; whatever framing the server uses
+    (chunked, Content-Length or until close), http.client undoes it."""
+    rest = b""
+    while True:
+        data = response.read1(READ_SIZE)
+        if not data:
+            break
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    if rest:
+        yield rest.rstrip(b"\r").decode("utf-8", "replace")
