@@ -230,6 +230,7 @@ class Stack:
             "BESTCHAT_RATELIMIT_REGISTER_PER_IP": "1000/60",
             "BESTCHAT_RATELIMIT_LOGIN_PER_IP": "1000/60",
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            **{f"BESTCHAT_{setting.partition('=')[0]}": setting.partition("=")[2] for setting in args.set},
         }
         self.pg_pid_exclude: set[int] = set()
 
@@ -947,6 +948,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", default="openai,litellm", help="comma-separated: openai,litellm")
     parser.add_argument("--workers", type=int, default=CORES, help="Celery gevent workers (default: one per core)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting for this run, passed as BESTCHAT_NAME (repeatable)")
     parser.add_argument("--web-workers", type=int, default=1,
                         help="gunicorn gevent web processes (default 1; the sum of their CPU is the web column)")
     parser.add_argument("--concurrency", type=int, default=10, help="concurrent chats of the latency scenarios")

@@ -81,7 +81,7 @@ STREAM_FRAME_MS = 0
 # With more than STREAM_BATCH_AFTER answers running in the process, the frame writer waits
 # this many ms after the first new text before writing, to gather the others' text into the
 # same round trip (the per-frame cost falls with the batch size). Below, it writes at once.
-STREAM_BATCH_MS = 2.0
+STREAM_BATCH_MS = 5.0
 STREAM_BATCH_AFTER = 10
 # A streaming message's partial content (and heartbeat) is saved at least this often.
 STREAM_SAVE_INTERVAL = 1.0
