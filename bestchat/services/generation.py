@@ -80,7 +80,7 @@ class Generation:
 
     def __init__(self, app: Flask, message: Message, user: User):
         self.app = app
-        self.user = user
+        self.user: User | None = user  # until _prepare
         self.claim_committed = False
         self.running = running(app)
         self.live = Live(message.id, str(message.conversation_id), message.last_seq, message.content or "")
@@ -125,6 +125,7 @@ class Generation:
         self.titled = conversation.title != conversations.DEFAULT_TITLE  # no auto title to check at the end
         self.prompt = plugins.run_before_generate(conversation, prompt)
         targets = registry.resolve_targets(self.user, self.model_id)
+        self.user = None  # ids and plain values only from here on
         options = dict(conversation.settings or {})
         db.session.commit()  # also commits the claim
         self.claim_committed = True
