@@ -88,7 +88,7 @@ import gevent  # noqa: E402
 import httpx  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
-from bestchat.testing.processes import free_port, wait_for  # noqa: E402
+from bestchat.testing.processes import free_port, stop_group, wait_for  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -151,20 +151,8 @@ class Processes:
 
     def stop(self, name: str) -> None:
         process = self.items.pop(name, None)
-        if process is None:
-            return
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
+        if process is not None:
+            stop_group(process, grace=10)
 
     def stop_all(self) -> None:
         for name in list(self.items):
@@ -565,34 +553,18 @@ def analyse(turns: list[Turn], tokens: int = TOKENS) -> dict[str, Any]:
         seqs = [seq for _, seq, _ in turn.chunks]
         integrity["chunks"] += len(seqs)
         top = max(seqs + [turn.last_seq or 0])
-        seen: set[int] = set()
-        highest = 0
-        for seq in seqs:
-            if seq in seen:
-                integrity["duplicated_chunks"] += 1
-                continue
-            if seq < highest:
-                integrity["reordered_chunks"] += 1
-            seen.add(seq)
-            highest = max(highest, seq)
+        seen = _count_order(seqs, integrity, "chunks")
         integrity["lost_chunks"] += len(set(range(1, top + 1)) - seen)
-        seen_tokens: set[int] = set()
-        highest = -1
+        token_indices: list[int] = []
         for arrival, _, delta in turn.chunks:
             emitted = []
             for index_text, stamp in TOKEN_RE.findall(delta):
-                index = int(index_text)
+                token_indices.append(int(index_text))
                 emitted.append(float(stamp))
                 token_delay.append(arrival - float(stamp))
-                if index in seen_tokens:
-                    integrity["duplicated_tokens"] += 1
-                    continue
-                if index < highest:
-                    integrity["reordered_tokens"] += 1
-                seen_tokens.add(index)
-                highest = max(highest, index)
             if emitted:
                 chunk_delay.append(arrival - max(emitted))
+        seen_tokens = _count_order(token_indices, integrity, "tokens")
         integrity["tokens"] += len(seen_tokens)
         if not turn.error:
             integrity["lost_tokens"] += len(set(range(tokens)) - seen_tokens)
@@ -601,6 +573,22 @@ def analyse(turns: list[Turn], tokens: int = TOKENS) -> dict[str, Any]:
             "chunk_delay_ms": dist_ms(chunk_delay), "turn_ms": dist_ms(durations),
             "integrity": integrity, "errors": errors,
             "tokens_per_chunk": round(integrity["tokens"] / integrity["chunks"], 2) if integrity["chunks"] else None}
+
+
+def _count_order(indices: list[int], integrity: dict[str, int], what: str) -> set[int]:
+    """Add the duplicated and reordered ``indices`` (in arrival order) to ``integrity``'s
+    ``duplicated_<what>`` and ``reordered_<what>``; the distinct indices seen."""
+    seen: set[int] = set()
+    highest = -1
+    for index in indices:
+        if index in seen:
+            integrity[f"duplicated_{what}"] += 1
+            continue
+        if index < highest:
+            integrity[f"reordered_{what}"] += 1
+        seen.add(index)
+        highest = max(highest, index)
+    return seen
 
 
 def check_persistence(stack: Stack, turns: list[Turn]) -> dict[str, int]:

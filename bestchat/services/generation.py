@@ -65,8 +65,6 @@ def generate(message_id: str) -> None:
         if message is not None and message.status == "streaming":
             log.warning("generation of %s was redelivered; marking it interrupted", message_id)
             message_status.interrupt(message)
-        else:
-            db.session.rollback()
         return
     message, user = db.session.execute(
         select(Message, User).join(Message.conversation).join(User, User.id == Conversation.user_id)

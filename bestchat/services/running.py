@@ -163,10 +163,13 @@ class Running:
                 log.exception("frame writer failed")
 
     def _next_due(self) -> float | None:
-        if not self._dirty or not self.frame_seconds:
-            return None if not self._dirty else 0.0
-        now = time.monotonic()
-        return max(0.0, min(live.last_frame + self.frame_seconds for live in self._dirty.values()) - now)
+        """Seconds until a waiting frame may go out (None: nothing waits)."""
+        if not self._dirty:
+            return None
+        if not self.frame_seconds:
+            return 0.0
+        due = min(live.last_frame for live in self._dirty.values()) + self.frame_seconds
+        return max(0.0, due - time.monotonic())
 
     def _write_once(self) -> None:
         now = time.monotonic()

@@ -1,9 +1,13 @@
-"""Helpers for tests and benchmarks that start real processes: a free local port, and
-polling until a process is up (a safety bound, never a performance assertion)."""
+"""Helpers for tests and benchmarks that start real processes: a free local port, polling
+until a process is up (a safety bound, never a performance assertion), and stopping a
+process started in its own session with everything it started."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -30,3 +34,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 0.0) -> None:
+    """Stop ``process`` (started with ``start_new_session=True``) and its whole process group:
+    SIGTERM and up to ``grace`` seconds to exit, then SIGKILL (at once when ``grace`` is 0)."""
+    if grace and process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +17,7 @@ import websocket
 from sqlalchemy import create_engine, text
 
 from bestchat.models import Base
-from bestchat.testing.processes import free_port, wait_for  # noqa: F401 - wait_for re-exported to the tests
+from bestchat.testing.processes import free_port, stop_group, wait_for  # noqa: F401 - wait_for re-exported to the tests
 from bestchat.settings import REPO_ROOT
 
 BIN = REPO_ROOT / ".venv" / "bin"
@@ -112,17 +111,17 @@ class Stack:
     def kill_web(self, index: int = 0) -> int:
         """SIGKILL a web process (and its gunicorn worker); returns its port."""
         process, port = self.webs.pop(index)
-        _kill(process)
+        stop_group(process)
         return port
 
     def kill_worker(self, index: int = 0) -> None:
-        _kill(self.workers.pop(index))
+        stop_group(self.workers.pop(index))
 
     def stop(self) -> None:
         for process, _ in self.webs:
-            _kill(process)
+            stop_group(process)
         for process in self.workers:
-            _kill(process)
+            stop_group(process)
         self.webs, self.workers = [], []
 
     def _tail(self, name: str) -> str:
@@ -204,14 +203,6 @@ class Socket:
         except Exception:  # noqa: BLE001
             pass
 
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=10)
 
 
 def terminal(frame: dict[str, Any], message_id: str | None = None) -> bool:
