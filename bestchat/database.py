@@ -1,18 +1,52 @@
-"""Database engine setup: SQLite gets WAL, a busy timeout and enforced foreign keys."""
+"""Database engine setup.
+
+SQLite gets WAL, a busy timeout and enforced foreign keys. A server database gets a liveness
+check of pooled connections that were idle for ``DATABASE_PING_IDLE_SECONDS`` or more, when
+they are checked out (a connection the database dropped, after a restart for instance, is
+replaced before anyone uses it). SQLAlchemy's ``pool_pre_ping`` would check every checkout:
+one more round trip for every request and every generation job, on the path of every first
+token, for connections that were in use a moment before.
+"""
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, exc
 
 
 def init_database(app: Flask, db) -> None:
     import bestchat.models  # noqa: F401 - register every table on the metadata
 
     db.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config["SQLITE_BUSY_TIMEOUT_MS"]))
+        else:
+            _ping_when_idle(db.engine, float(app.config["DATABASE_PING_IDLE_SECONDS"]))
+
+
+def _ping_when_idle(engine, idle_seconds: float) -> None:
+    """Ping a pooled connection at checkout when it has been idle ``idle_seconds`` or more;
+    a failed ping makes the pool replace it (``DisconnectionError``: SQLAlchemy's documented
+    pessimistic disconnect handling)."""
+
+    def since_now(_dbapi_connection, record, *_args) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def on_checkout(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - any failure: replace the connection
+            raise exc.DisconnectionError() from error
+
+    event.listen(engine, "connect", since_now)
+    event.listen(engine, "checkin", since_now)
+    event.listen(engine, "checkout", on_checkout)
 
 
 def _sqlite_pragmas(busy_timeout_ms: int):

@@ -38,6 +38,11 @@ def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
+def account_disabled() -> ApiError:
+    """The answer to a disabled account's requests."""
+    return ApiError(403, "account_disabled", "this account is disabled")
+
+
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status

@@ -319,6 +319,12 @@ def run_register_admin_views(admin: Any) -> None:
     _call_all("register_admin_views", admin=admin)
 
 
+def implemented(hook_name: str) -> bool:
+    """Whether any enabled plugin implements ``hook_name`` (so a caller can skip preparing
+    its arguments)."""
+    return bool(getattr(_state().pm.hook, hook_name).get_hookimpls())
+
+
 def run_before_generate(conversation: Any, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages after every plugin's ``before_generate`` filter, each applied to the
     previous one's result."""

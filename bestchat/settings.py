@@ -61,7 +61,9 @@ def _derive(app: Flask) -> None:
     if url.startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000})
     else:
-        options.setdefault("pool_pre_ping", True)
+        # The most recently used connection first: it is the likeliest to need no liveness
+        # ping (bestchat.database) and to have psycopg's prepared statements already.
+        options.setdefault("pool_use_lifo", True)
         options.setdefault("pool_size", int(config["DATABASE_POOL_SIZE"]))
         options.setdefault("max_overflow", int(config["DATABASE_MAX_OVERFLOW"]))
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options

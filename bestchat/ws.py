@@ -54,18 +54,20 @@ def authenticate_handshake() -> None:
 
 @sock.route("/ws", bp=bp)
 def websocket(ws) -> None:
-    user_id = g.user.id
+    user = g.user
+    db.session.refresh(user)  # every column loaded: the socket keeps it (detached)
     db.session.remove()  # hold no database connection for the socket's lifetime
-    ChatSocket(ws, current_app._get_current_object(), user_id).run()
+    ChatSocket(ws, current_app._get_current_object(), user).run()
 
 
 class ChatSocket:
     """One connected client."""
 
-    def __init__(self, ws, app: Flask, user_id: uuid.UUID):
+    def __init__(self, ws, app: Flask, user: User):
         self.ws = ws
         self.app = app
-        self.user_id = user_id
+        self.user = user
+        self.user_id = user.id
         self.subscriber = Subscriber(get_bus(app))
         self.max_frame = app.config["WS_MAX_FRAME"]
         self.owned: set[uuid.UUID] = set()
@@ -94,6 +96,10 @@ class ChatSocket:
         except Exception:  # noqa: BLE001
             log.exception("websocket writer failed")
 
+    def _inactive(self) -> None:
+        self._error("unauthorized", "this account is no longer active")
+        self.ws.close(1008, "account inactive")
+
     def _error(self, code: str, message: str) -> None:
         self.subscriber.send({"type": "error", "code": code, "message": message})
 
@@ -115,13 +121,15 @@ class ChatSocket:
             return self._error("unknown_type", f"unknown frame type '{frame['type'][:50]}'")
         try:
             with self.app.app_context():
-                user = db.session.get(User, self.user_id)
-                if user is None or user.disabled:
-                    self._error("unauthorized", "this account is no longer active")
-                    self.ws.close(1008, "account inactive")
-                    return
+                user = self.user
+                if handler is not ChatSocket.send:  # (a send checks the account in its own query)
+                    user = db.session.get(User, self.user_id)
+                    if user is None or user.disabled:
+                        return self._inactive()
                 handler(self, ConversationManager(user), frame)
         except ApiError as error:
+            if error.code == "account_disabled":
+                return self._inactive()
             self._error(error.code, error.message)
         except BusUnavailable as error:
             self._error("unavailable", str(error))

@@ -20,6 +20,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # max_connections: every web and worker process can hold up to their sum.
 DATABASE_POOL_SIZE = 10
 DATABASE_MAX_OVERFLOW = 10
+# A pooled connection idle this long (seconds) is pinged before use, and replaced if the
+# database dropped it; connections in steady use are not (a ping is one more round trip).
+DATABASE_PING_IDLE_SECONDS = 1.0
 
 # redis://host:port/db. None means embedded mode: in-memory bus and rate limits, no Celery.
 REDIS_URL = None

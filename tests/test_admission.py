@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bestchat.extensions import db
-from bestchat.models import Conversation, Message
+from bestchat.models import Conversation, Message, User
 from bestchat.models.base import utcnow
 from bestchat.reaper import reap
 from bestchat.services.admission import RedisAdmission, WorkerSlots, get_admission
@@ -191,7 +191,10 @@ def test_more_sends_than_the_pool_do_not_block_and_run_in_order(app, client, use
 def test_over_websocket_a_queued_answer_is_announced_and_a_refusal_is_an_error_frame(app, client, user, gated):
     memory_bus(app)
     start_streaming(app, client)
-    socket = ChatSocket(None, app, uuid.UUID(user["id"]))
+    with app.app_context():
+        account = db.session.get(User, uuid.UUID(user["id"]))
+        db.session.expunge(account)
+    socket = ChatSocket(None, app, account)
     try:
         waits, refused = new_conversation(client), new_conversation(client)
         socket._handle(json.dumps({"type": "send", "conversation_id": waits, "content": "waits", "client_id": "w"}))
@@ -205,6 +208,38 @@ def test_over_websocket_a_queued_answer_is_announced_and_a_refusal_is_an_error_f
         assert message_count(app, refused) == 0
         socket._handle(json.dumps({"type": "ping"}))
         assert socket.subscriber.next(timeout=5).event == {"type": "pong"}  # the socket stays usable
+    finally:
+        socket.subscriber.close()
+
+
+class RecordingWs:
+    """Stands in for the socket: records how it was closed."""
+
+    def __init__(self) -> None:
+        self.closed: tuple[int, str] | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+@pytest.mark.parametrize("command", ["send", "typing"])
+def test_a_socket_of_an_account_disabled_meanwhile_is_refused_and_closed(app, client, user, command):
+    memory_bus(app)
+    conversation_id = new_conversation(client, model="demo/demo")
+    with app.app_context():
+        account = db.session.get(User, uuid.UUID(user["id"]))
+        db.session.expunge(account)  # as the socket holds it: loaded when it connected
+    ws = RecordingWs()
+    socket = ChatSocket(ws, app, account)
+    try:
+        with app.app_context():
+            db.session.execute(update(User).where(User.id == account.id).values(disabled=True))
+            db.session.commit()
+        socket._handle(json.dumps({"type": command, "conversation_id": conversation_id, "content": "hi"}))
+        error = socket.subscriber.next(timeout=5).event
+        assert (error["type"], error["code"]) == ("error", "unauthorized")
+        assert ws.closed == (1008, "account inactive")
+        assert message_count(app, conversation_id) == 0
     finally:
         socket.subscriber.close()
 

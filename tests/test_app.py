@@ -1,12 +1,17 @@
-"""The app factory, settings precedence, embedded secrets and the production guard."""
+"""The app factory, settings precedence, embedded secrets, the production guard and the
+database pool's liveness check."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bestchat import create_app
+from bestchat.extensions import db
 from bestchat.settings import ConfigurationError
-from bestchat.testing.pytest_plugin import make_config
+from bestchat.testing.pytest_plugin import TEST_PG_URL, make_config
 
 
 def test_factory_embedded_defaults(tmp_path, monkeypatch):
@@ -64,3 +69,25 @@ def test_production_starts_with_real_secrets(tmp_path):
                                  ENCRYPTION_KEYS=Fernet.generate_key().decode()))
     assert app.config["SECRET_KEY"] == "s" * 40
     assert not (tmp_path / "instance" / "secret_key").exists()
+
+
+@pytest.mark.parametrize("idle_seconds, replaced", [(0.0, True), (3600.0, False)])
+def test_a_connection_the_database_dropped_is_replaced_once_idle(tmp_path, request, idle_seconds, replaced):
+    """A pooled connection idle for DATABASE_PING_IDLE_SECONDS is pinged at checkout and
+    replaced if the server dropped it; one in steady use is not pinged (and so fails)."""
+    if not TEST_PG_URL:
+        pytest.skip("needs PostgreSQL")
+    request.getfixturevalue("pg_schema")
+    app = create_app(make_config("production", tmp_path, DATABASE_PING_IDLE_SECONDS=idle_seconds))
+    with app.app_context():
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.commit()  # back to the pool
+        with psycopg.connect(TEST_PG_URL, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        if replaced:
+            assert db.session.scalar(text("SELECT pg_backend_pid()")) != pid
+        else:
+            with pytest.raises(OperationalError):
+                db.session.scalar(text("SELECT 1"))
+        db.session.rollback()
+        db.engine.dispose()

@@ -115,6 +115,31 @@ def test_filters_run_around_generation_and_prompt_is_the_branch(app, client, use
     assert [m["content"] for m in GatedProvider.prompts[-1]] == ["be brief", "first", "one", "second", "filtered"]
 
 
+def test_the_prompt_is_the_edited_branch_without_failed_or_empty_answers(app, client, user, gated):
+    conversation_id = new_conversation(client, model="gated/g")
+
+    def answered(sent: dict, *feed: object) -> dict:
+        fails = any(isinstance(item, BaseException) for item in feed)
+        for item in feed if fails else (*feed, None):
+            GatedProvider.feed.put(item)
+        answer = sent["assistant_message"]
+        wait_for(lambda: row(app, answer["id"]).status in ("complete", "failed"))
+        return sent
+
+    first = answered(send(client, conversation_id, "one"), "A")
+    answered(send(client, conversation_id, "two"), ProviderRateLimited("slow down"))  # failed
+    answered(send(client, conversation_id, "three"))  # complete but empty
+    answered(send(client, conversation_id, "four"), "D")
+    assert [m["content"] for m in GatedProvider.prompts[-1]] == ["one", "A", "two", "three", "four", "filtered"]
+
+    edited = client.patch(f"{API}/messages/{first['user_message']['id']}", {"content": "uno"}).get_json()
+    answered(edited, "B")
+    assert [m["content"] for m in GatedProvider.prompts[-1]] == ["uno", "filtered"]  # the old branch is out
+    answered(send(client, conversation_id, "dos"), "C")
+    assert [(m["role"], m["content"]) for m in GatedProvider.prompts[-1]] == [
+        ("user", "uno"), ("assistant", "B"), ("user", "dos"), ("system", "filtered")]
+
+
 def test_deltas_that_arrive_together_share_a_frame(app, client, user, gated):
     conversation_id = new_conversation(client, model="gated/g")
     answer = send(client, conversation_id)["assistant_message"]

@@ -65,7 +65,7 @@ def test_order_is_own_then_global_by_priority_then_builtin_then_fallbacks(alice,
     other = config(alice, provider="other", api_key=KEY)
     config(alice, api_key=KEY, enabled=False)
 
-    targets = resolve_targets(alice, "keyed/k1")
+    targets = resolve_targets(alice.id, "keyed/k1")
     assert plan(targets) == [
         ("keyed/k1", own.id), ("keyed/k1", early_global.id), ("keyed/k1", late_global.id),
         ("other/o1", other.id), ("local/tiny", None),
@@ -77,15 +77,15 @@ def test_order_is_own_then_global_by_priority_then_builtin_then_fallbacks(alice,
 def test_model_part_may_contain_slashes_and_allow_lists_apply(alice):
     any_model = config(alice, api_key=KEY)
     listed = config(alice, api_key=KEY, enabled_models=["openai/gpt-4o-mini"])
-    assert plan(resolve_targets(alice, "keyed/openai/gpt-4o-mini")) == [
+    assert plan(resolve_targets(alice.id, "keyed/openai/gpt-4o-mini")) == [
         ("keyed/openai/gpt-4o-mini", any_model.id), ("keyed/openai/gpt-4o-mini", listed.id)]
-    assert plan(resolve_targets(alice, "keyed/k2")) == [("keyed/k2", any_model.id)]
+    assert plan(resolve_targets(alice.id, "keyed/k2")) == [("keyed/k2", any_model.id)]
 
 
 def test_default_model(alice, app):
-    assert plan(resolve_targets(alice, None)) == [("demo/demo", None)]
+    assert plan(resolve_targets(alice.id, None)) == [("demo/demo", None)]
     app.config["DEFAULT_MODEL"] = "local/tiny"
-    assert plan(resolve_targets(alice, None)) == [("local/tiny", None)]
+    assert plan(resolve_targets(alice.id, None)) == [("local/tiny", None)]
 
 
 @pytest.mark.parametrize("model_id", ["nope/x", "keyed", "keyed/", "/k1", "local/huge", "selfhosted/m",
@@ -93,33 +93,33 @@ def test_default_model(alice, app):
 def test_unknown_models_are_400(alice, model_id):
     config(alice, api_key=KEY, enabled_models=["k1"])
     with pytest.raises(ApiError) as error:
-        resolve_targets(alice, model_id)
+        resolve_targets(alice.id, model_id)
     assert (error.value.status, error.value.code) == (400, "unknown_model")
 
 
 def test_missing_key_is_a_key_free_auth_error(alice, admin, app):
     with pytest.raises(ProviderKeyMissing) as error:
-        resolve_targets(alice, "keyed/k1")
+        resolve_targets(alice.id, "keyed/k1")
     assert isinstance(error.value, ProviderAuthError) and "keyed" in error.value.message
 
     config(alice, api_key=KEY)
     app.config["ENCRYPTION_KEYS"] = [Fernet.generate_key().decode()]  # the key's key is gone
     with pytest.raises(ProviderKeyMissing) as error:
-        resolve_targets(alice, "keyed/k1")
+        resolve_targets(alice.id, "keyed/k1")
     assert KEY not in str(error.value)
 
 
 def test_other_users_configs_are_never_targets(alice, admin):
     config(admin, api_key=KEY)  # the admin's own (user-scoped) config
     with pytest.raises(ProviderKeyMissing):
-        resolve_targets(alice, "keyed/k1")
+        resolve_targets(alice.id, "keyed/k1")
 
 
 def test_fallback_cycles_terminate_and_unservable_fallbacks_are_skipped(alice):
     first = config(alice, api_key=KEY, enabled_models=["k1"], fallbacks=["nope/x", "other/o1", "keyed/k2"])
     second = config(alice, provider="other", api_key=KEY, fallbacks=["keyed/k1", "other/o1"])
-    assert plan(resolve_targets(alice, "keyed/k1")) == [("keyed/k1", first.id), ("other/o1", second.id)]
-    assert plan(resolve_targets(alice, "other/o1")) == [("other/o1", second.id), ("keyed/k1", first.id)]
+    assert plan(resolve_targets(alice.id, "keyed/k1")) == [("keyed/k1", first.id), ("other/o1", second.id)]
+    assert plan(resolve_targets(alice.id, "other/o1")) == [("other/o1", second.id), ("keyed/k1", first.id)]
 
 
 def test_available_models_has_demo_and_dedupes(alice, admin):
@@ -176,7 +176,7 @@ def test_all_failing_raises_the_last_error_without_the_key():
 
 def test_options_merge_config_and_call_options(alice):
     config(alice, api_key=KEY, options={"temperature": 0.2, "region": "eu"})
-    targets = resolve_targets(alice, "keyed/k1") + resolve_targets(alice, "local/tiny")
+    targets = resolve_targets(alice.id, "keyed/k1") + resolve_targets(alice.id, "local/tiny")
     events = collect(stream_with_failover(targets, MESSAGES, options={"max_tokens": 5, "region": "us"}))
     assert events[0][1] == TextDelta("hello from k1")
     options = KeyedProvider.calls[-1]["options"]
@@ -203,7 +203,7 @@ def keys_sent(server: FakeOpenAI) -> list[str]:
 def test_http_fault_before_first_token_fails_over_to_the_next_config(alice, two_openai_configs, fake_openai, fault):
     own, shared = two_openai_configs
     fake_openai.enqueue(Script(fault=fault, retry_after=0), Script(content="served by global"))
-    events = collect(stream_with_failover(resolve_targets(alice, "openai/gpt-4o-mini"), MESSAGES))
+    events = collect(stream_with_failover(resolve_targets(alice.id, "openai/gpt-4o-mini"), MESSAGES))
     text = "".join(e.text for _, e in events if isinstance(e, TextDelta))
     assert text == "served by global" and {cid for cid, _ in events} == {shared.id}
     assert keys_sent(fake_openai) == [KEY, GLOBAL_KEY]
@@ -214,7 +214,7 @@ def test_http_error_after_first_token_is_not_retried(alice, two_openai_configs, 
     fake_openai.enqueue(Script(content="one two three four", fault="drop", fault_after=2))
     received = []
     with pytest.raises(ProviderUnavailable):
-        for target, event in stream_with_failover(resolve_targets(alice, "openai/gpt-4o-mini"), MESSAGES):
+        for target, event in stream_with_failover(resolve_targets(alice.id, "openai/gpt-4o-mini"), MESSAGES):
             received.append((target.config_id, event))
     assert received and {cid for cid, _ in received} == {own.id}
     assert keys_sent(fake_openai) == [KEY]
@@ -223,7 +223,7 @@ def test_http_error_after_first_token_is_not_retried(alice, two_openai_configs, 
 def test_http_all_targets_failing_raise_the_last_error(alice, two_openai_configs, fake_openai):
     fake_openai.script = Script(fault=502)
     with pytest.raises(ProviderUnavailable) as error:
-        collect(stream_with_failover(resolve_targets(alice, "openai/gpt-4o-mini"), MESSAGES))
+        collect(stream_with_failover(resolve_targets(alice.id, "openai/gpt-4o-mini"), MESSAGES))
     assert len(fake_openai.requests) == 2
     assert KEY not in str(error.value) and GLOBAL_KEY not in str(error.value)
 
@@ -233,7 +233,7 @@ def test_http_rejected_key_is_not_failed_over_and_not_echoed(alice, admin):
         config(alice, provider="openai", api_key=KEY, base_url=server.url)
         config(admin, "global", provider="openai", api_key=GLOBAL_KEY, base_url=server.url)
         with pytest.raises(ProviderAuthError) as error:
-            collect(stream_with_failover(resolve_targets(alice, "openai/gpt-4o-mini"), MESSAGES))
+            collect(stream_with_failover(resolve_targets(alice.id, "openai/gpt-4o-mini"), MESSAGES))
         assert len(server.requests) == 1
     assert KEY not in str(error.value)
 

@@ -87,7 +87,7 @@ def chat_completions():
 def _check_model(user: User, model: str) -> None:
     """400 unless ``model`` can be served to ``user`` (the same resolution as the generation)."""
     try:
-        registry.resolve_targets(user, model)
+        registry.resolve_targets(user.id, model)
     except ProviderError as error:
         raise failure(error.code, error.message) from None
     except ApiError as error:

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from flask import current_app
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from bestchat import crypto, plugins
 from bestchat.errors import ApiError
@@ -99,14 +99,18 @@ def redact(error: ProviderError, provider: Provider) -> ProviderError:
     return error
 
 
-def enabled_configs(user: User) -> list[ProviderConfig]:
+def enabled_configs(user_id: uuid.UUID) -> list[ProviderConfig]:
     """The user's enabled configs, then the enabled global ones, each by priority."""
-    return list(db.session.scalars(
-        select(ProviderConfig)
-        .where(ProviderConfig.enabled.is_(True),
-               or_(ProviderConfig.user_id == user.id, ProviderConfig.user_id.is_(None)))
-        .order_by(ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
-    ))
+    return list(db.session.scalars(_ENABLED_CONFIGS, {"user_id": user_id}))
+
+
+# Built once: it is read at the start of every generation.
+_ENABLED_CONFIGS = (
+    select(ProviderConfig)
+    .where(ProviderConfig.enabled.is_(True),
+           or_(ProviderConfig.user_id == bindparam("user_id"), ProviderConfig.user_id.is_(None)))
+    .order_by(ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
+)
 
 
 # ---- listing ------------------------------------------------------------------------------
@@ -119,7 +123,7 @@ def available_models(user: User) -> list[dict[str, Any]]:
     if cached is not None:
         return cached
     models: dict[str, dict[str, Any]] = {}
-    for config in enabled_configs(user):
+    for config in enabled_configs(user.id):
         cls = classes.get(config.provider)
         if cls is not None:
             source = "global" if config.user_id is None else "user"
@@ -161,7 +165,7 @@ def _model_json(cls: type[Provider], info: ModelInfo, source: str) -> dict[str, 
 
 # ---- resolving ----------------------------------------------------------------------------
 
-def resolve_targets(user: User, model_id: str | None) -> list[Target]:
+def resolve_targets(user_id: uuid.UUID, model_id: str | None) -> list[Target]:
     """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order.
 
     Raises :class:`ApiError` 400 ``unknown_model`` when nothing can serve it, and
@@ -170,7 +174,7 @@ def resolve_targets(user: User, model_id: str | None) -> list[Target]:
     """
     model_id = model_id or current_app.config["DEFAULT_MODEL"]
     classes = provider_classes()
-    configs = enabled_configs(user)
+    configs = enabled_configs(user_id)
     targets, pending = _serving(model_id, classes, configs)
     seen_models = {model_id}
     seen_targets = {(t.config_id, t.model_id) for t in targets}

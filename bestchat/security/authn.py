@@ -17,7 +17,7 @@ from flask import g, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from bestchat.errors import ApiError
+from bestchat.errors import ApiError, account_disabled
 from bestchat.extensions import db, login_manager
 from bestchat.models import ApiToken, User
 from bestchat.models.base import as_utc, utcnow
@@ -57,7 +57,7 @@ def user_for_token(plaintext: str) -> User:
         raise ApiError(401, "invalid_token", "API token is invalid, revoked or expired")
     user = token.user
     if user.disabled:
-        raise ApiError(403, "account_disabled", "this account is disabled")
+        raise account_disabled()
     last = as_utc(token.last_used_at)
     if last is None or now - last > LAST_USED_RESOLUTION:
         token.last_used_at = now

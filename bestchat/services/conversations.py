@@ -12,9 +12,11 @@ instead of ``pending`` when every generation slot is busy, and is refused (503
 ``overloaded``, nothing stored) when the queue is full.
 
 Sending is on the path of every first token, so it is kept to one read and one write: the
-conversation and its newest message come in one query; ids and timestamps are made here, so
-the new rows go in with the conversation's touch in one flush and one commit, and are not
-read back after it (see :func:`_commit_keeping_values`).
+conversation, its newest message and the account's state come in one query; ids and
+timestamps are made here, so the new rows need no read-back. On PostgreSQL a WebSocket send
+runs on an autocommit connection and its write is one statement (the conversation's touch
+and both INSERTs), atomic on its own: no ``BEGIN``/``COMMIT`` round trips. Elsewhere the same
+rows go in one transaction. The statements are built once, at import.
 
 Branches: every message points at the message before it (``parent_id``). An edit adds a
 sibling of the edited user message, a regenerate a sibling of the assistant message; the
@@ -23,15 +25,19 @@ active branch is the one ending at the newest message.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm.attributes import set_committed_value
 
-from bestchat.errors import ApiError, not_found
+from bestchat.errors import ApiError, account_disabled, not_found
 from bestchat.extensions import db
 from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
@@ -149,6 +155,7 @@ class ConversationManager:
              client_id: str | None = None) -> tuple[Message, Message]:
         """Add a user message (after ``parent_id``, default the newest message) and start its
         answer. Returns (user message, pending or queued assistant message)."""
+        _autocommit_reads()
         if parent_id is not None:
             conversation = self.get(conversation_id)
             parent = self.message(parent_id)
@@ -207,8 +214,7 @@ class ConversationManager:
         now = utcnow()
         answer = _admitted_answer(original.conversation_id, original.parent_id,
                                   model or original.model, now)
-        original.conversation.updated_at = now
-        _store_and_start(answer)
+        _store_and_start(answer, touch=original.conversation)
         return answer
 
     def cancel(self, message_id: uuid.UUID) -> Message:
@@ -225,7 +231,7 @@ class ConversationManager:
 
     # ---- helpers --------------------------------------------------------------------------
 
-    def _exchange(self, conversation: Conversation, parent_id: uuid.UUID | None,
+    def _exchange(self, conversation: Any, parent_id: uuid.UUID | None,
                   parent_status: str | None, content: str, *, model: str | None,
                   parts: list[Any], client_id: str | None = None,
                   now: datetime | None = None, add: Iterable[Any] = ()) -> tuple[Message, Message]:
@@ -239,23 +245,20 @@ class ConversationManager:
         question = _new_message(conversation_id=conversation.id, parent_id=parent_id, role="user",
                                 content=content, parts=parts, status="complete", created_at=now)
         answer = _admitted_answer(conversation.id, question.id, model or conversation.model, now + TICK)
-        conversation.updated_at = now
-        _store_and_start(answer, question, add=add, client_id=client_id)
+        _store_and_start(answer, question, touch=conversation, add=add, client_id=client_id)
         return question, answer
 
-    def _with_newest(self, conversation_id: uuid.UUID) -> tuple[Conversation, uuid.UUID | None, str | None]:
-        """The user's conversation with the id and status of its newest message (None, None
-        when empty), in one query."""
-        newest = (select(Message.id).where(Message.conversation_id == Conversation.id)
-                  .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
-                  .correlate(Conversation).scalar_subquery())
-        row = db.session.execute(
-            select(Conversation, Message.id, Message.status)
-            .outerjoin(Message, Message.id == newest)
-            .where(Conversation.id == conversation_id)).first()
-        if row is None or row[0].user_id != self.user.id:
+    def _with_newest(self, conversation_id: uuid.UUID) -> tuple[Any, uuid.UUID | None, str | None]:
+        """The user's conversation (its ``id`` and ``model``, not an ORM object) with the id
+        and status of its newest message (None, None when empty), in one query, which also
+        checks that the account is still active (so a WebSocket needs no separate check
+        before a ``send``)."""
+        row = db.session.execute(_WITH_NEWEST, {"conversation_id": conversation_id}).first()
+        if row is None or row.user_id != self.user.id:
             raise not_found("conversation")
-        return row[0], row[1], row[2]
+        if row.disabled:
+            raise account_disabled()
+        return row, row.newest_id, row.newest_status
 
     def _leaf(self, conversation_id: uuid.UUID) -> Message | None:
         return db.session.scalar(
@@ -290,6 +293,20 @@ class ConversationManager:
         return parts
 
 
+# Built once: sending is on the path of every first token (see the module docstring).
+_NEWEST = (select(Message.id).where(Message.conversation_id == Conversation.id)
+           .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
+           .correlate(Conversation).scalar_subquery())
+_WITH_NEWEST = (select(Conversation.id, Conversation.user_id, Conversation.model,
+                       Message.id.label("newest_id"), Message.status.label("newest_status"), User.disabled)
+                .join(User, User.id == Conversation.user_id)
+                .outerjoin(Message, Message.id == _NEWEST)
+                .where(Conversation.id == bindparam("conversation_id")))
+_TOUCH = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
+          .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
+_INSERT_MESSAGES = insert(Message.__table__)
+
+
 def _new_message(**values: Any) -> Message:
     """A message with every column set here (ids and timestamps included), so it needs no
     flush before another row can point at it and no read-back after the commit."""
@@ -311,15 +328,38 @@ def _admitted_answer(conversation_id: uuid.UUID, parent_id: uuid.UUID | None, mo
                         role="assistant", status=status, model=model, created_at=created_at)
 
 
-def _store_and_start(answer: Message, *announced: Message, add: Iterable[Any] = (),
-                     client_id: str | None = None) -> None:
-    """Commit ``add``, ``announced`` and ``answer`` (plus whatever else changed in the session)
-    in one transaction; then ``message.created`` for each announced message and the answer, in
-    that order; then enqueue the answer's job (announce first: chunks follow it). Until the
-    job is enqueued the answer's admission is given back on any failure."""
-    db.session.add_all([*add, *announced, answer])
+def _store_and_start(answer: Message, *announced: Message, touch: Any,
+                     add: Iterable[Any] = (), client_id: str | None = None) -> None:
+    """Atomically: ``add`` (new rows, through the session), the conversation ``touch``'s
+    ``updated_at`` set to the answer's time (``touch``: the ORM object, or a row with its
+    ``id``), and the ``announced`` messages and the ``answer`` inserted as they are (the
+    objects stay out of the session: every column is set in memory, so nothing needs reading
+    back): one statement on an autocommit connection (see :func:`_autocommit_reads`), else
+    one transaction. Then ``message.created`` for each
+    announced message and the answer, in that order; then the answer's job enqueued (announce
+    first: chunks follow it). Until the job is enqueued the answer's admission is given back
+    on any failure."""
+    messages = [*announced, answer]
+    now = messages[0].created_at
+    rows = [_columns(message) for message in messages]
     try:
-        _commit_keeping_values()
+        connection = db.session.connection()
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT" and not add:
+            # PostgreSQL (see _autocommit_reads): one statement, atomic on its own
+            values = {f"{name}_{index}": json.dumps(value) if name == "parts" else value
+                      for index, row in enumerate(rows) for name, value in row.items()}
+            connection.exec_driver_sql(_touch_and_insert(len(rows)),
+                                       {"conversation_id": touch.id, "now": now, **values})
+            db.session.commit()  # gives the connection back
+        else:
+            if add:
+                db.session.add_all(add)
+                db.session.flush()
+            db.session.execute(_TOUCH, {"conversation_id": touch.id, "now": now})
+            db.session.execute(_INSERT_MESSAGES, rows)
+            _commit_keeping_values()
+        if isinstance(touch, Conversation):
+            set_committed_value(touch, "updated_at", now)
         bus = get_bus()
         conversation_id = str(answer.conversation_id)
         bus.broadcast_many(conversation_id, [events.created(message, client_id)
@@ -335,6 +375,36 @@ def _store_and_start(answer: Message, *announced: Message, add: Iterable[Any] = 
         message_status.finish(answer.id, "failed", error="the generation could not be queued",
                               error_code="unavailable")
         raise ApiError(503, "unavailable", "the generation could not be queued; try again") from error
+
+
+def _autocommit_reads() -> None:
+    """On PostgreSQL, when this session has no transaction open yet (a WebSocket ``send``),
+    put it on an autocommit connection: the reads before the write then need no ``BEGIN``,
+    and the write is one statement (:func:`_store_and_start`), so no ``COMMIT`` either: three
+    round trips fewer on the path of the first token."""
+    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+@functools.cache
+def _touch_and_insert(count: int) -> str:
+    """PostgreSQL: ``WITH (UPDATE conversations ...) INSERT INTO messages VALUES`` ``count``
+    rows, for the driver itself (psycopg parameters ``<column>_<row>``, ``conversation_id``
+    and ``now``; ``parts`` as JSON text). Written out once per row count: SQLAlchemy does not
+    cache the compilation of a multi-row INSERT, and compiling it costs more than running it."""
+    names = [name for _key, name in _MESSAGE_COLUMNS]
+    rows = ", ".join("(" + ", ".join(f"%({name}_{index})s" + ("::jsonb" if name == "parts" else "")
+                                     for name in names) + ")" for index in range(count))
+    return ("WITH touched AS (UPDATE conversations SET updated_at = %(now)s WHERE id = %(conversation_id)s) "
+            f"INSERT INTO messages ({', '.join(names)}) VALUES {rows}")
+
+
+def _columns(message: Message) -> dict[str, Any]:
+    """The column values of a new message, for a bulk INSERT (by column name)."""
+    return {name: getattr(message, key) for key, name in _MESSAGE_COLUMNS}
+
+
+_MESSAGE_COLUMNS = tuple((attr.key, attr.columns[0].name) for attr in sa_inspect(Message).column_attrs)
 
 
 def _commit_keeping_values() -> None:
@@ -361,18 +431,6 @@ def branch(message: Message) -> list[Message]:
         chain.append(current)
         current = by_id.get(current.parent_id) if current.parent_id else None
     return list(reversed(chain))
-
-
-def prompt_for(answer: Message) -> list[dict[str, str]]:
-    """The chat messages a provider gets to write ``answer``: system prompt, then the branch
-    (failed or empty answers left out)."""
-    conversation = answer.conversation
-    prompt = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt else []
-    for message in branch(answer)[:-1]:
-        if message.role == "assistant" and (message.status == "failed" or not message.content):
-            continue
-        prompt.append({"role": message.role, "content": message.content})
-    return prompt
 
 
 def auto_title(answer: Message) -> Conversation | None:

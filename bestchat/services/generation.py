@@ -27,17 +27,15 @@ from typing import Any
 
 import gevent
 from flask import Flask, current_app
-from sqlalchemy import select, update
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.exc import DBAPIError
 
 from bestchat import plugins
 from bestchat.errors import ApiError
 from bestchat.extensions import db
-from bestchat.models import Conversation, Message, UsageLog, User
-from bestchat.models.base import utcnow
+from bestchat.models import Conversation, Message, UsageLog
 from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, Usage
-from bestchat.services import conversations, message_status
+from bestchat.services import claiming, conversations, message_status
 from bestchat.services.running import CANCEL, END, STOPPED, Live, running
 
 log = logging.getLogger(__name__)
@@ -49,48 +47,39 @@ class _Stopped(Exception):
 
 def generate(message_id: str) -> None:
     """Generate the answer ``message_id``; safe to run twice (a redelivered job after its worker
-    died finds the message ``streaming`` and marks it ``interrupted`` rather than starting over).
-
-    The claim (``pending``/``queued`` -> ``streaming``) and everything the job reads before the
-    provider call are one transaction, committed at the end of :meth:`Generation._prepare`:
-    the fewer round trips, the sooner the first token."""
+    died finds the message ``streaming`` and marks it ``interrupted`` rather than starting over)."""
     key = uuid.UUID(message_id)
-    claimed = db.session.execute(
-        update(Message).where(Message.id == key, Message.status.in_(("pending", "queued")))
-        .values(status="streaming", updated_at=utcnow()).returning(Message.id)
-        .execution_options(synchronize_session=False)).first()
-    if claimed is None:
-        db.session.rollback()
+    try:
+        start = claiming.claim(key)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        start = claiming.claim(key)  # the database dropped an idle connection: once more
+    if start is None:
         message = db.session.get(Message, key)
         if message is not None and message.status == "streaming":
             log.warning("generation of %s was redelivered; marking it interrupted", message_id)
             message_status.interrupt(message)
         return
-    message, user = db.session.execute(
-        select(Message, User).join(Message.conversation).join(User, User.id == Conversation.user_id)
-        .options(contains_eager(Message.conversation)).where(Message.id == key)).one()
-    Generation(current_app._get_current_object(), message, user).run()
+    Generation(current_app._get_current_object(), start).run()
 
 
 class Generation:
     """The state of one running generation. Holds ids and plain values only, so no database
     connection stays checked out between its short transactions."""
 
-    def __init__(self, app: Flask, message: Message, user: User):
+    def __init__(self, app: Flask, start: claiming.Claimed):
         self.app = app
-        self.user: User | None = user  # until _prepare
-        self.claim_committed = False
+        self.start = start
         self.running = running(app)
-        self.live = Live(message.id, str(message.conversation_id), message.last_seq, message.content or "")
-        self.message_id = message.id
-        self.key = str(message.id)
-        self.user_id = message.conversation.user_id
-        self.model_id = message.model
+        self.live = Live(start.message_id, str(start.conversation_id), start.last_seq, start.content)
+        self.message_id = start.message_id
+        self.key = str(start.message_id)
+        self.user_id = start.user_id
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
-        self.titled = False
 
     @property
     def seq(self) -> int:
@@ -117,17 +106,15 @@ class Generation:
     # ---- steps ----------------------------------------------------------------------------
 
     def _prepare(self) -> tuple[list[registry.Target], dict[str, Any]]:
-        message = db.session.get(Message, self.message_id)  # loaded by generate(): no query
-        conversation = message.conversation
-        prompt = conversations.prompt_for(message)
-        self.titled = conversation.title != conversations.DEFAULT_TITLE  # no auto title to check at the end
-        self.prompt = plugins.run_before_generate(conversation, prompt)
-        targets = registry.resolve_targets(self.user, self.model_id)
-        self.user = None  # ids and plain values only from here on
-        options = dict(conversation.settings or {})
-        db.session.commit()  # also commits the claim
-        self.claim_committed = True
-        return targets, options
+        start = self.start
+        system = [{"role": "system", "content": start.system_prompt}] if start.system_prompt else []
+        self.prompt = system + start.history
+        if plugins.implemented("before_generate"):  # (the ORM conversation only when needed)
+            conversation = db.session.get(Conversation, start.conversation_id)
+            self.prompt = plugins.run_before_generate(conversation, self.prompt)
+        targets = registry.resolve_targets(start.user_id, start.model)
+        db.session.commit()  # ends the read transaction: no connection held while streaming
+        return targets, dict(start.settings)
 
     def _stream(self, targets: list[registry.Target], options: dict[str, Any]) -> bool:
         """Stream until settled; True if cancelled. Whatever was received is published."""
@@ -135,6 +122,7 @@ class Generation:
         self.running.add(live)
         producer = gevent.spawn(self._produce, targets, options)
         try:
+            self.running.check_cancelled(live)  # (while the producer sends its request)
             live.settled.wait()
         finally:
             producer.kill(block=True, timeout=5)
@@ -200,7 +188,8 @@ class Generation:
         def on_finished(message: Message) -> None:
             self._log_usage(message, usage)
             plugins.run_after_generate(message)
-            conversation = None if self.titled else conversations.auto_title(message)
+            titled = self.start.title != conversations.DEFAULT_TITLE  # (no branch to read then)
+            conversation = None if titled else conversations.auto_title(message)
             if conversation is not None:
                 renamed.append(conversation)
 
@@ -222,10 +211,9 @@ class Generation:
             **self._served())
 
     def _end_failed(self, code: str, text: str) -> None:
-        db.session.rollback()  # (before the claim was committed, this undoes it too)
-        claimed = ("streaming",) if self.claim_committed else message_status.ACTIVE
+        db.session.rollback()
         message_status.finish(
-            self.message_id, "failed", from_statuses=claimed, error=text, error_code=code,
+            self.message_id, "failed", from_statuses=("streaming",), error=text, error_code=code,
             content=self._content(), last_seq=self.seq, **self._served())
 
 

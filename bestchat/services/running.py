@@ -109,9 +109,13 @@ class Running:
     # ---- used by a generation -------------------------------------------------------------
 
     def add(self, live: Live) -> None:
-        """Start tracking ``live``; settles it at once if a cancel was already requested (known
-        from the cancel route while it has been live for a while, else asked of the bus)."""
+        """Start tracking ``live``; then :meth:`check_cancelled`."""
         self.live[live.key] = live
+
+    def check_cancelled(self, live: Live) -> None:
+        """Settle ``live`` if a cancel was requested before it was added (known from the cancel
+        route while it has been live for a while, else asked of the bus). A generation calls
+        this once its provider call is under way: the check costs no time to the first token."""
         if self._cancels_live() and time.monotonic() - self._cancels_since > RECENT_CANCELS:
             cancelled = live.key in self._recent_cancels
         else:

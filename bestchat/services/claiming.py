@@ -1,0 +1,117 @@
+"""The start of a generation job: claim its message and read what the provider call needs.
+
+This is on the path of every first token, so it is kept to the fewest round trips and no ORM
+objects, on an autocommit connection (no ``BEGIN``/``COMMIT`` round trips: the claim is one
+statement, atomic on its own):
+
+- PostgreSQL: one statement. ``WITH claimed AS (UPDATE messages ... FROM conversations
+  RETURNING ...)`` claims the message (``pending``/``queued`` -> ``streaming``) and returns
+  its and its conversation's columns, with the conversation's messages (id, parent, role,
+  status, content) aggregated into one JSON array.
+- SQLite (local, no round trips to save): the claim, the conversation, the messages.
+
+The answer's branch is then walked in memory. :func:`claim` returns None when the message was
+not ``pending``/``queued`` (a redelivered job, a cancel before the start, a delete).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from bestchat.extensions import db
+from bestchat.models import Conversation, Message
+from bestchat.models.base import utcnow
+
+CLAIMABLE = ("pending", "queued")
+
+# PostgreSQL, for the driver itself (written once; SQLAlchemy's statement building and
+# compiling would cost more than the round trip it saves).
+_CLAIM_POSTGRESQL = """
+WITH claimed AS (
+    UPDATE messages SET status = 'streaming', updated_at = %(now)s
+    FROM conversations
+    WHERE messages.id = %(message_id)s AND messages.status IN ('pending', 'queued')
+      AND conversations.id = messages.conversation_id
+    RETURNING messages.conversation_id, messages.parent_id, messages.model, messages.last_seq,
+              messages.content, conversations.user_id, conversations.title,
+              conversations.system_prompt, conversations.settings
+)
+SELECT claimed.*, (SELECT json_agg(json_build_array(m.id, m.parent_id, m.role, m.status, m.content))
+                   FROM messages m WHERE m.conversation_id = claimed.conversation_id)
+FROM claimed
+"""
+
+# SQLite: built once, parameters bound per call.
+_MESSAGE = (Message.conversation_id, Message.parent_id, Message.model, Message.last_seq, Message.content)
+_CONVERSATION = (Conversation.user_id, Conversation.title, Conversation.system_prompt, Conversation.settings)
+_CLAIM = (update(Message).where(Message.id == bindparam("message_id"), Message.status.in_(CLAIMABLE))
+          .values(status="streaming", updated_at=bindparam("now")).returning(*_MESSAGE))
+_CONVERSATION_OF = select(*_CONVERSATION).where(Conversation.id == bindparam("conversation_id"))
+_MESSAGES_OF = (select(Message.id, Message.parent_id, Message.role, Message.status, Message.content)
+                .where(Message.conversation_id == bindparam("conversation_id")))
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed answer and its conversation, as plain values."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    model: str | None
+    last_seq: int
+    content: str
+    user_id: uuid.UUID
+    title: str
+    system_prompt: str | None
+    settings: dict[str, Any]
+    history: list[dict[str, str]]  # the branch before the answer: ``{"role", "content"}``
+
+
+def claim(message_id: uuid.UUID) -> Claimed | None:
+    """Claim ``message_id`` for this job (now ``streaming``, committed) and read its start.
+
+    When it returns a claim, the session stays on the autocommit connection, so the caller's
+    next reads (the provider configs) cost no ``BEGIN`` either: its ``commit()`` (a no-op on
+    the database) gives the connection back to the pool, which restores its isolation level."""
+    connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    values = {"message_id": message_id, "now": utcnow()}
+    try:
+        if connection.dialect.name == "postgresql":
+            row = connection.exec_driver_sql(_CLAIM_POSTGRESQL, values).first()
+            messages = [tuple(entry) for entry in row[-1]] if row is not None else []
+        else:
+            row = connection.execute(_CLAIM, values).first()
+            if row is not None:
+                of = {"conversation_id": row.conversation_id}
+                row = (*row, *connection.execute(_CONVERSATION_OF, of).one())
+                messages = [tuple(entry) for entry in connection.execute(_MESSAGES_OF, of)]
+    except BaseException:
+        db.session.rollback()
+        raise
+    if row is None:
+        db.session.commit()  # gives the connection back (nothing to commit: autocommit)
+        return None
+    conversation_id, parent_id, model, last_seq, content, user_id, title, system_prompt, settings = row[:9]
+    return Claimed(message_id=message_id, conversation_id=conversation_id, parent_id=parent_id,
+                   model=model, last_seq=last_seq, content=content or "", user_id=user_id,
+                   title=title, system_prompt=system_prompt, settings=dict(settings or {}),
+                   history=_history(messages, parent_id))
+
+
+def _history(messages: list[tuple[Any, ...]], parent_id: uuid.UUID | None) -> list[dict[str, str]]:
+    """The branch ending at ``parent_id``, oldest first, without failed or empty answers.
+    ``messages`` are ``(id, parent_id, role, status, content)``; ids compared as text (the
+    JSON aggregate gives them as text)."""
+    by_id = {str(entry[0]): entry for entry in messages}
+    chain = []
+    current = by_id.get(str(parent_id)) if parent_id else None
+    while current is not None and len(chain) <= len(messages):  # (bounded, whatever the data)
+        chain.append(current)
+        current = by_id.get(str(current[1])) if current[1] else None
+    return [{"role": role, "content": content} for _id, _parent, role, status, content in reversed(chain)
+            if not (role == "assistant" and (status == "failed" or not content))]
