@@ -13,18 +13,22 @@ id on ``bc:cancels``; each process that runs generations keeps ONE more pub/sub 
 on that channel (:meth:`RedisBus.on_cancel`), so a generation learns of its cancel at once
 without any per-chunk Redis work.
 
-Each process has ONE reader greenlet holding ONE pub/sub connection (pattern
-``bc:conv:*``), started on the first subscription and fanning out to this process's
-listeners by a dict lookup on the channel name; 1000 sockets cost no extra Redis connection.
-Every web process receives every conversation's events and drops those nobody local follows;
-switching to per-conversation SUBSCRIBE would only change this module. The reader reconnects
-with backoff and then tells listeners to resynchronise from the streams (:data:`RESYNC`).
+Each process has ONE reader greenlet holding ONE pub/sub connection, started on the first
+subscription and fanning out to this process's listeners by a dict lookup on the channel
+name; 1000 sockets cost no extra Redis connection. It is subscribed (``SUBSCRIBE``) to the
+channels of the conversations its local listeners follow, and to no other: a web process
+receives only its own clients' events, so more web processes do not each relay all the
+traffic. :meth:`RedisBus.subscribe` returns once Redis confirmed the channel's subscription,
+so a client that subscribes and then sends misses nothing; the last listener of a channel
+unsubscribes it. The reader reconnects with backoff, subscribes again to every followed
+channel, and then tells listeners to resynchronise from the streams (:data:`RESYNC`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -44,6 +48,9 @@ STREAM = PREFIX + "stream:"
 CHANNEL = PREFIX + "conv:"
 CANCEL = PREFIX + "cancel:"
 CANCELS_CHANNEL = PREFIX + "cancels"
+READER_CHANNEL = PREFIX + "reader"  # nobody publishes on it: its confirmation means connected
+READER_NAME = "bestchat-bus-reader"  # the pub/sub connections' client names
+CANCEL_LISTENER_NAME = "bestchat-cancel-listener"
 ORPHAN_TTL = 86400
 CANCEL_TTL = 3600
 READY_TIMEOUT = 5.0
@@ -57,7 +64,9 @@ class RedisBus(StreamBus):
         self.ttl = ttl
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._reader: gevent.Greenlet | None = None
+        self._pubsub: Any = None  # the reader's, while connected
         self._ready = Event()
+        self._confirmed: dict[str, Event] = {}  # channel -> set once the reader is subscribed
         self._cancel_listeners: list[CancelListener] = []
         self._cancel_reader: gevent.Greenlet | None = None
         self._cancels_live = False
@@ -151,7 +160,7 @@ class RedisBus(StreamBus):
             self._cancels_live = False
 
         self._listen_forever("cancel listener", lambda pubsub: pubsub.subscribe(CANCELS_CHANNEL),
-                             handle, lost)
+                             handle, lost, name=CANCEL_LISTENER_NAME)
 
     def _tell_cancel(self, message_id: str | None) -> None:
         for listener in list(self._cancel_listeners):
@@ -166,47 +175,96 @@ class RedisBus(StreamBus):
     # ---- live delivery ------------------------------------------------------------------
 
     def subscribe(self, conversation_id: str, listener: Listener) -> Callable[[], None]:
+        """Deliver the conversation's events to ``listener``; returns once this process's
+        reader is subscribed to the conversation's channel (nothing published after that is
+        missed)."""
         channel = CHANNEL + conversation_id
         self._listeners[channel].add(listener)
+        try:
+            self._wait_subscribed(channel)
+        except BaseException:
+            self._drop(channel, listener)
+            raise
+        return lambda: self._drop(channel, listener)
+
+    def _wait_subscribed(self, channel: str) -> None:
         if self._reader is None or self._reader.dead:
             self._reader = gevent.spawn(self._read_forever)
+        deadline = time.monotonic() + READY_TIMEOUT
         if not self._ready.wait(READY_TIMEOUT):
-            self._listeners[channel].discard(listener)
             raise BusUnavailable("live events are unavailable (Redis unreachable)")
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None:
+            confirmed = self._confirmed[channel] = Event()
+            try:
+                self._pubsub.subscribe(channel)
+            except Exception as error:  # the reader reconnects and subscribes it again
+                log.warning("could not subscribe to %s (%s)", channel, type(error).__name__)
+        if not confirmed.wait(max(0.0, deadline - time.monotonic())):
+            raise BusUnavailable("live events are unavailable (Redis did not confirm the subscription)")
 
-        def unsubscribe() -> None:
-            listeners = self._listeners.get(channel)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[channel]
-
-        return unsubscribe
+    def _drop(self, channel: str, listener: Listener) -> None:
+        """Forget ``listener``; the last one of a channel unsubscribes the reader from it."""
+        listeners = self._listeners.get(channel)
+        if listeners is None:
+            return
+        listeners.discard(listener)
+        if listeners:
+            return
+        del self._listeners[channel]
+        if self._confirmed.pop(channel, None) is not None and self._ready.is_set():
+            try:
+                self._pubsub.unsubscribe(channel)
+            except Exception:  # noqa: BLE001 - after a reconnect nobody re-subscribes it
+                pass
 
     def _read_forever(self) -> None:
+        """The process's one pub/sub connection: subscribed to ``READER_CHANNEL`` (whose
+        confirmation means connected) and to every conversation a local listener follows;
+        after a reconnect, to all of them again, then listeners are told to resynchronise."""
         connected_before = False
+
+        def subscribe_all(pubsub: Any) -> None:
+            self._pubsub = pubsub
+            channels = list(self._listeners)
+            for channel in channels:
+                self._confirmed.setdefault(channel, Event())
+            pubsub.subscribe(READER_CHANNEL, *channels)
 
         def handle(message: dict[str, Any]) -> None:
             nonlocal connected_before
-            if message["type"] == "psubscribe":
-                self._ready.set()
-                if connected_before:
-                    self._fan_out_all(RESYNC)
-                connected_before = True
-            elif message["type"] == "pmessage":
+            if message["type"] == "message":
                 self._fan_out(message["channel"], message["data"])
+            elif message["type"] == "subscribe":
+                if message["channel"] == READER_CHANNEL:
+                    self._ready.set()
+                    if connected_before:
+                        self._fan_out_all(RESYNC)
+                    connected_before = True
+                elif (confirmed := self._confirmed.get(message["channel"])) is not None:
+                    confirmed.set()
 
-        self._listen_forever("stream bus reader", lambda pubsub: pubsub.psubscribe(CHANNEL + "*"),
-                             handle, self._ready.clear)
+        def lost() -> None:
+            self._ready.clear()
+            for confirmed in self._confirmed.values():
+                confirmed.clear()
+
+        self._listen_forever("stream bus reader", subscribe_all, handle, lost, name=READER_NAME)
 
     def _listen_forever(self, what: str, subscribe: Callable[[Any], None],
-                        handle: Callable[[dict[str, Any]], None], lost: Callable[[], None]) -> None:
-        """Hold one pub/sub connection: ``subscribe`` on it, ``handle`` every message; when
-        Redis is lost, call ``lost`` and reconnect with backoff."""
+                        handle: Callable[[dict[str, Any]], None], lost: Callable[[], None], *,
+                        name: str) -> None:
+        """Hold one pub/sub connection, named ``name`` (``CLIENT LIST`` shows it): ``subscribe``
+        on it, ``handle`` every message; when Redis is lost, call ``lost`` and reconnect with
+        backoff."""
         backoff = 0.1
         while True:
             pubsub = self.redis.pubsub()
             try:
+                connection = self.redis.connection_pool.get_connection()
+                pubsub.connection = connection  # (named before it subscribes: then it only listens)
+                connection.send_command("CLIENT", "SETNAME", name)
+                connection.read_response()
                 subscribe(pubsub)
                 while True:
                     message = pubsub.get_message(timeout=30)

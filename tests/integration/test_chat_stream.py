@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+import redis
 import websocket
 
 from tests.integration.stack import terminal, wait_for
@@ -124,6 +125,34 @@ def test_every_socket_of_the_conversation_gets_every_event(stack, alice):
     finally:
         for socket in sockets:
             socket.close()
+
+
+def test_a_web_process_subscribes_to_the_conversations_it_serves_and_again_after_losing_redis(stack, alice):
+    """Production: each web process's reader holds a SUBSCRIBE per conversation its sockets
+    follow (not a pattern over all of them), subscribes again after its connection is lost
+    (the chat goes on), and unsubscribes when the last socket leaves."""
+    if not stack.redis_url:
+        pytest.skip("the Redis bus only")
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+
+    def subscribers(conversation_id: str) -> int:
+        return client.pubsub_numsub(f"bc:conv:{conversation_id}")[0][1]
+
+    followed, other = alice.conversation(), alice.conversation()
+    socket = alice.socket(web=0)
+    try:
+        socket.subscribe(followed)
+        assert (subscribers(followed), subscribers(other)) == (1, 0)  # one web process, one channel
+        readers = [c["id"] for c in client.client_list(_type="pubsub") if c["name"] == "bestchat-bus-reader"]
+        assert 1 <= len(readers) <= len(stack.webs)  # (a process starts its reader with its first socket)
+        for reader in readers:
+            client.client_kill_filter(_id=reader)
+        wait_for(lambda: subscribers(followed) == 1, what="the reader to subscribe again")
+        answer_id, frames = chat(socket, followed, "after the reconnect")
+        assert frames[-1]["type"] == "message.completed" and text_of(frames, answer_id)[0]
+    finally:
+        socket.close()
+    wait_for(lambda: subscribers(followed) == 0, what="the channel to be unsubscribed")
 
 
 def test_deleting_a_conversation_reaches_its_other_sockets(stack, alice):
