@@ -5,15 +5,19 @@ check of pooled connections that were idle for ``DATABASE_PING_IDLE_SECONDS`` or
 they are checked out (a connection the database dropped, after a restart for instance, is
 replaced before anyone uses it). SQLAlchemy's ``pool_pre_ping`` would check every checkout:
 one more round trip for every request and every generation job, on the path of every first
-token, for connections that were in use a moment before.
+token, for connections that were in use a moment before. The writes that must not fail for a
+restart (a generation's claim, an answer's end) run through :func:`once_more_if_dropped`.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable, TypeVar
 
 from flask import Flask
 from sqlalchemy import event, exc
+
+T = TypeVar("T")
 
 
 def init_database(app: Flask, db) -> None:
@@ -47,6 +51,22 @@ def _ping_when_idle(engine, idle_seconds: float) -> None:
     event.listen(engine, "connect", since_now)
     event.listen(engine, "checkin", since_now)
     event.listen(engine, "checkout", on_checkout)
+
+
+def once_more_if_dropped(run: Callable[[], T]) -> T:
+    """``run()`` (its first statement, at least, must be its first of the transaction); if the
+    connection it got had been dropped by the database while idle for less than
+    ``DATABASE_PING_IDLE_SECONDS`` (a restart), roll back and run it once more: the pool has
+    been invalidated by then, so it gets a fresh connection."""
+    from bestchat.extensions import db
+
+    try:
+        return run()
+    except exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        db.session.rollback()
+        return run()
 
 
 def _sqlite_pragmas(busy_timeout_ms: int):

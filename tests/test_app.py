@@ -3,6 +3,8 @@ database pool's liveness check."""
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -10,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from bestchat import create_app
 from bestchat.extensions import db
+from bestchat.models import Conversation, Message, User
+from bestchat.services import message_status
 from bestchat.settings import ConfigurationError
 from bestchat.testing.pytest_plugin import TEST_PG_URL, make_config
 
@@ -90,4 +94,33 @@ def test_a_connection_the_database_dropped_is_replaced_once_idle(tmp_path, reque
             with pytest.raises(OperationalError):
                 db.session.scalar(text("SELECT 1"))
         db.session.rollback()
+        db.engine.dispose()
+
+
+def test_ending_an_answer_survives_a_connection_the_database_dropped(tmp_path, request):
+    """A write that must not fail (an answer's end) gets a fresh connection when the one it
+    got was dropped while it was too briefly idle to be pinged."""
+    if not TEST_PG_URL:
+        pytest.skip("needs PostgreSQL")
+    request.getfixturevalue("pg_schema")
+    app = create_app(make_config("production", tmp_path, DATABASE_PING_IDLE_SECONDS=3600.0))
+    with app.app_context():
+        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x")
+        db.session.add(user)
+        db.session.flush()
+        conversation = Conversation(user_id=user.id, title="t")
+        answer = Message(conversation=conversation, role="assistant", status="streaming", content="par")
+        db.session.add_all([conversation, answer])
+        db.session.commit()
+        answer_id, user_id = answer.id, user.id
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.commit()
+        with psycopg.connect(TEST_PG_URL, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        ended = message_status.finish(answer_id, "complete", from_statuses=("streaming",), content="partial")
+        assert ended is not None and ended.status == "complete"
+        db.session.remove()
+        assert db.session.get(Message, answer_id).content == "partial"
+        db.session.delete(db.session.get(User, user_id))
+        db.session.commit()
         db.engine.dispose()

@@ -27,9 +27,9 @@ from typing import Any
 
 import gevent
 from flask import Flask, current_app
-from sqlalchemy.exc import DBAPIError
 
 from bestchat import plugins
+from bestchat.database import once_more_if_dropped
 from bestchat.errors import ApiError
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, UsageLog
@@ -49,12 +49,7 @@ def generate(message_id: str) -> None:
     """Generate the answer ``message_id``; safe to run twice (a redelivered job after its worker
     died finds the message ``streaming`` and marks it ``interrupted`` rather than starting over)."""
     key = uuid.UUID(message_id)
-    try:
-        start = claiming.claim(key)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        start = claiming.claim(key)  # the database dropped an idle connection: once more
+    start = once_more_if_dropped(lambda: claiming.claim(key))
     if start is None:
         message = db.session.get(Message, key)
         if message is not None and message.status == "streaming":

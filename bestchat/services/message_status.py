@@ -1,8 +1,9 @@
 """Ends an assistant message, in one place for every path that can end one.
 
 The worker (complete, failed, cancelled), a cancel before the job starts, and the reaper
-(interrupted) all call :func:`finish`: a conditional UPDATE (so exactly one of them wins),
-the commit, then the terminal event on the message's stream. :func:`interrupt` first rebuilds
+(interrupted) all call :func:`finish`: a conditional UPDATE (so exactly one of them wins; run
+once more on a fresh connection if the database had dropped the one it got), the commit, then
+the terminal event on the message's stream. :func:`interrupt` first rebuilds
 the partial content from the stream, since the row may lag behind it by up to a second.
 """
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from sqlalchemy import update
 
+from bestchat.database import once_more_if_dropped
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
@@ -39,13 +41,11 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     condition = [Message.id == message_id, Message.status.in_(from_statuses)]
     if stale_before is not None:
         condition.append(Message.updated_at < stale_before)
-    message = db.session.scalars(
-        update(Message)
-        .where(*condition)
-        .values(status=status, error=error, error_code=error_code, updated_at=utcnow(), **fields)
-        .returning(Message),  # the updated row, without another SELECT
-        execution_options={"populate_existing": True, "synchronize_session": False},
-    ).first()
+    statement = (update(Message).where(*condition)
+                 .values(status=status, error=error, error_code=error_code, updated_at=utcnow(), **fields)
+                 .returning(Message))  # the updated row, without another SELECT
+    message = once_more_if_dropped(lambda: db.session.scalars(
+        statement, execution_options={"populate_existing": True, "synchronize_session": False}).first())
     if message is None:
         db.session.rollback()
         return None
