@@ -17,6 +17,8 @@ from typing import Callable, TypeVar
 from flask import Flask
 from sqlalchemy import event, exc
 
+from bestchat.extensions import db
+
 T = TypeVar("T")
 
 
@@ -58,8 +60,6 @@ def once_more_if_dropped(run: Callable[[], T]) -> T:
     connection it got had been dropped by the database while idle for less than
     ``DATABASE_PING_IDLE_SECONDS`` (a restart), roll back and run it once more: the pool has
     been invalidated by then, so it gets a fresh connection."""
-    from bestchat.extensions import db
-
     try:
         return run()
     except exc.DBAPIError as error:

@@ -67,7 +67,6 @@ class ChatSocket:
         self.ws = ws
         self.app = app
         self.user = user
-        self.user_id = user.id
         self.subscriber = Subscriber(get_bus(app))
         self.max_frame = app.config["WS_MAX_FRAME"]
         self.owned: set[uuid.UUID] = set()
@@ -123,7 +122,7 @@ class ChatSocket:
             with self.app.app_context():
                 user = self.user
                 if handler is not ChatSocket.send:  # (a send checks the account in its own query)
-                    user = db.session.get(User, self.user_id)
+                    user = db.session.get(User, self.user.id)
                     if user is None or user.disabled:
                         return self._inactive()
                 handler(self, ConversationManager(user), frame)

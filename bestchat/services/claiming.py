@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select, update
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message
 from bestchat.models.base import utcnow
+from bestchat.services.conversations import ancestry
 
 CLAIMABLE = ("pending", "queued")
 
@@ -108,10 +109,7 @@ def _history(messages: list[tuple[Any, ...]], parent_id: uuid.UUID | None) -> li
     ``messages`` are ``(id, parent_id, role, status, content)``; ids compared as text (the
     JSON aggregate gives them as text)."""
     by_id = {str(entry[0]): entry for entry in messages}
-    chain = []
-    current = by_id.get(str(parent_id)) if parent_id else None
-    while current is not None and len(chain) <= len(messages):  # (bounded, whatever the data)
-        chain.append(current)
-        current = by_id.get(str(current[1])) if current[1] else None
-    return [{"role": role, "content": content} for _id, _parent, role, status, content in reversed(chain)
+    chain = ancestry(by_id, str(parent_id) if parent_id else None,
+                     lambda entry: str(entry[1]) if entry[1] else None)
+    return [{"role": role, "content": content} for _id, _parent, role, status, content in chain
             if not (role == "assistant" and (status == "failed" or not content))]

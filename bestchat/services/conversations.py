@@ -30,7 +30,7 @@ import json
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
@@ -53,6 +53,7 @@ GENERATE_TASK = "bestchat.generate"
 UPDATABLE = ("title", "model", "system_prompt", "settings")
 # Messages written together get created_at one tick apart, so the newest is always the last.
 TICK = timedelta(microseconds=1)
+T = TypeVar("T")
 
 
 class ConversationManager:
@@ -335,10 +336,9 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     ``id``), and the ``announced`` messages and the ``answer`` inserted as they are (the
     objects stay out of the session: every column is set in memory, so nothing needs reading
     back): one statement on an autocommit connection (see :func:`_autocommit_reads`), else
-    one transaction. Then ``message.created`` for each
-    announced message and the answer, in that order; then the answer's job enqueued (announce
-    first: chunks follow it). Until the job is enqueued the answer's admission is given back
-    on any failure."""
+    one transaction. Then ``message.created`` for each announced message and the answer, in
+    that order; then the answer's job enqueued (announce first: chunks follow it). Until the
+    job is enqueued the answer's admission is given back on any failure."""
     messages = [*announced, answer]
     now = messages[0].created_at
     rows = [_columns(message) for message in messages]
@@ -425,12 +425,21 @@ def branch(message: Message) -> list[Message]:
     """The messages from the conversation's start down to ``message`` (inclusive)."""
     rows = db.session.scalars(select(Message).where(Message.conversation_id == message.conversation_id))
     by_id = {m.id: m for m in rows}
-    chain: list[Message] = []
-    current: Message | None = by_id.get(message.id, message)
-    while current is not None:
+    by_id.setdefault(message.id, message)
+    return ancestry(by_id, message.id, lambda m: m.parent_id)
+
+
+def ancestry(by_id: dict[Any, T], leaf_id: Any, parent_of: Callable[[T], Any]) -> list[T]:
+    """The item ``leaf_id`` of ``by_id`` and its ancestors through ``parent_of`` (None at the
+    root), oldest first; at most ``len(by_id)`` of them, whatever the data."""
+    chain: list[T] = []
+    current = by_id.get(leaf_id) if leaf_id is not None else None
+    while current is not None and len(chain) < len(by_id):
         chain.append(current)
-        current = by_id.get(current.parent_id) if current.parent_id else None
-    return list(reversed(chain))
+        parent = parent_of(current)
+        current = by_id.get(parent) if parent is not None else None
+    chain.reverse()
+    return chain
 
 
 def auto_title(answer: Message) -> Conversation | None:

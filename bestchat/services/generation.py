@@ -70,7 +70,6 @@ class Generation:
         self.live = Live(start.message_id, str(start.conversation_id), start.last_seq, start.content)
         self.message_id = start.message_id
         self.key = str(start.message_id)
-        self.user_id = start.user_id
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.target: registry.Target | None = None
@@ -171,7 +170,7 @@ class Generation:
         if self.target is None:
             return
         db.session.add(UsageLog(
-            user_id=self.user_id, conversation_id=message.conversation_id, message_id=message.id,
+            user_id=self.start.user_id, conversation_id=message.conversation_id, message_id=message.id,
             provider=self.target.provider_name, model=self.target.model,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cost=Decimal(str(usage.cost or 0))))
