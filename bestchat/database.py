@@ -7,19 +7,28 @@ replaced before anyone uses it). SQLAlchemy's ``pool_pre_ping`` would check ever
 one more round trip for every request and every generation job, on the path of every first
 token, for connections that were in use a moment before. The writes that must not fail for a
 restart (a generation's claim, an answer's end) run through :func:`once_more_if_dropped`.
+
+Server processes (``wsgi.py``, ``celery_worker.py``) call :func:`warm_pool` at start: it opens
+the pool's ``DATABASE_POOL_SIZE`` connections in the background, so a burst of sends after a
+quiet start does not open a new PostgreSQL connection (a new backend process, several ms) on
+the path of each first token.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, TypeVar
 
+import gevent
 from flask import Flask
 from sqlalchemy import event, exc
 
 from bestchat.extensions import db
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def init_database(app: Flask, db) -> None:
@@ -53,6 +62,28 @@ def _ping_when_idle(engine, idle_seconds: float) -> None:
     event.listen(engine, "connect", since_now)
     event.listen(engine, "checkin", since_now)
     event.listen(engine, "checkout", on_checkout)
+
+
+def warm_pool(app: Flask) -> gevent.Greenlet | None:
+    """Open ``DATABASE_POOL_SIZE`` pooled connections in a background greenlet and give them
+    back to the pool (server databases only; a failure is only logged: connections then open
+    on demand, as without it)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return None
+
+    def warm() -> None:
+        with app.app_context():
+            opened = []
+            try:
+                for _ in range(int(app.config["DATABASE_POOL_SIZE"])):
+                    opened.append(db.engine.connect())
+            except Exception as error:  # noqa: BLE001 - an optimisation only
+                log.warning("could not open the database pool ahead (%s)", error)
+            finally:
+                for connection in opened:
+                    connection.close()
+
+    return gevent.spawn(warm)
 
 
 def once_more_if_dropped(run: Callable[[], T]) -> T:

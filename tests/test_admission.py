@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 
+import gevent
 import pytest
 from sqlalchemy import func, select, update
 
@@ -310,6 +311,21 @@ def test_with_no_worker_registered_sends_stay_pending_and_are_not_refused(app, c
     answers = [answer_of(send(client, new_conversation(client, "demo/demo"))) for _ in range(3)]
     assert [a["status"] for a in answers] == ["pending"] * 3
     assert client.get("/readyz").get_json()["generation"]["capacity"] == 0
+
+
+def test_a_send_refused_for_another_reason_leaves_nothing_in_flight(app, client, user, one_worker):
+    """The admission runs while the send reads its conversation: a send refused by that read
+    (unknown or someone else's conversation, an answer still running) gives its place back."""
+    busy_in = new_conversation(client, "demo/demo")
+    answer_of(send(client, busy_in, "one"))  # pending: no worker runs it
+    assert_error(send(client, busy_in, "two"), 409, "generation_in_progress")
+    assert_error(send(client, str(uuid.uuid4())), 404, "not_found")
+    mallory = client.new()
+    mallory.signup("mallory@example.com", "mallory horse battery")
+    assert_error(send(mallory, busy_in, "mine?"), 404, "not_found")
+    gevent.sleep(0)  # (any admission greenlet left behind runs now: this process is not patched)
+    assert client.get("/readyz").get_json()["generation"]["in_flight"] == 1
+    assert message_count(app, busy_in) == 2
 
 
 def test_the_reaper_frees_the_slot_of_a_job_that_died(app, client, user, one_worker):

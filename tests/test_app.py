@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from bestchat import create_app
+from bestchat.database import warm_pool
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
 from bestchat.services import message_status
@@ -64,6 +65,12 @@ def test_production_refuses_missing_encryption_keys(tmp_path):
     with pytest.raises(ConfigurationError, match="ENCRYPTION_KEYS"):
         create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY="s" * 40,
                                ENCRYPTION_KEYS=None))
+
+
+def test_celery_jobs_without_redis_are_refused(tmp_path):
+    """Celery workers take their jobs from Redis: with no REDIS_URL the jobs must run in-process."""
+    with pytest.raises(ConfigurationError, match="REDIS_URL"):
+        create_app(make_config("embedded", tmp_path, JOBS_IN_PROCESS=False))
 
 
 def test_production_starts_with_real_secrets(tmp_path):
@@ -124,3 +131,18 @@ def test_ending_an_answer_survives_a_connection_the_database_dropped(tmp_path, r
         db.session.delete(db.session.get(User, user_id))
         db.session.commit()
         db.engine.dispose()
+
+
+def test_a_server_process_opens_its_database_pool_ahead(tmp_path, request):
+    """``warm_pool`` (wsgi.py, celery_worker.py): DATABASE_POOL_SIZE connections are open and
+    idle in the pool before the first request needs one; SQLite has nothing to open."""
+    if not TEST_PG_URL:
+        pytest.skip("needs PostgreSQL")
+    request.getfixturevalue("pg_schema")
+    app = create_app(make_config("production", tmp_path, DATABASE_POOL_SIZE=4))
+    with app.app_context():
+        assert db.engine.pool.checkedin() == 0
+        warm_pool(app).join(timeout=30)
+        assert db.engine.pool.checkedin() == 4 and db.engine.pool.checkedout() == 0
+        db.engine.dispose()
+    assert warm_pool(create_app(make_config("embedded", tmp_path))) is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from flask import current_app
 from pydantic import ValidationError
@@ -78,7 +78,7 @@ def is_builtin(cls: type[Provider]) -> bool:
     return not cls.needs_key and not cls.needs_base_url
 
 
-def build_provider(cls: type[Provider], config: ProviderConfig | None) -> Provider:
+def build_provider(cls: type[Provider], config: ProviderConfig | ConfigValues | None) -> Provider:
     """An instance of ``cls`` for ``config`` (decrypting its key), or a bare built-in one."""
     if config is None:
         return cls(ProviderSettings())
@@ -104,13 +104,27 @@ def enabled_configs(user_id: uuid.UUID) -> list[ProviderConfig]:
     return list(db.session.scalars(_ENABLED_CONFIGS, {"user_id": user_id}))
 
 
-# Built once: it is read at the start of every generation.
-_ENABLED_CONFIGS = (
-    select(ProviderConfig)
-    .where(ProviderConfig.enabled.is_(True),
-           or_(ProviderConfig.user_id == bindparam("user_id"), ProviderConfig.user_id.is_(None)))
-    .order_by(ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
-)
+class ConfigValues(NamedTuple):
+    """What :func:`resolve_targets` reads of a :class:`ProviderConfig`, as plain values (the
+    generation job reads them with its claim, :mod:`bestchat.services.claiming`)."""
+
+    id: uuid.UUID
+    provider: str
+    api_key_encrypted: str | None
+    base_url: str | None
+    enabled_models: list[Any]
+    fallbacks: list[Any]
+    options: dict[str, Any]
+
+
+# Built once: they are read at the start of every generation. (The generation job's claim on
+# PostgreSQL reads the same rows in the same order in its own SQL: bestchat.services.claiming.)
+_ENABLED = (ProviderConfig.enabled.is_(True),
+            or_(ProviderConfig.user_id == bindparam("user_id"), ProviderConfig.user_id.is_(None)))
+_BY_PRIORITY = (ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
+_ENABLED_CONFIGS = select(ProviderConfig).where(*_ENABLED).order_by(*_BY_PRIORITY)
+ENABLED_CONFIG_VALUES = (select(*(getattr(ProviderConfig, name) for name in ConfigValues._fields))
+                         .where(*_ENABLED).order_by(*_BY_PRIORITY))
 
 
 # ---- listing ------------------------------------------------------------------------------
@@ -165,8 +179,10 @@ def _model_json(cls: type[Provider], info: ModelInfo, source: str) -> dict[str, 
 
 # ---- resolving ----------------------------------------------------------------------------
 
-def resolve_targets(user_id: uuid.UUID, model_id: str | None) -> list[Target]:
-    """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order.
+def resolve_targets(user_id: uuid.UUID, model_id: str | None,
+                    configs: Sequence[ProviderConfig | ConfigValues] | None = None) -> list[Target]:
+    """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order,
+    from ``configs`` (the user's :func:`enabled_configs`, read here when not given).
 
     Raises :class:`ApiError` 400 ``unknown_model`` when nothing can serve it, and
     :class:`ProviderKeyMissing` when its provider needs a key the user does not have.
@@ -174,7 +190,8 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None) -> list[Target]:
     """
     model_id = model_id or current_app.config["DEFAULT_MODEL"]
     classes = provider_classes()
-    configs = enabled_configs(user_id)
+    if configs is None:
+        configs = enabled_configs(user_id)
     targets, pending = _serving(model_id, classes, configs)
     seen_models = {model_id}
     seen_targets = {(t.config_id, t.model_id) for t in targets}
@@ -197,7 +214,7 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None) -> list[Target]:
 
 
 def _serving(model_id: str, classes: dict[str, type[Provider]],
-             configs: list[ProviderConfig]) -> tuple[list[Target], list[str]]:
+             configs: Sequence[ProviderConfig | ConfigValues]) -> tuple[list[Target], list[str]]:
     """The targets serving ``model_id`` directly, and the fallbacks their configs name."""
     provider_name, _, model = model_id.partition("/")
     cls = classes.get(provider_name)

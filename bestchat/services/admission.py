@@ -37,7 +37,9 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from typing import Any, Callable
 
+import gevent
 import redis
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -95,6 +97,10 @@ class Admission(ABC):
     def release(self, *message_ids: str) -> None:
         """These generations ended (or will never run): no longer in flight."""
 
+    def start(self, message_id: str) -> Admitting:
+        """:meth:`admit` ``message_id`` while the caller goes on (see :class:`Admitting`)."""
+        return Admitting(self, message_id)
+
     @abstractmethod
     def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
         """Ids in flight that were admitted before ``timestamp`` (for the reaper's check)."""
@@ -102,6 +108,55 @@ class Admission(ABC):
     @abstractmethod
     def status(self) -> dict[str, int]:
         """``{capacity, in_flight, queue_limit}`` right now (capacity 0: no worker known)."""
+
+
+class Admitting:
+    """One answer's admission, started before the caller's reads and settled before its
+    write: on a Redis admission the round trip overlaps the caller's database read (a
+    greenlet). :meth:`status` gives the result (or raises as :meth:`Admission.admit`) and
+    hands the admission over to the caller; :meth:`abandon` gives it back when the caller
+    fails before taking it."""
+
+    def __init__(self, admission: Admission, message_id: str):
+        self.message_id = message_id
+        self._admission = admission
+        self._taken = False
+        self._greenlet: gevent.Greenlet | None = None
+        if isinstance(admission, RedisAdmission):
+            self._greenlet = gevent.spawn(_outcome, admission.admit, message_id)
+        else:  # (local: nothing to overlap)
+            self._result: Any = _outcome(admission.admit, message_id)
+
+    def _settled(self) -> Any:
+        """The status, or the exception admit() raised."""
+        if self._greenlet is not None:
+            self._result = self._greenlet.get()
+            self._greenlet = None
+        return self._result
+
+    def status(self) -> str:
+        self._taken = True
+        result = self._settled()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def abandon(self) -> None:
+        if self._taken:
+            return
+        self._taken = True
+        if not isinstance(self._settled(), BaseException):
+            try:
+                self._admission.release(self.message_id)
+            except Exception:  # noqa: BLE001 - the reaper catches up
+                log.warning("could not release %s from the in-flight count", self.message_id, exc_info=True)
+
+
+def _outcome(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as error:  # noqa: BLE001 - given to the caller by Admitting.status()
+        return error
 
 
 class InProcessAdmission(Admission):

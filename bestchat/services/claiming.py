@@ -7,8 +7,11 @@ statement, atomic on its own):
 - PostgreSQL: one statement. ``WITH claimed AS (UPDATE messages ... FROM conversations
   RETURNING ...)`` claims the message (``pending``/``queued`` -> ``streaming``) and returns
   its and its conversation's columns, with the conversation's messages (id, parent, role,
-  status, content) aggregated into one JSON array.
-- SQLite (local, no round trips to save): the claim, the conversation, the messages.
+  status, content) and the user's enabled provider configs (in failover order, as
+  :data:`bestchat.providers.registry.ENABLED_CONFIG_VALUES` reads them) each aggregated into
+  one JSON array.
+- SQLite (local, no round trips to save): the claim, the conversation, the messages, the
+  configs.
 
 The answer's branch is then walked in memory. :func:`claim` returns None when the message was
 not ``pending``/``queued`` (a redelivered job, a cancel before the start, a delete).
@@ -25,6 +28,7 @@ from sqlalchemy import bindparam, select, update
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message
 from bestchat.models.base import utcnow
+from bestchat.providers.registry import ENABLED_CONFIG_VALUES, ConfigValues
 from bestchat.services.conversations import ancestry
 
 CLAIMABLE = ("pending", "queued")
@@ -41,8 +45,14 @@ WITH claimed AS (
               messages.content, conversations.user_id, conversations.title,
               conversations.system_prompt, conversations.settings
 )
-SELECT claimed.*, (SELECT json_agg(json_build_array(m.id, m.parent_id, m.role, m.status, m.content))
-                   FROM messages m WHERE m.conversation_id = claimed.conversation_id)
+SELECT claimed.*,
+       (SELECT json_agg(json_build_array(m.id, m.parent_id, m.role, m.status, m.content))
+        FROM messages m WHERE m.conversation_id = claimed.conversation_id),
+       (SELECT json_agg(json_build_array(p.id, p.provider, p.api_key_encrypted, p.base_url,
+                                         p.enabled_models, p.fallbacks, p.options)
+                        ORDER BY p.user_id IS NULL, p.priority, p.created_at)
+        FROM provider_configs p
+        WHERE p.enabled AND (p.user_id = claimed.user_id OR p.user_id IS NULL))
 FROM claimed
 """
 
@@ -71,37 +81,41 @@ class Claimed:
     system_prompt: str | None
     settings: dict[str, Any]
     history: list[dict[str, str]]  # the branch before the answer: ``{"role", "content"}``
+    configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
 
 
 def claim(message_id: uuid.UUID) -> Claimed | None:
     """Claim ``message_id`` for this job (now ``streaming``, committed) and read its start.
 
-    When it returns a claim, the session stays on the autocommit connection, so the caller's
-    next reads (the provider configs) cost no ``BEGIN`` either: its ``commit()`` (a no-op on
-    the database) gives the connection back to the pool, which restores its isolation level."""
+    The session's connection is given back to the pool before returning (autocommit: nothing
+    to commit), so none is held while the answer streams."""
     connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     values = {"message_id": message_id, "now": utcnow()}
     try:
         if connection.dialect.name == "postgresql":
             row = connection.exec_driver_sql(_CLAIM_POSTGRESQL, values).first()
-            messages = [tuple(entry) for entry in row[-1]] if row is not None else []
+            if row is not None:
+                messages = [tuple(entry) for entry in row[9] or ()]
+                configs = [ConfigValues(uuid.UUID(entry[0]), *entry[1:]) for entry in row[10] or ()]
         else:
             row = connection.execute(_CLAIM, values).first()
             if row is not None:
                 of = {"conversation_id": row.conversation_id}
                 row = (*row, *connection.execute(_CONVERSATION_OF, of).one())
                 messages = [tuple(entry) for entry in connection.execute(_MESSAGES_OF, of)]
+                configs = [ConfigValues(*entry) for entry in
+                           connection.execute(ENABLED_CONFIG_VALUES, {"user_id": row[5]})]
     except BaseException:
         db.session.rollback()
         raise
+    db.session.commit()  # gives the connection back (nothing to commit: autocommit)
     if row is None:
-        db.session.commit()  # gives the connection back (nothing to commit: autocommit)
         return None
     conversation_id, parent_id, model, last_seq, content, user_id, title, system_prompt, settings = row[:9]
     return Claimed(message_id=message_id, conversation_id=conversation_id, parent_id=parent_id,
                    model=model, last_seq=last_seq, content=content or "", user_id=user_id,
                    title=title, system_prompt=system_prompt, settings=dict(settings or {}),
-                   history=_history(messages, parent_id))
+                   history=_history(messages, parent_id), configs=configs)
 
 
 def _history(messages: list[tuple[Any, ...]], parent_id: uuid.UUID | None) -> list[dict[str, str]]:

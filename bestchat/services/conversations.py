@@ -11,12 +11,14 @@ Every new answer is admitted first (:mod:`bestchat.services.admission`): it star
 instead of ``pending`` when every generation slot is busy, and is refused (503
 ``overloaded``, nothing stored) when the queue is full.
 
-Sending is on the path of every first token, so it is kept to one read and one write: the
-conversation, its newest message and the account's state come in one query; ids and
-timestamps are made here, so the new rows need no read-back. On PostgreSQL a WebSocket send
-runs on an autocommit connection and its write is one statement (the conversation's touch
-and both INSERTs), atomic on its own: no ``BEGIN``/``COMMIT`` round trips. Elsewhere the same
-rows go in one transaction. The statements are built once, at import.
+Sending is on the path of every first token, so it is kept to two round trips to the
+database and one to Redis after the admission: the conversation, its newest message and the
+account's state come in one query, while the answer's admission runs (a Redis round trip, in a
+greenlet); ids and timestamps are made here, so the new rows need no read-back. On PostgreSQL a
+WebSocket send runs on an autocommit connection and its write is one statement (the
+conversation's touch and both INSERTs), atomic on its own: no ``BEGIN``/``COMMIT`` round
+trips. Elsewhere the same rows go in one transaction. Then the ``message.created`` events and
+the job go out in one Redis round trip. The statements are built once, at import.
 
 Branches: every message points at the message before it (``parent_id``). An edit adds a
 sibling of the edited user message, a regenerate a sibling of the assistant message; the
@@ -43,9 +45,9 @@ from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.serializers import conversation_json
 from bestchat.services import message_status
-from bestchat.services.admission import get_admission, release_quietly
+from bestchat.services.admission import Admitting, get_admission, release_quietly
 from bestchat.streaming import events, get_bus
-from bestchat.tasks.queue import enqueue
+from bestchat.tasks.queue import enqueue_after
 
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
@@ -155,18 +157,25 @@ class ConversationManager:
              parent_id: uuid.UUID | None = None, attachments: list[str] | None = None,
              client_id: str | None = None) -> tuple[Message, Message]:
         """Add a user message (after ``parent_id``, default the newest message) and start its
-        answer. Returns (user message, pending or queued assistant message)."""
+        answer. Returns (user message, pending or queued assistant message). The answer's
+        admission runs while the conversation is read."""
+        _check_content(content)
         _autocommit_reads()
-        if parent_id is not None:
-            conversation = self.get(conversation_id)
-            parent = self.message(parent_id)
-            if parent.conversation_id != conversation.id:
-                raise not_found("message")
-            parent_status: str | None = parent.status
-        else:
-            conversation, parent_id, parent_status = self._with_newest(conversation_id)
-        return self._exchange(conversation, parent_id, parent_status, content, model=model,
-                              parts=self._attachment_parts(attachments or []), client_id=client_id)
+        admitting = get_admission().start(str(uuid.uuid4()))
+        try:
+            if parent_id is not None:
+                conversation = self.get(conversation_id)
+                parent = self.message(parent_id)
+                if parent.conversation_id != conversation.id:
+                    raise not_found("message")
+                parent_status: str | None = parent.status
+            else:
+                conversation, parent_id, parent_status = self._with_newest(conversation_id)
+            return self._exchange(conversation, parent_id, parent_status, content, model=model,
+                                  parts=self._attachment_parts(attachments or []), client_id=client_id,
+                                  admitting=admitting)
+        finally:
+            admitting.abandon()  # (given back unless the answer took it)
 
     def start_from_transcript(self, transcript: list[tuple[str, str]], *, model: str | None = None,
                               system_prompt: str | None = None,
@@ -234,10 +243,11 @@ class ConversationManager:
 
     def _exchange(self, conversation: Any, parent_id: uuid.UUID | None,
                   parent_status: str | None, content: str, *, model: str | None,
-                  parts: list[Any], client_id: str | None = None,
-                  now: datetime | None = None, add: Iterable[Any] = ()) -> tuple[Message, Message]:
-        """The user message after ``parent_id`` and its answer, stored (with the ``add`` rows)
-        in one transaction, announced, then the answer's job enqueued."""
+                  parts: list[Any], client_id: str | None = None, now: datetime | None = None,
+                  add: Iterable[Any] = (), admitting: Admitting | None = None) -> tuple[Message, Message]:
+        """The user message after ``parent_id`` and its answer (admitted here, or already by
+        ``admitting``), stored (with the ``add`` rows) in one transaction, announced, then the
+        answer's job enqueued."""
         _check_content(content)
         if parent_status in message_status.ACTIVE:
             raise ApiError(409, "generation_in_progress",
@@ -245,7 +255,8 @@ class ConversationManager:
         now = now or utcnow()
         question = _new_message(conversation_id=conversation.id, parent_id=parent_id, role="user",
                                 content=content, parts=parts, status="complete", created_at=now)
-        answer = _admitted_answer(conversation.id, question.id, model or conversation.model, now + TICK)
+        answer = _admitted_answer(conversation.id, question.id, model or conversation.model, now + TICK,
+                                  admitting)
         _store_and_start(answer, question, touch=conversation, add=add, client_id=client_id)
         return question, answer
 
@@ -254,7 +265,11 @@ class ConversationManager:
         and status of its newest message (None, None when empty), in one query, which also
         checks that the account is still active (so a WebSocket needs no separate check
         before a ``send``)."""
-        row = db.session.execute(_WITH_NEWEST, {"conversation_id": conversation_id}).first()
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            row = connection.exec_driver_sql(_WITH_NEWEST_POSTGRESQL, {"conversation_id": conversation_id}).first()
+        else:
+            row = connection.execute(_WITH_NEWEST, {"conversation_id": conversation_id}).first()
         if row is None or row.user_id != self.user.id:
             raise not_found("conversation")
         if row.disabled:
@@ -303,6 +318,14 @@ _WITH_NEWEST = (select(Conversation.id, Conversation.user_id, Conversation.model
                 .join(User, User.id == Conversation.user_id)
                 .outerjoin(Message, Message.id == _NEWEST)
                 .where(Conversation.id == bindparam("conversation_id")))
+# The same for the driver itself (a Core statement's execution costs more than its round trip).
+_WITH_NEWEST_POSTGRESQL = """
+SELECT c.id, c.user_id, c.model, newest.id AS newest_id, newest.status AS newest_status, u.disabled
+FROM conversations c JOIN users u ON u.id = c.user_id
+LEFT JOIN LATERAL (SELECT m.id, m.status FROM messages m WHERE m.conversation_id = c.id
+                   ORDER BY m.created_at DESC, m.id DESC LIMIT 1) newest ON true
+WHERE c.id = %(conversation_id)s
+"""
 _TOUCH = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
           .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
 _INSERT_MESSAGES = insert(Message.__table__)
@@ -320,11 +343,12 @@ def _new_message(**values: Any) -> Message:
 
 
 def _admitted_answer(conversation_id: uuid.UUID, parent_id: uuid.UUID | None, model: str | None,
-                     created_at: datetime) -> Message:
-    """A new assistant message, admitted first: ``pending`` or ``queued``, or Overloaded
-    raised before anything is stored."""
-    answer_id = uuid.uuid4()
-    status = get_admission().admit(str(answer_id))
+                     created_at: datetime, admitting: Admitting | None = None) -> Message:
+    """A new assistant message, admitted first (here, or already started by ``admitting``):
+    ``pending`` or ``queued``, or Overloaded raised before anything is stored."""
+    admitting = admitting or get_admission().start(str(uuid.uuid4()))
+    answer_id = uuid.UUID(admitting.message_id)
+    status = admitting.status()
     return _new_message(id=answer_id, conversation_id=conversation_id, parent_id=parent_id,
                         role="assistant", status=status, model=model, created_at=created_at)
 
@@ -337,8 +361,11 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     objects stay out of the session: every column is set in memory, so nothing needs reading
     back): one statement on an autocommit connection (see :func:`_autocommit_reads`), else
     one transaction. Then ``message.created`` for each announced message and the answer, in
-    that order; then the answer's job enqueued (announce first: chunks follow it). Until the
-    job is enqueued the answer's admission is given back on any failure."""
+    that order, and then the answer's job enqueued (announce first: chunks follow it), in one
+    Redis round trip (:func:`bestchat.tasks.queue.enqueue_after`). A failure before that gives
+    the answer's admission back; a failure of that ends the answer ``failed`` (503
+    ``unavailable``: whether its job went out is unknown, and a job that finds its answer
+    ended does nothing)."""
     messages = [*announced, answer]
     now = messages[0].created_at
     rows = [_columns(message) for message in messages]
@@ -360,15 +387,12 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
             _commit_keeping_values()
         if isinstance(touch, Conversation):
             set_committed_value(touch, "updated_at", now)
-        bus = get_bus()
-        conversation_id = str(answer.conversation_id)
-        bus.broadcast_many(conversation_id, [events.created(message, client_id)
-                                             for message in (*announced, answer)])
     except BaseException:
         release_quietly(str(answer.id))
         raise
     try:
-        enqueue(GENERATE_TASK, str(answer.id))
+        enqueue_after(str(answer.conversation_id), [events.created(message, client_id) for message in messages],
+                      GENERATE_TASK, str(answer.id))
     except Exception as error:
         current_app.logger.exception("could not enqueue generation of %s", answer.id)
         release_quietly(str(answer.id))

@@ -106,8 +106,8 @@ class Generation:
         if plugins.implemented("before_generate"):  # (the ORM conversation only when needed)
             conversation = db.session.get(Conversation, start.conversation_id)
             self.prompt = plugins.run_before_generate(conversation, self.prompt)
-        targets = registry.resolve_targets(start.user_id, start.model)
-        db.session.commit()  # ends the read transaction: no connection held while streaming
+            db.session.commit()  # ends the read transaction: no connection held while streaming
+        targets = registry.resolve_targets(start.user_id, start.model, start.configs)
         return targets, dict(start.settings)
 
     def _stream(self, targets: list[registry.Target], options: dict[str, Any]) -> bool:

@@ -52,9 +52,11 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     if on_finished is not None:
         on_finished(message)
     db.session.flush()
-    event = events.terminal(message, usage, finish_reason)  # before the commit expires the row
+    # what the bus needs, before the commit expires the row (reading it after would reload it)
+    event = events.terminal(message, usage, finish_reason)
+    stream = (str(message.conversation_id), str(message.id))
     db.session.commit()
-    get_bus().append(str(message.conversation_id), str(message.id), event, final=True)
+    get_bus().append(*stream, event, final=True)
     return message
 
 

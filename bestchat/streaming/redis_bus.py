@@ -30,13 +30,14 @@ import json
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gevent
 import redis
 from gevent import monkey
 from gevent.event import Event
 
+from bestchat.redis_client import run_commands
 from bestchat.streaming.bus import (
     RESYNC, BusUnavailable, CancelListener, Delivery, Listener, StreamBus, chunks_after,
 )
@@ -122,11 +123,12 @@ class RedisBus(StreamBus):
                   origin: str | None = None) -> None:
         self.redis.publish(CHANNEL + conversation_id, Delivery.of(event, origin).wire())
 
-    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events_:
-            pipe.publish(CHANNEL + conversation_id, Delivery.of(event).wire())
-        pipe.execute()
+    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]], *,
+                       then: Sequence[tuple[str, ...]] = ()) -> None:
+        """The events, then the Redis commands ``then`` (e.g. a job's LPUSH), in one round trip."""
+        channel = CHANNEL + conversation_id
+        run_commands(self.redis, [*(("PUBLISH", channel, Delivery.of(event).wire()) for event in events_),
+                                  *then])
 
     def replay(self, message_id: str, after_seq: int = 0) -> list[Delivery]:
         entries = self.redis.xrange(STREAM + message_id)
