@@ -11,7 +11,7 @@ from bestchat.redis_client import get_redis
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import RESYNC, Delivery
 from bestchat.streaming.memory_bus import MemoryBus
-from bestchat.streaming.subscriber import Subscriber
+from bestchat.streaming.subscriber import FINISHED_KEPT, Subscriber
 
 CONV, MSG = "conv-1", "msg-1"
 
@@ -198,3 +198,24 @@ def test_resync_replays_unfinished_messages():
     bus._streams[MSG].append(Delivery.of(chunk(2)))  # published while the live link was down
     subscriber._on_delivery(RESYNC)
     assert [e["seq"] for e in drain(subscriber)] == [2]
+
+
+def test_a_long_lived_connection_remembers_little_of_ended_answers():
+    """A socket open for thousands of answers: what the subscriber keeps per answer goes at the
+    answer's end (but the last FINISHED_KEPT ended ids), and a chunk of an ended answer that
+    arrives late (a replay racing the live stream) is still dropped."""
+    bus = MemoryBus(maxlen=100, ttl=60)
+    subscriber = Subscriber(bus)
+    subscriber.follow(CONV)
+    for index in range(FINISHED_KEPT + 500):
+        message_id = f"m{index}"
+        bus.append(CONV, message_id, chunk(1, message_id))
+        bus.append(CONV, message_id, end(message_id), final=True)
+        subscriber._on_delivery(Delivery.of(chunk(1, message_id)))  # late duplicates
+        subscriber._on_delivery(Delivery.of(end(message_id)))
+    sent = drain(subscriber)
+    assert len(sent) == 2 * (FINISHED_KEPT + 500)  # each chunk and end exactly once
+    assert [e["type"] for e in sent[:2]] == ["chunk", events.COMPLETED]
+    assert subscriber._sent_seq == {} and subscriber._conversation_of == {}
+    assert len(subscriber._finished) == FINISHED_KEPT
+    subscriber.close()

@@ -5,6 +5,10 @@ A :class:`Subscriber` follows conversations (live events) and replays message st
 greenlet, so frames keep their order. While a replay is being read, live events are held
 back and queued after it; the consumer then drops chunks at or below the last ``seq`` already
 sent for their message (and repeated terminal events), which makes replay + live exactly-once.
+
+What it remembers per message is dropped at the message's terminal event, except that the
+message ended (the last :data:`FINISHED_KEPT` of them): a socket that stays open for thousands
+of answers holds no more than that.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from gevent.queue import Empty, Queue
 
 from bestchat.streaming import events
 from bestchat.streaming.bus import RESYNC, Delivery, StreamBus
+
+# Ended messages remembered per connection (their late duplicates are dropped); older ones are
+# forgotten: nothing of a message arrives thousands of answers after its end.
+FINISHED_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class Subscriber:
         self._queue: Queue = Queue()
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._sent_seq: dict[str, int] = {}
-        self._finished: set[str] = set()
+        self._finished: dict[str, None] = {}  # (insertion-ordered: the oldest first)
         self._conversation_of: dict[str, str] = {}
         self._holding = 0
         self._held: list[Delivery] = []
@@ -82,7 +90,8 @@ class Subscriber:
             except Empty:
                 return None
             if isinstance(item, _Reset):
-                self._sent_seq.setdefault(item.message_id, item.seq)
+                if item.message_id not in self._finished:
+                    self._sent_seq.setdefault(item.message_id, item.seq)
                 continue
             if item is RESYNC:
                 self._resync()
@@ -107,15 +116,20 @@ class Subscriber:
         kind = delivery.kind
         if kind == events.CHUNK:
             message_id = delivery.message_id
-            if delivery.seq <= self._sent_seq.get(message_id, 0):
+            if message_id in self._finished or delivery.seq <= self._sent_seq.get(message_id, 0):
                 return False
             self._sent_seq[message_id] = delivery.seq
             if message_id not in self._conversation_of:
                 self._conversation_of[message_id] = delivery.event["conversation_id"]
         elif kind in events.TERMINAL:
-            if delivery.message_id in self._finished:
+            message_id = delivery.message_id
+            if message_id in self._finished:
                 return False
-            self._finished.add(delivery.message_id)
+            self._finished[message_id] = None
+            if len(self._finished) > FINISHED_KEPT:
+                del self._finished[next(iter(self._finished))]
+            self._sent_seq.pop(message_id, None)
+            self._conversation_of.pop(message_id, None)
         return True
 
     def _resync(self) -> None:
