@@ -40,7 +40,19 @@ log = logging.getLogger(__name__)
 TASK_MODULES = ("bestchat.tasks.generation", "bestchat.tasks.worker_slots")
 
 
-class CeleryJobs:
+class Jobs:
+    """Where jobs go: :meth:`submit` one; :meth:`submit_after` broadcasts events first."""
+
+    def submit(self, name: str, *args: Any) -> None:
+        raise NotImplementedError
+
+    def submit_after(self, bus: StreamBus, conversation_id: str, events_: list[dict[str, Any]],
+                     name: str, *args: Any) -> None:
+        bus.broadcast_many(conversation_id, events_)
+        self.submit(name, *args)
+
+
+class CeleryJobs(Jobs):
     """Jobs for Celery workers, on the Redis broker's default queue (``task_default_queue``)."""
 
     def __init__(self, celery: Celery, client: redis.Redis):
@@ -59,11 +71,10 @@ class CeleryJobs:
         if isinstance(bus, RedisBus):  # (always, in practice: both are on REDIS_URL)
             bus.broadcast_many(conversation_id, events_, then=[self.push_command(name, *args)])
         else:
-            bus.broadcast_many(conversation_id, events_)
-            self.submit(name, *args)
+            super().submit_after(bus, conversation_id, events_, name, *args)
 
 
-class InProcessJobs:
+class InProcessJobs(Jobs):
     """Runs jobs on a pool of ``size`` greenlets; more wait, in order, in ``waiting``."""
 
     def __init__(self, celery: Celery, size: int):
@@ -76,11 +87,6 @@ class InProcessJobs:
     def submit(self, name: str, *args: Any) -> None:
         self.waiting.append((self.celery.tasks[name], args))
         self._start_waiting()
-
-    def submit_after(self, bus: StreamBus, conversation_id: str, events_: list[dict[str, Any]],
-                     name: str, *args: Any) -> None:
-        bus.broadcast_many(conversation_id, events_)
-        self.submit(name, *args)
 
     def _start_waiting(self, _finished: Any = None) -> None:
         """Start waiting jobs while the pool has room (also called as each job ends)."""
