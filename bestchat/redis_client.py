@@ -3,7 +3,7 @@
 A *blocking* pool: past ``REDIS_MAX_CONNECTIONS`` a greenlet waits up to
 ``REDIS_POOL_TIMEOUT`` seconds for a free connection instead of failing with "Too many
 connections" (hundreds of generation greenlets share one pool in a gevent worker).
-:func:`run_commands` runs a few commands in one round trip on it.
+:func:`run_commands` runs a few commands in one round trip on it (:func:`exchange`).
 """
 
 from __future__ import annotations
@@ -37,29 +37,35 @@ def get_redis(app: Flask | None = None) -> redis.Redis | None:
     return (app or current_app).extensions.get("bestchat_redis")
 
 
-def run_commands(client: redis.Redis, commands: Sequence[tuple[str, ...]]) -> list[Any]:
-    """Run ``commands`` in order in one round trip (one write, then every reply) on one of
-    ``client``'s pooled connections, and return their replies. What a non-transactional
-    pipeline does, without redis-py's pipeline object, which costs several times the round
-    trip. A command's own error is raised after every reply is read (the connection stays in
-    step); a connection error drops the connection and is raised (how much ran is unknown)."""
-    pool = client.connection_pool
-    connection = pool.get_connection()
+def exchange(connection: redis.connection.Connection, commands: Sequence[tuple[str, ...]]) -> list[Any]:
+    """Send ``commands`` in one write on ``connection`` and read every reply, in order: what a
+    non-transactional pipeline does, without redis-py's pipeline object, which costs several
+    times the round trip. A command's own error is its reply (the connection stays in step); a
+    connection error disconnects it and is raised (how much ran is unknown)."""
     replies: list[Any] = []
-    failed: redis.ResponseError | None = None
     try:
         connection.send_packed_command(connection.pack_commands(commands))
         for _ in commands:
             try:
                 replies.append(connection.read_response())
             except redis.ResponseError as error:
-                failed = failed or error
                 replies.append(error)
     except BaseException:
         connection.disconnect()
         raise
+    return replies
+
+
+def run_commands(client: redis.Redis, commands: Sequence[tuple[str, ...]]) -> list[Any]:
+    """:func:`exchange` on one of ``client``'s pooled connections; a command's own error is
+    raised (after every reply is read)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        replies = exchange(connection, commands)
     finally:
         pool.release(connection)
-    if failed is not None:
-        raise failed
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
     return replies

@@ -210,6 +210,7 @@ class ConversationManager:
         original = self.message(message_id)
         if original.role != "user":
             raise ApiError(409, "not_editable", "only a user message can be edited")
+        _check_content(content)
         parent = db.session.get(Message, original.parent_id) if original.parent_id else None
         return self._exchange(original.conversation, original.parent_id, parent.status if parent else None,
                               content, model=model, parts=list(original.parts or []))
@@ -247,8 +248,7 @@ class ConversationManager:
                   add: Iterable[Any] = (), admitting: Admitting | None = None) -> tuple[Message, Message]:
         """The user message after ``parent_id`` and its answer (admitted here, or already by
         ``admitting``), stored (with the ``add`` rows) in one transaction, announced, then the
-        answer's job enqueued."""
-        _check_content(content)
+        answer's job enqueued. (Callers check ``content`` first.)"""
         if parent_status in message_status.ACTIVE:
             raise ApiError(409, "generation_in_progress",
                            "wait for the current answer to finish (or cancel it) first")

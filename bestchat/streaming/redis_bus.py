@@ -37,7 +37,7 @@ import redis
 from gevent import monkey
 from gevent.event import Event
 
-from bestchat.redis_client import run_commands
+from bestchat.redis_client import exchange, run_commands
 from bestchat.streaming.bus import (
     RESYNC, BusUnavailable, CancelListener, Delivery, Listener, StreamBus, chunks_after,
 )
@@ -108,16 +108,13 @@ class RedisBus(StreamBus):
         if connection is None:
             connection = self._writer_connection = self.redis.connection_pool.make_connection()
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
-            for _ in commands:
-                try:
-                    connection.read_response()
-                except redis.ResponseError as error:  # a command's own error: not retried
-                    log.error("stream bus write failed: %s", error)
+            replies = exchange(connection, commands)
         except BaseException:
             self._writer_connection = None
-            connection.disconnect()
             raise
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):  # a command's own error: not retried
+                log.error("stream bus write failed: %s", reply)
 
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:
