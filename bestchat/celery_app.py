@@ -2,8 +2,13 @@
 
 Every task runs inside the Flask app context (``FlaskTask``). The broker is ``REDIS_URL``
 (``memory://`` in embedded mode, where jobs run in-process instead). Results are ignored;
-tasks acknowledge late so a job whose worker dies is redelivered. The worker imports the
-task modules (``include``); the web tier only sends tasks by name.
+tasks acknowledge late, so a worker's warm shutdown puts the jobs it took but had not started
+back on the queue. kombu's ``ack_emulation`` (a record of every delivered job in Redis, to
+redeliver it after ``visibility_timeout``) is off: it cost a Redis round trip before every
+job could start, on the path of every first token, and it brought back a dead worker's job
+only after an hour, long after the reaper (:mod:`bestchat.reaper`) ended its answer. The
+worker imports the task modules (``include``); the web tier sends task messages itself
+(:mod:`bestchat.tasks.celery_message`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         task_default_queue="bestchat",
         worker_prefetch_multiplier=1,
+        broker_transport_options={"ack_emulation": False},
         worker_hijack_root_logger=False,
         include=list(TASK_MODULES),
     )

@@ -1,7 +1,9 @@
 """The ``bestchat.generate`` Celery task: a thin adapter around the generation service.
 
-Late acknowledgement plus ``reject_on_worker_lost``: a job whose worker dies is redelivered,
-and the service then marks the half-written message ``interrupted`` instead of starting over.
+Late acknowledgement plus ``reject_on_worker_lost``: a job taken but not started by a worker
+that shuts down goes back on the queue. A job whose worker dies is not redelivered (no
+``ack_emulation``, see :mod:`bestchat.celery_app`): the reaper ends its answer; a job that
+runs for an answer already ``streaming`` marks it ``interrupted`` instead of starting over.
 However the job ends, its generation stops counting as in flight
 (:mod:`bestchat.services.admission`).
 """

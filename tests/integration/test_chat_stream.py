@@ -299,6 +299,9 @@ def test_killed_mid_answer_leaves_the_message_interrupted(stack, alice):
             socket.close()
             stack.start_web(port)
         else:
+            # kombu's ack emulation is off: no record of the running job in Redis (a round trip
+            # fewer before each job starts); the reaper, not a redelivery, ends the answer
+            assert not redis.Redis.from_url(stack.redis_url).exists("unacked", "unacked_index")
             stack.kill_worker()
             frames = socket.until(lambda f: terminal(f, answer_id))
             assert frames[-1]["type"] == "message.failed" and frames[-1]["error"]["code"] == "interrupted"
