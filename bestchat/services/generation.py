@@ -114,11 +114,14 @@ class Generation:
         """Stream until settled; True if cancelled. Whatever was received is published."""
         live = self.live
         self.running.add(live)
+        # A cancel that came before the add: found at once when this process knows (then the
+        # producer never starts), else asked of the bus while the producer sends its request.
+        checker = gevent.spawn(self._check_cancelled)
         producer = gevent.spawn(self._produce, targets, options)
         try:
-            self.running.check_cancelled(live)  # (while the producer sends its request)
             live.settled.wait()
         finally:
+            checker.kill(block=False)
             producer.kill(block=True, timeout=5)
         if live.outcome is STOPPED:
             raise _Stopped()
@@ -126,6 +129,13 @@ class Generation:
         if isinstance(live.outcome, BaseException):
             raise live.outcome
         return live.outcome is CANCEL
+
+    def _check_cancelled(self) -> None:
+        """:meth:`Running.check_cancelled` in its own greenlet; its failure fails the generation."""
+        try:
+            self.running.check_cancelled(self.live)
+        except Exception as error:  # noqa: BLE001 - fails the generation, as it would inline
+            self.live.settle(error)
 
     def _produce(self, targets: list[registry.Target], options: dict[str, Any]) -> None:
         """The provider greenlet: text to the frame writer, the rest noted; settles at the end."""

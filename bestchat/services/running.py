@@ -114,8 +114,9 @@ class Running:
 
     def check_cancelled(self, live: Live) -> None:
         """Settle ``live`` if a cancel was requested before it was added (known from the cancel
-        route while it has been live for a while, else asked of the bus). A generation calls
-        this once its provider call is under way: the check costs no time to the first token."""
+        route while it has been live for a while, else asked of the bus). A generation runs it
+        in a greenlet beside its provider call: the question to the bus costs no time to the
+        first token."""
         if self._cancels_live() and time.monotonic() - self._cancels_since > RECENT_CANCELS:
             cancelled = live.key in self._recent_cancels
         else:
