@@ -39,6 +39,16 @@ def test_round_trip_and_clear_error_for_unknown_key(ctx, app):
     assert crypto.decrypt(crypto.encrypt("x")) == "x"
 
 
+def test_decrypted_secrets_kept_in_memory_are_bounded(ctx, app, monkeypatch):
+    monkeypatch.setattr(crypto, "DECRYPTED_KEPT", 3)
+    tokens = {crypto.encrypt(f"sk-{n}"): f"sk-{n}" for n in range(5)}
+    for token, plaintext in tokens.items():
+        assert crypto.decrypt(token) == plaintext
+    kept = crypto._keyring()[2]
+    assert list(kept.values()) == ["sk-2", "sk-3", "sk-4"]  # the least recently used went first
+    assert crypto.decrypt(next(iter(tokens))) == "sk-0"  # (decrypted again when asked)
+
+
 def test_first_key_encrypts(ctx, app):
     app.config["ENCRYPTION_KEYS"] = [NEW, OLD]
     token = crypto.encrypt("sk-secret-value")
