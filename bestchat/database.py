@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import gevent
 from flask import Flask
+from psycopg.rows import namedtuple_row
 from sqlalchemy import event, exc
 
 from bestchat.extensions import db
@@ -84,6 +85,47 @@ def warm_pool(app: Flask) -> gevent.Greenlet | None:
                     connection.close()
 
     return gevent.spawn(warm)
+
+
+def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
+    """Run one PostgreSQL ``statement`` on a pooled connection in autocommit mode, atomic on
+    its own, and return its rows (named tuples). For the single statements on the path of
+    every first token (a send's, a generation's claim), so it skips what they do not need:
+
+    - no ORM session and no SQLAlchemy ``Connection`` (with its execution context and result
+      objects): the pool's DBAPI connection itself (0.2-0.3 ms of CPU fewer in a busy server);
+    - prepared from its first execution on each connection (psycopg's ``prepare=True``), not
+      after its fifth (``prepare_threshold``): until then the database parses and plans it
+      every time, 0.1-0.25 ms for these.
+
+    The pool's checkout still applies (the liveness ping after an idle while). Errors are
+    raised as SQLAlchemy raises them (:class:`sqlalchemy.exc.DBAPIError`); a lost connection
+    is invalidated with the pool's others, as SQLAlchemy does it, so that
+    :func:`once_more_if_dropped` gets a fresh one."""
+    engine = db.engine
+    dialect = engine.dialect
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        driver.autocommit = True
+        with driver.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(statement, parameters, prepare=True)
+            rows = cursor.fetchall() if cursor.description else []
+        driver.autocommit = False
+        return rows
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, driver, None)
+        if lost:
+            engine.pool._invalidate(pooled, error)  # (SQLAlchemy's own handling of a disconnect)
+        else:
+            try:  # back to what the pool's other users expect
+                driver.autocommit = False
+            except dialect.loaded_dbapi.Error:
+                pooled.invalidate(error)
+        raise exc.DBAPIError.instance(statement, parameters, error, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=dialect) from error
+    finally:
+        pooled.close()
 
 
 def once_more_if_dropped(run: Callable[[], T]) -> T:

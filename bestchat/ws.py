@@ -28,7 +28,7 @@ from bestchat.extensions import db, sock
 from bestchat.models import User
 from bestchat.models.chat import FINAL_STATUSES
 from bestchat.security.authn import user_for_token
-from bestchat.services.conversations import ConversationManager
+from bestchat.services.conversations import ConversationManager, autocommit_reads
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
 from bestchat.streaming.subscriber import Subscriber
@@ -164,6 +164,8 @@ class ChatSocket:
         self.subscriber.resume(str(conversation_id), str(message.id), after_seq, final)
 
     def send(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
+        if parse_uuid(field(frame, "conversation_id"), "conversation") not in self.owned:
+            autocommit_reads()  # (PostgreSQL: the ownership read needs no BEGIN/COMMIT then)
         conversation_id = self._conversation(manager, frame)
         content = field(frame, "content", strip=False)
         client_id = field(frame, "client_id", required=False, max_length=100)

@@ -203,10 +203,14 @@ def test_over_websocket_a_queued_answer_is_announced_and_a_refusal_is_an_error_f
         assert [(f["type"], f["message"]["role"], f["message"]["status"], f["client_id"]) for f in frames] == [
             ("message.created", "user", "complete", "w"), ("message.created", "assistant", "queued", "w")]
 
+        assert row(app, frames[1]["message"]["id"]).status == "queued"  # (stored as announced)
+
+        before = client.get(f"{API}/conversations/{refused}").get_json()["updated_at"]
         socket._handle(json.dumps({"type": "send", "conversation_id": refused, "content": "no room", "client_id": "r"}))
         error = socket.subscriber.next(timeout=5).event
         assert error["type"] == "error" and error["code"] == "overloaded" and error["message"]
         assert message_count(app, refused) == 0
+        assert client.get(f"{API}/conversations/{refused}").get_json()["updated_at"] == before
         socket._handle(json.dumps({"type": "ping"}))
         assert socket.subscriber.next(timeout=5).event == {"type": "pong"}  # the socket stays usable
     finally:

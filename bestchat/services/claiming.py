@@ -9,7 +9,8 @@ statement, atomic on its own):
   its and its conversation's columns, with the conversation's messages (id, parent, role,
   status, content) and the user's enabled provider configs (in failover order, as
   :data:`bestchat.providers.registry.ENABLED_CONFIG_VALUES` reads them) each aggregated into
-  one JSON array.
+  one JSON array; run by :func:`bestchat.database.run_prepared` (a prepared statement on a
+  pooled connection, no ORM session).
 - SQLite (local, no round trips to save): the claim, the conversation, the messages, the
   configs.
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from bestchat.database import run_prepared
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message
 from bestchat.models.base import utcnow
@@ -47,12 +49,12 @@ WITH claimed AS (
 )
 SELECT claimed.*,
        (SELECT json_agg(json_build_array(m.id, m.parent_id, m.role, m.status, m.content))
-        FROM messages m WHERE m.conversation_id = claimed.conversation_id),
+        FROM messages m WHERE m.conversation_id = claimed.conversation_id) AS messages,
        (SELECT json_agg(json_build_array(p.id, p.provider, p.api_key_encrypted, p.base_url,
                                          p.enabled_models, p.fallbacks, p.options)
                         ORDER BY p.user_id IS NULL, p.priority, p.created_at)
         FROM provider_configs p
-        WHERE p.enabled AND (p.user_id = claimed.user_id OR p.user_id IS NULL))
+        WHERE p.enabled AND (p.user_id = claimed.user_id OR p.user_id IS NULL)) AS configs
 FROM claimed
 """
 
@@ -86,36 +88,44 @@ class Claimed:
 
 def claim(message_id: uuid.UUID) -> Claimed | None:
     """Claim ``message_id`` for this job (now ``streaming``, committed) and read its start.
-
-    The session's connection is given back to the pool before returning (autocommit: nothing
-    to commit), so none is held while the answer streams."""
-    connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    No database connection is held when it returns (autocommit: nothing to commit)."""
     values = {"message_id": message_id, "now": utcnow()}
-    try:
-        if connection.dialect.name == "postgresql":
-            row = connection.exec_driver_sql(_CLAIM_POSTGRESQL, values).first()
-            if row is not None:
-                messages = [tuple(entry) for entry in row[9] or ()]
-                configs = [ConfigValues(uuid.UUID(entry[0]), *entry[1:]) for entry in row[10] or ()]
-        else:
-            row = connection.execute(_CLAIM, values).first()
-            if row is not None:
-                of = {"conversation_id": row.conversation_id}
-                row = (*row, *connection.execute(_CONVERSATION_OF, of).one())
-                messages = [tuple(entry) for entry in connection.execute(_MESSAGES_OF, of)]
-                configs = [ConfigValues(*entry) for entry in
-                           connection.execute(ENABLED_CONFIG_VALUES, {"user_id": row[5]})]
-    except BaseException:
-        db.session.rollback()
-        raise
-    db.session.commit()  # gives the connection back (nothing to commit: autocommit)
-    if row is None:
-        return None
+    if db.engine.dialect.name == "postgresql":
+        rows = run_prepared(_CLAIM_POSTGRESQL, values)
+        if not rows:
+            return None
+        row = rows[0]
+        messages = [tuple(entry) for entry in row.messages or ()]
+        configs = [ConfigValues(uuid.UUID(entry[0]), *entry[1:]) for entry in row.configs or ()]
+    else:
+        claimed = _claim_sqlite(values)
+        if claimed is None:
+            return None
+        row, messages, configs = claimed
     conversation_id, parent_id, model, last_seq, content, user_id, title, system_prompt, settings = row[:9]
     return Claimed(message_id=message_id, conversation_id=conversation_id, parent_id=parent_id,
                    model=model, last_seq=last_seq, content=content or "", user_id=user_id,
                    title=title, system_prompt=system_prompt, settings=dict(settings or {}),
                    history=_history(messages, parent_id), configs=configs)
+
+
+def _claim_sqlite(values: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]], list[ConfigValues]] | None:
+    """The claim, then the conversation, its messages and the configs (a local database: no
+    round trips to save), on the session's connection in autocommit mode, given back."""
+    connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        row = connection.execute(_CLAIM, values).first()
+        if row is not None:
+            of = {"conversation_id": row.conversation_id}
+            row = (*row, *connection.execute(_CONVERSATION_OF, of).one())
+            messages = [tuple(entry) for entry in connection.execute(_MESSAGES_OF, of)]
+            configs = [ConfigValues(*entry) for entry in
+                       connection.execute(ENABLED_CONFIG_VALUES, {"user_id": row[5]})]
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()  # gives the connection back (nothing to commit: autocommit)
+    return None if row is None else (row, messages, configs)
 
 
 def _history(messages: list[tuple[Any, ...]], parent_id: uuid.UUID | None) -> list[dict[str, str]]:

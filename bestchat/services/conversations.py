@@ -11,14 +11,15 @@ Every new answer is admitted first (:mod:`bestchat.services.admission`): it star
 instead of ``pending`` when every generation slot is busy, and is refused (503
 ``overloaded``, nothing stored) when the queue is full.
 
-Sending is on the path of every first token, so it is kept to two round trips to the
-database and one to Redis after the admission: the conversation, its newest message and the
-account's state come in one query, while the answer's admission runs (a Redis round trip, in a
-greenlet); ids and timestamps are made here, so the new rows need no read-back. On PostgreSQL a
-WebSocket send runs on an autocommit connection and its write is one statement (the
-conversation's touch and both INSERTs), atomic on its own: no ``BEGIN``/``COMMIT`` round
-trips. Elsewhere the same rows go in one transaction. Then the ``message.created`` events and
-the job go out in one Redis round trip. The statements are built once, at import.
+Sending is on the path of every first token, so it is kept to one round trip to the database
+and one to Redis: on PostgreSQL a send after the newest message is one prepared statement
+(:mod:`bestchat.services.send_statement`: the conversation, its newest message and the
+account read, checked and written together, atomic on its own), while the answer's admission
+runs (a Redis round trip, in a greenlet); ids and timestamps are made here, so the new rows
+need no read-back. Otherwise (SQLite, or a send after a given message) the read comes first,
+then the write: one statement on an autocommit connection on PostgreSQL, one transaction on
+SQLite. Then the ``message.created`` events and the job go out in one Redis round trip. The
+statements are built once, at import.
 
 Branches: every message points at the message before it (``parent_id``). An edit adds a
 sibling of the edited user message, a regenerate a sibling of the assistant message; the
@@ -44,7 +45,7 @@ from bestchat.extensions import db
 from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.serializers import conversation_json
-from bestchat.services import message_status
+from bestchat.services import message_status, send_statement
 from bestchat.services.admission import Admitting, get_admission, release_quietly
 from bestchat.streaming import events, get_bus
 from bestchat.tasks.queue import enqueue_after
@@ -160,9 +161,12 @@ class ConversationManager:
         answer. Returns (user message, pending or queued assistant message). The answer's
         admission runs while the conversation is read."""
         _check_content(content)
-        _autocommit_reads()
         admitting = get_admission().start(str(uuid.uuid4()))
         try:
+            if parent_id is None and send_statement.applies():
+                return self._send_in_one_statement(conversation_id, content, self._attachment_parts(attachments or []),
+                                                   model, client_id, admitting)
+            autocommit_reads()
             if parent_id is not None:
                 conversation = self.get(conversation_id)
                 parent = self.message(parent_id)
@@ -250,8 +254,7 @@ class ConversationManager:
         ``admitting``), stored (with the ``add`` rows) in one transaction, announced, then the
         answer's job enqueued. (Callers check ``content`` first.)"""
         if parent_status in message_status.ACTIVE:
-            raise ApiError(409, "generation_in_progress",
-                           "wait for the current answer to finish (or cancel it) first")
+            raise _in_progress()
         now = now or utcnow()
         question = _new_message(conversation_id=conversation.id, parent_id=parent_id, role="user",
                                 content=content, parts=parts, status="complete", created_at=now)
@@ -260,16 +263,48 @@ class ConversationManager:
         _store_and_start(answer, question, touch=conversation, add=add, client_id=client_id)
         return question, answer
 
+    def _send_in_one_statement(self, conversation_id: uuid.UUID, content: str, parts: list[Any],
+                               model: str | None, client_id: str | None,
+                               admitting: Admitting) -> tuple[Message, Message]:
+        """:meth:`send` after the newest message on PostgreSQL: read, checks and write in one
+        statement (:mod:`bestchat.services.send_statement`) while the admission runs."""
+        now = utcnow()
+        question = _new_message(conversation_id=conversation_id, role="user", content=content,
+                                parts=parts, status="complete", created_at=now)
+        answer = _new_message(id=uuid.UUID(admitting.message_id), conversation_id=conversation_id,
+                              parent_id=question.id, role="assistant", status="pending",
+                              model=model or None, created_at=now + TICK)
+        found = send_statement.store(question, answer, user_id=self.user.id)
+        if found is None or found.user_id != self.user.id:
+            raise not_found("conversation")
+        if found.disabled:
+            raise account_disabled()
+        if not found.stored:
+            raise _in_progress()
+        question.parent_id = found.newest_id
+        answer.model = answer.model or found.model
+        try:
+            status = admitting.status()
+        except BaseException:
+            _unstore_quietly(question, answer, found.updated_at)
+            raise
+        if status != answer.status:
+            try:
+                send_statement.set_status(answer.id, status)
+            except BaseException:
+                release_quietly(str(answer.id))
+                _unstore_quietly(question, answer, found.updated_at)
+                raise
+            answer.status = status
+        _announce_and_start(answer, question, client_id=client_id)
+        return question, answer
+
     def _with_newest(self, conversation_id: uuid.UUID) -> tuple[Any, uuid.UUID | None, str | None]:
         """The user's conversation (its ``id`` and ``model``, not an ORM object) with the id
         and status of its newest message (None, None when empty), in one query, which also
         checks that the account is still active (so a WebSocket needs no separate check
-        before a ``send``)."""
-        connection = db.session.connection()
-        if connection.dialect.name == "postgresql":
-            row = connection.exec_driver_sql(_WITH_NEWEST_POSTGRESQL, {"conversation_id": conversation_id}).first()
-        else:
-            row = connection.execute(_WITH_NEWEST, {"conversation_id": conversation_id}).first()
+        before a ``send``). SQLite's; on PostgreSQL the send's one statement reads the same."""
+        row = db.session.execute(_WITH_NEWEST, {"conversation_id": conversation_id}).first()
         if row is None or row.user_id != self.user.id:
             raise not_found("conversation")
         if row.disabled:
@@ -318,14 +353,6 @@ _WITH_NEWEST = (select(Conversation.id, Conversation.user_id, Conversation.model
                 .join(User, User.id == Conversation.user_id)
                 .outerjoin(Message, Message.id == _NEWEST)
                 .where(Conversation.id == bindparam("conversation_id")))
-# The same for the driver itself (a Core statement's execution costs more than its round trip).
-_WITH_NEWEST_POSTGRESQL = """
-SELECT c.id, c.user_id, c.model, newest.id AS newest_id, newest.status AS newest_status, u.disabled
-FROM conversations c JOIN users u ON u.id = c.user_id
-LEFT JOIN LATERAL (SELECT m.id, m.status FROM messages m WHERE m.conversation_id = c.id
-                   ORDER BY m.created_at DESC, m.id DESC LIMIT 1) newest ON true
-WHERE c.id = %(conversation_id)s
-"""
 _TOUCH = (update(Conversation).where(Conversation.id == bindparam("conversation_id"))
           .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
 _INSERT_MESSAGES = insert(Message.__table__)
@@ -359,7 +386,7 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     ``updated_at`` set to the answer's time (``touch``: the ORM object, or a row with its
     ``id``), and the ``announced`` messages and the ``answer`` inserted as they are (the
     objects stay out of the session: every column is set in memory, so nothing needs reading
-    back): one statement on an autocommit connection (see :func:`_autocommit_reads`), else
+    back): one statement on an autocommit connection (see :func:`autocommit_reads`), else
     one transaction. Then ``message.created`` for each announced message and the answer, in
     that order, and then the answer's job enqueued (announce first: chunks follow it), in one
     Redis round trip (:func:`bestchat.tasks.queue.enqueue_after`). A failure before that gives
@@ -372,7 +399,7 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     try:
         connection = db.session.connection()
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT" and not add:
-            # PostgreSQL (see _autocommit_reads): one statement, atomic on its own
+            # PostgreSQL (see autocommit_reads): one statement, atomic on its own
             values = {f"{name}_{index}": json.dumps(value) if name == "parts" else value
                       for index, row in enumerate(rows) for name, value in row.items()}
             connection.exec_driver_sql(_touch_and_insert(len(rows)),
@@ -390,6 +417,13 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     except BaseException:
         release_quietly(str(answer.id))
         raise
+    _announce_and_start(answer, *announced, client_id=client_id)
+
+
+def _announce_and_start(answer: Message, *announced: Message, client_id: str | None = None) -> None:
+    """``message.created`` for each stored ``announced`` message and the ``answer``, then the
+    answer's job (see :func:`_store_and_start`)."""
+    messages = [*announced, answer]
     try:
         enqueue_after(str(answer.conversation_id), [events.created(message, client_id) for message in messages],
                       GENERATE_TASK, str(answer.id))
@@ -401,11 +435,25 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
         raise ApiError(503, "unavailable", "the generation could not be queued; try again") from error
 
 
-def _autocommit_reads() -> None:
-    """On PostgreSQL, when this session has no transaction open yet (a WebSocket ``send``),
-    put it on an autocommit connection: the reads before the write then need no ``BEGIN``,
-    and the write is one statement (:func:`_store_and_start`), so no ``COMMIT`` either: three
-    round trips fewer on the path of the first token."""
+def _in_progress() -> ApiError:
+    return ApiError(409, "generation_in_progress", "wait for the current answer to finish (or cancel it) first")
+
+
+def _unstore_quietly(question: Message, answer: Message, updated_at: datetime) -> None:
+    """Undo a one-statement send whose answer was refused (logged if that fails too: the
+    reaper then ends the answer, which no job will run)."""
+    try:
+        send_statement.unstore(question, answer, updated_at=updated_at)
+    except Exception:  # noqa: BLE001 - the refusal is what the caller must see
+        current_app.logger.exception("could not remove the refused send of %s", answer.id)
+
+
+def autocommit_reads() -> None:
+    """On PostgreSQL, when this session has no transaction open yet, put it on an autocommit
+    connection: its reads then need no ``BEGIN`` and no ``COMMIT`` round trips (a WebSocket
+    send's ownership check; a send after a given message, whose write is then one statement
+    too: :func:`_store_and_start`). A send after the newest message needs none of this: it is
+    one statement of its own (:mod:`bestchat.services.send_statement`)."""
     if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
