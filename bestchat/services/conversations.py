@@ -28,8 +28,6 @@ active branch is the one ending at the newest message.
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -37,7 +35,6 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bestchat.errors import ApiError, account_disabled, not_found
@@ -395,22 +392,20 @@ def _store_and_start(answer: Message, *announced: Message, touch: Any,
     ended does nothing)."""
     messages = [*announced, answer]
     now = messages[0].created_at
-    rows = [_columns(message) for message in messages]
     try:
         connection = db.session.connection()
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT" and not add:
             # PostgreSQL (see autocommit_reads): one statement, atomic on its own
-            values = {f"{name}_{index}": json.dumps(value) if name == "parts" else value
-                      for index, row in enumerate(rows) for name, value in row.items()}
-            connection.exec_driver_sql(_touch_and_insert(len(rows)),
-                                       {"conversation_id": touch.id, "now": now, **values})
+            connection.exec_driver_sql(send_statement.touch_and_insert(len(messages)),
+                                       {"conversation_id": touch.id, "now": now,
+                                        **send_statement.message_parameters(messages)})
             db.session.commit()  # gives the connection back
         else:
             if add:
                 db.session.add_all(add)
                 db.session.flush()
             db.session.execute(_TOUCH, {"conversation_id": touch.id, "now": now})
-            db.session.execute(_INSERT_MESSAGES, rows)
+            db.session.execute(_INSERT_MESSAGES, [_columns(message) for message in messages])
             _commit_keeping_values()
         if isinstance(touch, Conversation):
             set_committed_value(touch, "updated_at", now)
@@ -458,25 +453,9 @@ def autocommit_reads() -> None:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-@functools.cache
-def _touch_and_insert(count: int) -> str:
-    """PostgreSQL: ``WITH (UPDATE conversations ...) INSERT INTO messages VALUES`` ``count``
-    rows, for the driver itself (psycopg parameters ``<column>_<row>``, ``conversation_id``
-    and ``now``; ``parts`` as JSON text). Written out once per row count: SQLAlchemy does not
-    cache the compilation of a multi-row INSERT, and compiling it costs more than running it."""
-    names = [name for _key, name in _MESSAGE_COLUMNS]
-    rows = ", ".join("(" + ", ".join(f"%({name}_{index})s" + ("::jsonb" if name == "parts" else "")
-                                     for name in names) + ")" for index in range(count))
-    return ("WITH touched AS (UPDATE conversations SET updated_at = %(now)s WHERE id = %(conversation_id)s) "
-            f"INSERT INTO messages ({', '.join(names)}) VALUES {rows}")
-
-
 def _columns(message: Message) -> dict[str, Any]:
     """The column values of a new message, for a bulk INSERT (by column name)."""
-    return {name: getattr(message, key) for key, name in _MESSAGE_COLUMNS}
-
-
-_MESSAGE_COLUMNS = tuple((attr.key, attr.columns[0].name) for attr in sa_inspect(Message).column_attrs)
+    return {name: getattr(message, key) for key, name, _kind in send_statement.MESSAGE_COLUMNS}
 
 
 def _commit_keeping_values() -> None:

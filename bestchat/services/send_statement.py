@@ -1,5 +1,5 @@
-"""A send on PostgreSQL in one round trip: the conversation read, checked and written by one
-statement.
+"""The PostgreSQL statements that store a send, each one round trip: above all the send after
+the newest message, read, checked and written by one statement.
 
 On the path of every first token a send used to read (the conversation, its newest message,
 the account) and then write (the conversation's touch and both messages): two round trips to
@@ -21,10 +21,15 @@ anything was announced or enqueued: both only on the overload path.
 
 Every parameter is cast to its column's type (an ``INSERT ... SELECT`` does not infer the
 types of untyped parameters from the target columns). The text is built once, at import.
+
+:func:`touch_and_insert` is the write alone (the conversation's touch and the messages, after
+a read done elsewhere: a send after a given message, an edit, a regenerate). Both take the
+messages' values as :func:`message_parameters` gives them: ``<column>_<row>``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -39,17 +44,40 @@ from bestchat.models import Message
 from bestchat.services.message_status import ACTIVE
 
 # (attribute, column name, PostgreSQL type) of every column of a message
-_COLUMNS = tuple((attr.key, attr.columns[0].name, attr.columns[0].type.compile(dialect=postgresql.dialect()))
-                 for attr in sa_inspect(Message).column_attrs)
+MESSAGE_COLUMNS = tuple((attr.key, attr.columns[0].name, attr.columns[0].type.compile(dialect=postgresql.dialect()))
+                        for attr in sa_inspect(Message).column_attrs)
+
+
+def message_parameters(messages: tuple[Message, ...] | list[Message]) -> dict[str, Any]:
+    """The messages' column values as the statements' parameters ``<column>_<row>`` (``parts``
+    as JSON text)."""
+    values: dict[str, Any] = {}
+    for index, message in enumerate(messages):
+        for key, name, _kind in MESSAGE_COLUMNS:
+            value = getattr(message, key)
+            values[f"{name}_{index}"] = json.dumps(value) if name == "parts" else value
+    return values
+
+
+@functools.cache
+def touch_and_insert(count: int) -> str:
+    """``WITH (UPDATE conversations ...) INSERT INTO messages VALUES`` ``count`` rows (parameters
+    ``<column>_<row>``, ``conversation_id`` and ``now``). Written out once per row count:
+    SQLAlchemy does not cache the compilation of a multi-row INSERT, and compiling it costs
+    more than running it."""
+    rows = ", ".join("(" + ", ".join(f"%({name}_{index})s" + ("::jsonb" if name == "parts" else "")
+                                     for _key, name, _kind in MESSAGE_COLUMNS) + ")" for index in range(count))
+    return ("WITH touched AS (UPDATE conversations SET updated_at = %(now)s WHERE id = %(conversation_id)s) "
+            f"INSERT INTO messages ({', '.join(name for _key, name, _kind in MESSAGE_COLUMNS)}) VALUES {rows}")
 
 
 def _select_row(index: int, computed: dict[str, str]) -> str:
     """One message's values as a SELECT list over ``allowed``: parameters ``<column>_<index>``,
     each cast to its column's type, except the ``computed`` columns (SQL expressions)."""
-    return ", ".join(computed.get(name, f"CAST(%({name}_{index})s AS {kind})") for _key, name, kind in _COLUMNS)
+    return ", ".join(computed.get(name, f"CAST(%({name}_{index})s AS {kind})") for _key, name, kind in MESSAGE_COLUMNS)
 
 
-_MODEL_TYPE = next(kind for _key, name, kind in _COLUMNS if name == "model")
+_MODEL_TYPE = next(kind for _key, name, kind in MESSAGE_COLUMNS if name == "model")
 
 SEND_POSTGRESQL = f"""
 WITH target AS (
@@ -66,7 +94,7 @@ WITH target AS (
 ), touched AS (
     UPDATE conversations SET updated_at = %(now)s WHERE id IN (SELECT id FROM allowed)
 ), inserted AS (
-    INSERT INTO messages ({", ".join(name for _key, name, _kind in _COLUMNS)})
+    INSERT INTO messages ({", ".join(name for _key, name, _kind in MESSAGE_COLUMNS)})
     SELECT {_select_row(0, {"parent_id": "allowed.newest_id"})} FROM allowed
     UNION ALL
     SELECT {_select_row(1, {"model": f"COALESCE(CAST(%(model_1)s AS {_MODEL_TYPE}), allowed.model)"})} FROM allowed
@@ -96,12 +124,8 @@ def store(question: Message, answer: Message, *, user_id: uuid.UUID) -> Any:
     account is active and no answer is running. Returns what the read found (``user_id``,
     ``model``, ``updated_at``, ``disabled``, ``newest_id``, ``newest_status``, and ``stored``:
     2, or 0 when a check failed), or None when there is no such conversation."""
-    values: dict[str, Any] = {"conversation_id": question.conversation_id, "user_id": user_id,
-                              "now": question.created_at}
-    for index, message in enumerate((question, answer)):
-        for key, name, _kind in _COLUMNS:
-            value = getattr(message, key)
-            values[f"{name}_{index}"] = json.dumps(value) if name == "parts" else value
+    values = {"conversation_id": question.conversation_id, "user_id": user_id, "now": question.created_at,
+              **message_parameters((question, answer))}
     rows = run_prepared(SEND_POSTGRESQL, values)
     return rows[0] if rows else None
 
