@@ -22,7 +22,19 @@ def _create_app(*_args, **_kwargs) -> Flask:
     return create_app()
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``bestchat --version``: this package's version and the Python running it, no app built."""
+    if not value or ctx.resilient_parsing:
+        return
+    from bestchat import __version__
+
+    click.echo(f"bestchat {__version__} (Python {sys.version.split()[0]})")
+    ctx.exit()
+
+
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 def main() -> None:
     """BestChat: self-hosted LLM chat server."""
 
