@@ -41,14 +41,16 @@ $(VENV)/.installed-runtime: requirements/pip.txt requirements/base.txt requireme
 	@echo "==> [4/5] BestChat and its first-party plugins ($(PLUGIN_DIRS))"
 	@$(PIP) install --no-deps --no-build-isolation -e . $(addprefix -e ,$(PLUGIN_DIRS)) \
 	  >$(VENV)/editable-install.log 2>&1 || { cat $(VENV)/editable-install.log; exit 1; }
-	@echo "==> [5/5] checking that every installed requirement is satisfied (pip check)"
+	@echo "==> [5/5] checking the venv against the lock (pip check, scripts/check_lock.py)"
 	@$(BIN)/python -m pip check
+	@$(BIN)/python scripts/check_lock.py requirements/pip.txt requirements/build.txt requirements/base.txt
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime requirements/dev.txt
 	@echo "==> test dependencies (requirements/dev.txt)"
 	@$(PIP) install --require-hashes --no-deps -r requirements/dev.txt
 	@$(BIN)/python -m pip check
+	@$(BIN)/python scripts/check_lock.py requirements/base.txt requirements/dev.txt
 	@touch $@
 
 # Re-resolve the pins after editing requirements/*.in (needs pip-tools; keeps hashes).

@@ -2,14 +2,21 @@
 
 A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``) and
 exempts its startup objects from the garbage collector's full passes (``bestchat.heap``).
+
+Before any job runs, the worker removes cloud credentials (``AWS_*``,
+``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_*``...) from its environment, so no provider library
+signs a user's request with the server's own identity (``bestchat.security.cloud_env``;
+``WORKER_KEEP_CLOUD_CREDENTIALS`` keeps them).
 """
 from celery.signals import worker_ready
 
 from bestchat import create_app
 from bestchat.database import warm_pool
 from bestchat.heap import freeze_startup_objects
+from bestchat.security.cloud_env import protect_worker
 
 flask_app = create_app()
+protect_worker(flask_app)
 celery_app = flask_app.extensions["celery"]
 
 

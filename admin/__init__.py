@@ -14,6 +14,7 @@ from bestchat import plugins
 from bestchat.admin.views import AuditLogView, PluginsView, SecureIndexView, UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
+from bestchat.web.headers import csp_nonce
 
 # Serves this package's templates only (no routes).
 templates = Blueprint("bestchat_admin", __name__, template_folder="templates")
@@ -21,7 +22,8 @@ templates = Blueprint("bestchat_admin", __name__, template_folder="templates")
 
 def init_admin(app: Flask) -> Admin:
     app.register_blueprint(templates)
-    admin = Admin(app, name="BestChat admin", url="/admin", index_view=SecureIndexView(url="/admin"))
+    admin = Admin(app, name="BestChat admin", url="/admin", index_view=SecureIndexView(url="/admin"),
+                  csp_nonce_generator=csp_nonce)
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))

@@ -53,7 +53,8 @@ def run_variant(variant: str, jobs: int, delay: float) -> None:
                       BESTCHAT_REDIS_URL="redis://127.0.0.1:6379/9",
                       BESTCHAT_ENV_NAME="production", BESTCHAT_SECRET_KEY="bench-" + secrets.token_hex(32),
                       BESTCHAT_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                      BESTCHAT_INSTANCE_PATH=f"/tmp/bestchat-gencpu-{os.getpid()}")
+                      BESTCHAT_INSTANCE_PATH=f"/tmp/bestchat-gencpu-{os.getpid()}",
+                      BESTCHAT_OUTBOUND_ALLOW='["127.0.0.0/8"]')  # the fake provider is on loopback
     logging.disable(logging.INFO)
     with __import__("socket").socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,6 +84,7 @@ def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
     from bestchat.extensions import db
     from bestchat.models import Conversation, Message, ProviderConfig
     from bestchat.providers.base import ProviderSettings
+    from bestchat.security.outbound import Policy
     from bestchat.services import accounts, generation
     from bestchat.streaming import get_bus
     from bestchat import crypto
@@ -121,7 +123,8 @@ def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
     if variant == "direct":
         from bestchat_openai import OpenAIProvider
 
-        provider = OpenAIProvider(ProviderSettings(api_key="sk-bench-000000000000", base_url=base_url))
+        provider = OpenAIProvider(ProviderSettings(api_key="sk-bench-000000000000", base_url=base_url,
+                                                   outbound=Policy.allowing("127.0.0.0/8")))
 
         def work(_: str) -> None:
             for _event in provider.stream(model, [{"role": "user", "content": "hello"}]):

@@ -217,6 +217,10 @@ class Stack:
             "BESTCHAT_INSTANCE_PATH": str(self.tmp / "instance"),
             "BESTCHAT_RATELIMIT_REGISTER_PER_IP": "1000/60",
             "BESTCHAT_RATELIMIT_LOGIN_PER_IP": "1000/60",
+            # One account drives every stream: no per-user share of the slots, no send rate.
+            "BESTCHAT_USER_MAX_ACTIVE_GENERATIONS": "0",
+            "BESTCHAT_RATELIMIT_SEND_PER_USER": "",
+            "BESTCHAT_OUTBOUND_ALLOW": '["127.0.0.0/8"]',  # the fake provider is on loopback
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
             **{f"BESTCHAT_{setting.partition('=')[0]}": setting.partition("=")[2] for setting in args.set},
         }
@@ -510,8 +514,10 @@ def direct_turn(provider: Any, model: str) -> Turn:
 
 def make_provider(kind: str, fake_url: str) -> Any:
     from bestchat.providers.base import ProviderSettings
+    from bestchat.security.outbound import Policy
 
-    settings = ProviderSettings(api_key="sk-bench-000000000000", base_url=fake_url)
+    settings = ProviderSettings(api_key="sk-bench-000000000000", base_url=fake_url,
+                                outbound=Policy.allowing("127.0.0.0/8"))
     if kind == "openai":
         from bestchat_openai import OpenAIProvider
 

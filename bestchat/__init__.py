@@ -32,6 +32,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_database(app, db)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    from bestchat.security.authn import init_auth
+
+    init_auth(app)
     sock.init_app(app)
     init_redis(app)
     init_rate_limiter(app)
@@ -61,6 +64,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_ws(app)
     app.register_blueprint(web.bp)
     register_error_handlers(app)
+    from bestchat.web.headers import init_headers
+
+    init_headers(app)
 
     from bestchat import plugins
 

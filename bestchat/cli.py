@@ -47,8 +47,6 @@ def main() -> None:
 def create_admin(email: str, password: str | None, if_none_exists: bool) -> None:
     """Create an admin account (or make an existing account admin and reset its password)."""
     from bestchat.errors import ApiError
-    from bestchat.extensions import db
-    from bestchat.security.passwords import hash_password
     from bestchat.services import accounts
 
     if if_none_exists and accounts.admin_count() > 0:
@@ -61,8 +59,7 @@ def create_admin(email: str, password: str | None, if_none_exists: bool) -> None
             accounts.register(email, password, role="admin")
         else:
             accounts.set_role(None, existing, "admin")
-            existing.password_hash = hash_password(password)
-            db.session.commit()
+            accounts.set_password(None, existing, password)
     except ApiError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Admin account: {email}")
@@ -87,7 +84,9 @@ def serve(host: str, port: int, workers: int) -> None:
     argv = [
         "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
         "--bind", f"{host}:{port}", "--worker-connections", "2000",
-        "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app",
+        "--graceful-timeout", "10", "--access-logfile", "-",
+        # (the access log without ?token= / ?ticket= values: bestchat.accesslog)
+        "--logger-class", "bestchat.accesslog.RedactingLogger", "wsgi:app",
     ]
     os.chdir(_repo_root())
     os.execv(_venv_bin("gunicorn"), argv)

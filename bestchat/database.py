@@ -1,6 +1,8 @@
 """Database engine setup.
 
-SQLite gets WAL, a busy timeout and enforced foreign keys. A server database gets a liveness
+SQLite gets WAL, a busy timeout and enforced foreign keys, and its file is readable by its
+owner only (0600, like the secrets under ``instance/``; SQLite gives its ``-wal`` and ``-shm``
+files the database file's mode). A server database gets a liveness
 check of pooled connections that were idle for ``DATABASE_PING_IDLE_SECONDS`` or more, when
 they are checked out (a connection the database dropped, after a restart for instance, is
 replaced before anyone uses it). SQLAlchemy's ``pool_pre_ping`` would check every checkout:
@@ -17,6 +19,7 @@ the path of each first token.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable, TypeVar
 
@@ -24,6 +27,7 @@ import gevent
 from flask import Flask
 from psycopg.rows import namedtuple_row
 from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
 
 from bestchat.extensions import db
 
@@ -38,9 +42,24 @@ def init_database(app: Flask, db) -> None:
     db.init_app(app)
     with app.app_context():
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            _private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config["SQLITE_BUSY_TIMEOUT_MS"]))
         else:
             _ping_when_idle(db.engine, float(app.config["DATABASE_PING_IDLE_SECONDS"]))
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file with mode 0600 before SQLite does (it would use 0644),
+    and take group and other access away from an existing one."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as error:  # e.g. a read-only file owned by someone else: SQLite will say more
+        log.warning("could not make %s private: %s", path, error)
 
 
 def _ping_when_idle(engine, idle_seconds: float) -> None:

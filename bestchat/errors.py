@@ -23,14 +23,17 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    """An error answered to the client as JSON with ``status``."""
+    """An error answered to the client as JSON with ``status``; ``details`` are more fields of
+    the error object for clients to act on (e.g. a limit's value)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
+                 details: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}
 
 
 def not_found(what: str = "resource") -> ApiError:
@@ -43,8 +46,9 @@ def account_disabled() -> ApiError:
     return ApiError(403, "account_disabled", "this account is disabled")
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None):
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, headers: dict | None = None,
+                   details: dict | None = None):
+    response = jsonify({"error": {**(details or {}), "code": code, "message": message}})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -63,7 +67,7 @@ def _wants_html() -> bool:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
-        return error_response(error.status, error.code, error.message, error.headers)
+        return error_response(error.status, error.code, error.message, error.headers, error.details)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):

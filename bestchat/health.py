@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from sqlalchemy import text
 
+from bestchat.api.openapi import documented, obj, string
 from bestchat.extensions import db
 from bestchat.redis_client import get_redis
 from bestchat.services.admission import get_admission
@@ -14,12 +15,16 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@documented(responses={200: obj({"status": string(enum=["ok"])}, ("status",))})
 def healthz():
     """The process is up."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@documented(responses={200: obj({"status": string(), "checks": {"type": "object"}, "mode": string()},
+                                ("status", "checks")),
+                       503: obj({"status": string(), "checks": {"type": "object"}}, ("status", "checks"))})
 def readyz():
     """Database and (when configured) Redis are reachable; 503 naming what is down.
 

@@ -6,7 +6,9 @@ A running job saves its message at least every ``STREAM_SAVE_INTERVAL`` seconds.
 machine gone): :func:`reap` marks it ``interrupted`` with the partial content the stream got
 to, and its clients receive ``message.failed`` with code ``interrupted``. Each pass then
 gives back the generation slots that such dead jobs never released
-(:func:`bestchat.services.admission.forget_finished`).
+(:func:`bestchat.services.admission.forget_finished`). Each message is reaped in its own
+transaction: one that cannot be saved is logged and left for the next pass, and never stops
+the others (nor the slots' release).
 
 :func:`start_reaper` runs it every ``REAPER_INTERVAL`` seconds in a greenlet of each web
 process (one process at a time, under a Redis lock) and once at startup. In embedded mode
@@ -16,7 +18,8 @@ jobs live in the web process, so at startup every unfinished message is an orpha
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import gevent
 from flask import Flask
@@ -44,21 +47,39 @@ def reap(app: Flask, *, orphans_only: bool = False) -> int:
     if orphans_only:
         stale = pending = now + timedelta(seconds=1)
     candidates = list(db.session.scalars(
-        select(Message).where(or_(
+        select(Message.id).where(or_(
             (Message.status == "streaming") & (Message.updated_at < stale),
             Message.status.in_(("pending", "queued")) & (Message.updated_at < pending),
         )).limit(BATCH)))
     db.session.commit()
     reaped = 0
-    for message in candidates:
-        cutoff = stale if message.status == "streaming" else pending
-        if message_status.interrupt(message, stale_before=cutoff) is not None:
+    for message_id in candidates:
+        if _reap_one(message_id, stale, pending):
             reaped += 1
-            log.warning("message %s was %s with no live job: marked interrupted", message.id, message.status)
     released = forget_finished(app)
     if released:
         log.warning("%d generation(s) ended without releasing their slot: released", released)
     return reaped
+
+
+def _reap_one(message_id: uuid.UUID, stale: datetime, pending: datetime) -> bool:
+    """Interrupt the message in its own transaction; False if it was not (finished or deleted
+    meanwhile, or the save failed: logged, and the next pass tries again)."""
+    try:
+        message = db.session.get(Message, message_id)
+        if message is None or message.status not in message_status.ACTIVE:
+            db.session.rollback()
+            return False
+        status = message.status
+        cutoff = stale if status == "streaming" else pending
+        if message_status.interrupt(message, stale_before=cutoff) is None:
+            return False
+    except Exception:  # noqa: BLE001 - one row must not stop the pass
+        db.session.rollback()
+        log.exception("could not reap message %s; the next pass tries again", message_id)
+        return False
+    log.warning("message %s was %s with no live job: marked interrupted", message_id, status)
+    return True
 
 
 def start_reaper(app: Flask) -> gevent.Greenlet:

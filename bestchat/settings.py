@@ -7,8 +7,10 @@ default secrets.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections import Counter
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -21,6 +23,10 @@ ENV_PREFIX = "BESTCHAT"
 # Values that must never sign a production session.
 _PLACEHOLDER_SECRETS = {"", "dev", "secret", "changeme", "change-me", "CHANGE-ME", "development"}
 MIN_SECRET_LENGTH = 32
+# Least entropy of a production SECRET_KEY, estimated from its characters' frequencies (bits):
+# random keys of 32+ characters (hex or URL-safe) estimate well above it, one character
+# repeated estimates 0.
+MIN_SECRET_BITS = 80
 
 
 class ConfigurationError(SystemExit):
@@ -86,6 +92,7 @@ def _derive(app: Flask) -> None:
 
     upload = Path(config["UPLOAD_FOLDER"])
     config["UPLOAD_FOLDER"] = str(upload if upload.is_absolute() else instance / upload)
+    _check_outbound(config)
 
 
 def _require_production_secrets(config) -> None:
@@ -95,10 +102,34 @@ def _require_production_secrets(config) -> None:
             "refusing to start: BESTCHAT_SECRET_KEY is missing or a placeholder "
             f"(set {MIN_SECRET_LENGTH}+ random characters)"
         )
+    if secret_bits(secret) < MIN_SECRET_BITS:
+        raise ConfigurationError(
+            "refusing to start: BESTCHAT_SECRET_KEY is not random enough (too few distinct "
+            "characters; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     if not config.get("ENCRYPTION_KEYS"):
         raise ConfigurationError(
             "refusing to start: BESTCHAT_ENCRYPTION_KEYS is missing (comma-separated Fernet keys)"
         )
+
+
+def secret_bits(secret: str) -> float:
+    """An estimate of a secret's entropy: its length times the Shannon entropy of its
+    character frequencies (0 for one repeated character)."""
+    counts = Counter(secret)
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values()) if secret else 0.0
+    return len(secret) * per_char
+
+
+def _check_outbound(config) -> None:
+    """Refuse to start on an OUTBOUND_ALLOW/DENY/ADMIN_ALLOW entry that is neither a CIDR, an
+    address nor a host name (rather than failing each outbound check later)."""
+    from bestchat.security.outbound import rules_from_config  # noqa: PLC0415
+
+    try:
+        rules_from_config(config)
+    except ValueError as error:
+        raise ConfigurationError(f"refusing to start: OUTBOUND_* setting: {error}") from None
 
 
 def _instance_secret(path: Path, make) -> str:

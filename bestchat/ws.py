@@ -1,18 +1,26 @@
 """The WebSocket endpoint ``/ws`` of the public contract: a thin adapter.
 
-The handshake is authenticated before the upgrade (session cookie from this origin, or
-``?token=<api token>``): a refused one gets a JSON 401/403, not a socket. Then each text frame
+The handshake is authenticated before the upgrade (session cookie from this origin, a
+single-use ``?ticket=`` from ``POST /api/v1/ws-ticket``, ``Authorization: Bearer <api token>``,
+or ``?token=<api token>``): a refused one gets a JSON 401/403, not a socket. Then each text frame
 is one command (``subscribe``, ``send``, ``cancel``, ``typing``, ``ping``) handed to the
 conversation service or the bus; everything the client receives goes through one
 :class:`Subscriber` and one writer greenlet. A bad frame (not JSON, unknown type, missing or
-wrong field, too big) or a failed command gets an ``error`` frame and the socket stays usable;
-no exception ever leaves the handler (Flask would write an HTTP 500 into the upgraded socket).
+wrong field, too big, nested too deep, text that cannot be stored: see
+:func:`bestchat.api.validation.parse_json`) or a failed command gets an ``error`` frame and
+the socket stays usable; no exception ever leaves the handler (Flask would write an HTTP 500
+into the upgraded socket).
+
+While it is open the socket keeps what it was opened with (:class:`SocketCredentials`) and
+re-checks it when the account's credentials change (a notice on the bus, from any web process:
+:mod:`bestchat.security.revocation`), every ``WS_AUTH_RECHECK`` seconds, and cheaply on each
+command; once they no longer hold, it gets an ``error`` frame and is closed with code 1008.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -22,12 +30,13 @@ from flask import Blueprint, Flask, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from bestchat.api.validation import field, parse_uuid
+from bestchat.api.validation import field, parse_json, parse_uuid
 from bestchat.errors import ApiError, not_found
 from bestchat.extensions import db, sock
 from bestchat.models import User
 from bestchat.models.chat import FINAL_STATUSES
-from bestchat.security.authn import user_for_token
+from bestchat.security import revocation, tickets
+from bestchat.security.authn import SocketCredentials, bearer_token, token_for
 from bestchat.services.conversations import ConversationManager, autocommit_reads
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
@@ -37,45 +46,66 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("ws", __name__)
 
+# Queued after the last frame of a socket whose credentials were revoked: the writer closes it.
+CLOSE = "socket.close"
+
 
 @bp.before_request
 def authenticate_handshake() -> None:
-    token = request.args.get("token")
+    ticket = request.args.get("ticket")
+    if ticket:
+        g.user, g.socket_credentials = tickets.redeem(ticket)
+        return
+    token = bearer_token() or request.args.get("token")
     if token:
-        g.user = user_for_token(token)
+        api_token = token_for(token)
+        g.user = api_token.user
+        g.socket_credentials = SocketCredentials.of_token(api_token)
         return
     if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized", "authentication required: session cookie or ?token=")
+        raise ApiError(401, "unauthorized",
+                       "authentication required: session cookie, ?ticket=, Bearer token or ?token=")
     origin = request.headers.get("Origin")
     if origin and urlsplit(origin).netloc != request.host:
         raise ApiError(403, "forbidden", "cross-origin WebSocket with a session cookie refused")
     g.user = current_user._get_current_object()
+    g.socket_credentials = SocketCredentials.of_session(g.user)
 
 
 @sock.route("/ws", bp=bp)
 def websocket(ws) -> None:
     user = g.user
     db.session.refresh(user)  # every column loaded: the socket keeps it (detached)
+    credentials = g.socket_credentials
     db.session.remove()  # hold no database connection for the socket's lifetime
-    ChatSocket(ws, current_app._get_current_object(), user).run()
+    ChatSocket(ws, current_app._get_current_object(), user, credentials).run()
 
 
 class ChatSocket:
     """One connected client."""
 
-    def __init__(self, ws, app: Flask, user: User):
+    def __init__(self, ws, app: Flask, user: User, credentials: SocketCredentials | None = None):
         self.ws = ws
         self.app = app
         self.user = user
+        self.credentials = credentials or SocketCredentials.of_account(user)
         self.subscriber = Subscriber(get_bus(app))
         self.max_frame = app.config["WS_MAX_FRAME"]
         self.owned: set[uuid.UUID] = set()
+        self.recheck_every = float(app.config["WS_AUTH_RECHECK"])
+        self._checked_at = time.monotonic()
+        self._stale = False  # a credentials change was announced: re-check before the next command
+        self._closed = False  # no more commands are handled
+        self._closing = False  # the writer sends what is queued, then closes the socket
+        self._stop_notices = self._follow_notices(app)
 
     def run(self) -> None:
         writer = gevent.spawn(self._write)
         try:
-            while not writer.dead:  # the writer ends when sending fails
+            while not writer.dead and not self._closed:  # the writer ends when sending fails
                 raw = self.ws.receive(timeout=5)
+                if time.monotonic() - self._checked_at >= self.recheck_every and not self._recheck():
+                    break
                 if raw is not None:
                     self._handle(raw)
         except ConnectionClosed:
@@ -83,34 +113,89 @@ class ChatSocket:
         except Exception:  # noqa: BLE001 - see the module docstring
             log.exception("websocket handler failed")
         finally:
+            if self._closing:
+                writer.join(timeout=1.0)  # the error frame and the close go out first
+            self._stop_notices()
             self.subscriber.close()
             writer.kill()
+
+    # ---- credentials ----------------------------------------------------------------------
+
+    def _follow_notices(self, app: Flask) -> Callable[[], None]:
+        """Re-check at once whenever the account's credentials change, in any web process."""
+        try:
+            return get_bus(app).subscribe(revocation.channel(self.user.id), self._on_notice)
+        except Exception as error:  # noqa: BLE001 - the periodic re-check remains
+            log.warning("socket cannot follow credential changes: %s", error)
+            return lambda: None
+
+    def _on_notice(self, _delivery) -> None:
+        # (a bus listener must not block: the re-check runs in a greenlet of its own; the bus's
+        # resynchronisation after a reconnect arrives here too, and re-checks as well)
+        self._stale = True
+        gevent.spawn(self._recheck)
+
+    def _recheck(self) -> bool:
+        """Whether the socket's credentials still hold; if not, say so and close it."""
+        self._stale = False
+        self._checked_at = time.monotonic()
+        try:
+            with self.app.app_context():
+                valid = self.credentials.still_valid()
+        except Exception:  # noqa: BLE001 - e.g. the database is restarting: check again later
+            log.exception("socket credentials check failed")
+            return True
+        if not valid:
+            self._revoked("credentials revoked")
+        return valid
+
+    def _revoked(self, reason: str) -> None:
+        """Send an ``error`` frame, then close (by the writer, after the frames queued before;
+        at once if it has not within a second)."""
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        self._error("unauthorized", "the credentials of this connection are no longer valid")
+        self.subscriber.send({"type": CLOSE, "reason": reason})
+        gevent.spawn_later(1.0, self._close, reason)
+
+    def _close(self, reason: str) -> None:
+        try:
+            self.ws.close(1008, reason)
+        except ConnectionClosed:
+            pass
 
     def _write(self) -> None:
         try:
             while True:
-                self.ws.send(self.subscriber.next().text)
+                delivery = self.subscriber.next()
+                if delivery.kind == CLOSE:
+                    return self._close(delivery.event["reason"])
+                self.ws.send(delivery.text)
         except ConnectionClosed:
             pass
         except Exception:  # noqa: BLE001
             log.exception("websocket writer failed")
 
     def _inactive(self) -> None:
+        self._closed = True
         self._error("unauthorized", "this account is no longer active")
         self.ws.close(1008, "account inactive")
 
-    def _error(self, code: str, message: str) -> None:
-        self.subscriber.send({"type": "error", "code": code, "message": message})
+    def _error(self, code: str, message: str, details: dict | None = None) -> None:
+        self.subscriber.send({**(details or {}), "type": "error", "code": code, "message": message})
 
     def _handle(self, raw: str | bytes) -> None:
+        if self._closed:
+            return
         if len(raw) > self.max_frame:
             return self._error("frame_too_large", f"frames are limited to {self.max_frame} bytes")
         if isinstance(raw, bytes):
             return self._error("invalid_frame", "frames must be JSON text")
         try:
-            frame = json.loads(raw)
-        except ValueError:
-            return self._error("invalid_json", "frame is not valid JSON")
+            frame = parse_json(raw)  # (too deep, or text that cannot be stored: an error frame too)
+        except ApiError as error:
+            return self._error(error.code, error.message)
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             return self._error("invalid_frame", "a frame is a JSON object with a string 'type'")
         if frame["type"] == "ping":
@@ -119,17 +204,21 @@ class ChatSocket:
         if handler is None:
             return self._error("unknown_type", f"unknown frame type '{frame['type'][:50]}'")
         try:
+            if self._stale and not self._recheck():
+                return
             with self.app.app_context():
                 user = self.user
                 if handler is not ChatSocket.send:  # (a send checks the account in its own query)
                     user = db.session.get(User, self.user.id)
                     if user is None or user.disabled:
                         return self._inactive()
+                    if not self.credentials.matches(user):
+                        return self._revoked("credentials revoked")
                 handler(self, ConversationManager(user), frame)
         except ApiError as error:
             if error.code == "account_disabled":
                 return self._inactive()
-            self._error(error.code, error.message)
+            self._error(error.code, error.message, error.details)
         except BusUnavailable as error:
             self._error("unavailable", str(error))
         except ConnectionClosed:

@@ -46,18 +46,31 @@ REGISTRATION_OPEN = True
 # Password policy.
 PASSWORD_MIN_LENGTH = 8
 
-# Rate limits as "count/seconds". Login counts every attempt, per client IP and per account.
+# Rate limits as "count/seconds". RATELIMIT_LOGIN_PER_IP counts every sign-in attempt of an
+# address. Wrong passwords are counted per source (a browser that signed in to the account
+# before, else the address: RATELIMIT_LOGIN_PER_DEVICE) and, from sources that never signed in
+# to the account, per account (RATELIMIT_LOGIN_PER_ACCOUNT): failures made elsewhere never
+# refuse the owner's correct password from a known browser or address (docs/security.md).
 RATELIMIT_LOGIN_PER_IP = "30/60"
 RATELIMIT_LOGIN_PER_ACCOUNT = "10/300"
+RATELIMIT_LOGIN_PER_DEVICE = "5/300"
+# Days an address that signed in to an account counts as known for it.
+LOGIN_KNOWN_ADDRESS_DAYS = 90
 RATELIMIT_REGISTER_PER_IP = "10/3600"
+# POST /api/v1/providers/<id>/test, per user (each test is an outbound request).
+RATELIMIT_PROVIDER_TEST = "10/60"
 
 # Number of reverse proxies in front of the server whose X-Forwarded-* headers are trusted.
 TRUSTED_PROXY_COUNT = 0
 
-# Session cookie hardening (SESSION_COOKIE_SECURE should be True behind HTTPS).
+# Session cookie hardening. Cookies are Secure whenever the request came over HTTPS (behind a
+# TLS-terminating proxy: set TRUSTED_PROXY_COUNT, or SESSION_COOKIE_SECURE = True).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False
+# Days a remember-me cookie ("remember": true at sign-in) keeps a browser signed in. Its token
+# is random, stored hashed, and revoked by sign-out, a password change or disabling the account.
+REMEMBER_DAYS = 30
 
 # Plugins: comma-separated allow-list (None = all installed; "" = none), safe mode (no
 # third-party plugins), and names to block.
@@ -104,6 +117,20 @@ WORKER_CONCURRENCY = 100
 # How many new answers may wait (status `queued`) once every slot is busy; beyond that a send
 # is refused at once with 503 `overloaded` (and Retry-After), nothing stored.
 GENERATION_QUEUE_LIMIT = 100
+# Answers one user may have active at once (pending, queued or streaming), counted across every
+# web and worker process. It keeps one account to a small share of the slots and the queue (a
+# few tabs or devices chatting at once), so no user can make every other user's sends
+# `overloaded`; beyond it a send is refused with 429 `too_many_generations` (and Retry-After),
+# nothing stored. 0 = no per-user limit (e.g. one trusted account driving a benchmark).
+USER_MAX_ACTIVE_GENERATIONS = 4
+# New answers one user may start (sends, edits, regenerations, /v1/chat/completions), as
+# "count/seconds", counted in the same atomic step; past it 429 `rate_limited` with
+# Retry-After, nothing stored. "" = no limit.
+RATELIMIT_SEND_PER_USER = "30/60"
+# Longest an answer may take, in seconds from its start: a longer one is ended `failed` with
+# code `too_long`, its partial content kept, so a slow provider (or one the user made slow)
+# cannot hold a generation slot for hours. 0 = no limit.
+GENERATION_MAX_SECONDS = 600
 # The reaper marks a streaming message whose heartbeat is older than REAPER_STALE_AFTER
 # seconds (or a pending one older than REAPER_PENDING_AFTER) as interrupted; it runs every
 # REAPER_INTERVAL seconds in each web process (under a Redis lock) and at startup.
@@ -114,5 +141,38 @@ REAPER_PENDING_AFTER = 900
 # seconds between server keep-alive pings.
 WS_MAX_FRAME = 512 * 1024
 WS_PING_INTERVAL = 25
+# An open WebSocket re-checks its credentials (token not revoked, session not ended, account
+# enabled, role unchanged) at once when they change, and also every this many seconds.
+WS_AUTH_RECHECK = 60
+# Seconds a single-use socket ticket (POST /api/v1/ws-ticket) stays valid.
+WS_TICKET_TTL = 30
 # Longest user message, in characters.
 MESSAGE_MAX_CHARS = 200000
+
+# ---- outbound connections (docs/security.md "Outbound access") ----
+# Every connection the server opens to an address a user chose (a provider's base_url) is
+# resolved and checked first, and made to the checked address only. Loopback, private,
+# link-local, CGNAT, multicast, reserved and cloud metadata addresses are refused unless listed
+# here. Entries are CIDRs ("10.0.0.0/8", "::1"), addresses or host names ("ollama.lan",
+# "*.lan"); from the environment as JSON: BESTCHAT_OUTBOUND_ALLOW='["10.0.0.0/8","ollama.lan"]'.
+# Allowed for every user's connections (a shared model server on the LAN):
+OUTBOUND_ALLOW = []
+# Allowed only for trusted connections: global configs and configs owned by an admin (a model
+# server on this machine, such as Ollama on localhost:11434). Ordinary users never get these.
+OUTBOUND_ADMIN_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
+# Refused for everyone, even public addresses and admins (wins over both allow lists).
+OUTBOUND_DENY = []
+# None: the system resolver. A function (host, port) -> [address, ...] replaces it (tests).
+OUTBOUND_RESOLVER = None
+# None: socket.create_connection. A function with its signature replaces it (tests).
+OUTBOUND_CONNECTOR = None
+
+# ---- the server's own cloud credentials (docs/security.md) ----
+# litellm model families that sign requests with credentials from the server's environment or
+# instance role (bedrock, sagemaker, vertex_ai...) are refused; families listed here are
+# allowed, for global configs only (an admin's decision to share the server's credentials).
+LITELLM_AMBIENT_CREDENTIAL_PROVIDERS = []
+# Worker processes remove cloud credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*...)
+# from their environment at start, so no provider library can pick them up. True keeps them
+# (needed when LITELLM_AMBIENT_CREDENTIAL_PROVIDERS is used).
+WORKER_KEEP_CLOUD_CREDENTIALS = False

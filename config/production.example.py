@@ -40,3 +40,9 @@ REGISTRATION_OPEN = False
 # them wait, a send is refused at once (503 `overloaded`, Retry-After) instead of hanging.
 WORKER_CONCURRENCY = 100
 GENERATION_QUEUE_LIMIT = 100
+# Each user's share (429 beyond it, nothing stored): answers in flight at once, and new answers
+# per window; keep the first well below the slots divided by the users chatting at once.
+USER_MAX_ACTIVE_GENERATIONS = 4
+RATELIMIT_SEND_PER_USER = "30/60"
+# Longest an answer may run (seconds); a longer one ends `failed` (`too_long`), text kept.
+GENERATION_MAX_SECONDS = 600

@@ -43,6 +43,18 @@ def test_embedded_secrets_are_generated_once_and_kept(tmp_path):
     assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_sqlite_database_file_is_private(tmp_path):
+    app = create_app({"INSTANCE_PATH": tmp_path, "DATABASE_URL": None})
+    with app.app_context():
+        from bestchat.extensions import db
+
+        db.create_all()
+        db.engine.dispose()
+    files = [tmp_path / "bestchat.db", tmp_path / "bestchat.db-wal"]
+    assert {oct(path.stat().st_mode & 0o777) for path in files if path.exists()} == {"0o600"}
+    assert (tmp_path / "bestchat.db").exists()
+
+
 def test_environment_overrides_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("BESTCHAT_REGISTRATION_OPEN", "false")
     monkeypatch.setenv("BESTCHAT_MAX_CONTENT_LENGTH", "1000")
@@ -59,8 +71,12 @@ def test_settings_file_is_loaded(tmp_path, monkeypatch):
     assert app.config["PASSWORD_MIN_LENGTH"] == 12
 
 
-@pytest.mark.parametrize("secret", [None, "", "changeme", "short-secret"])
-def test_production_refuses_missing_or_default_secret(tmp_path, secret):
+# A production secret key as `secrets.token_urlsafe(48)` makes one.
+REAL_SECRET = "q8ZJ3vN0_x7LrWm2Tb9-YhKc4PdUe6SgA1fQiXo5VnBjRtMwEzCkHlDuGyIaOsFp"
+
+
+@pytest.mark.parametrize("secret", [None, "", "changeme", "short-secret", "s" * 32, "ab" * 20])
+def test_production_refuses_missing_default_or_low_entropy_secret(tmp_path, secret):
     with pytest.raises(ConfigurationError) as info:
         create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY=secret,
                                ENCRYPTION_KEYS="x"))
@@ -69,7 +85,7 @@ def test_production_refuses_missing_or_default_secret(tmp_path, secret):
 
 def test_production_refuses_missing_encryption_keys(tmp_path):
     with pytest.raises(ConfigurationError, match="ENCRYPTION_KEYS"):
-        create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY="s" * 40,
+        create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY=REAL_SECRET,
                                ENCRYPTION_KEYS=None))
 
 
@@ -82,9 +98,9 @@ def test_celery_jobs_without_redis_are_refused(tmp_path):
 def test_production_starts_with_real_secrets(tmp_path):
     from cryptography.fernet import Fernet
 
-    app = create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY="s" * 40,
+    app = create_app(make_config("embedded", tmp_path, ENV_NAME="production", SECRET_KEY=REAL_SECRET,
                                  ENCRYPTION_KEYS=Fernet.generate_key().decode()))
-    assert app.config["SECRET_KEY"] == "s" * 40
+    assert app.config["SECRET_KEY"] == REAL_SECRET
     assert not (tmp_path / "instance" / "secret_key").exists()
 
 

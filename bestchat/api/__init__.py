@@ -1,15 +1,19 @@
 """The REST API: one blueprint under ``/api/v1``, one module per resource.
 
 Every request is authenticated first (``security.authn.authenticate``); views opt into
-requiring a user with ``login_required``. Errors are JSON (``bestchat.errors``).
+requiring a user with ``login_required``. Query parameters holding text the database cannot
+store are refused before any view runs (``validation.check_query_text``). Errors are JSON
+(``bestchat.errors``).
 """
 
 from flask import Blueprint
 
+from bestchat.api.validation import check_query_text
 from bestchat.security.authn import authenticate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate)
+bp.before_request(check_query_text)
 
 
 def _register_modules() -> None:

@@ -1,23 +1,41 @@
-"""Sign-up, sign-in and sign-out (``/api/v1/auth/...``); rate limited per IP and per account."""
+"""Sign-up, sign-in and sign-out (``/api/v1/auth/...``).
+
+Both sign-up and sign-in refuse requests a page of another site made (login CSRF,
+:func:`bestchat.security.csrf.check_same_origin`). Sign-in is throttled per address and, for
+wrong passwords, per source and account (:mod:`bestchat.security.ratelimit`). Sign-out ends
+every web session of the account (its session generation). ``POST /ws-ticket`` trades the
+request's credentials for a short-lived single-use WebSocket ticket
+(:mod:`bestchat.security.tickets`).
+"""
 
 from __future__ import annotations
 
-from flask import current_app, g, session
+from flask import current_app, g, jsonify, session
 from flask_login import login_user, logout_user
 
 from bestchat.api import bp
+from bestchat.api.openapi import documented, nullable, obj, ref, string
 from bestchat.api.validation import field, json_body
 from bestchat.errors import ApiError
-from bestchat.security.authn import client_ip, login_required
-from bestchat.security.csrf import csrf_token
+from bestchat.security import ratelimit, tickets
+from bestchat.security.authn import (
+    SocketCredentials, client_ip, forget_remember_cookie, login_required, remember,
+    set_remember_cookie,
+)
+from bestchat.security.csrf import check_same_origin, csrf_token
 from bestchat.security.ratelimit import limit
 from bestchat.serializers import user_json
 from bestchat.services import accounts
 
 
 @bp.post("/auth/register")
+@documented(body=obj({"email": string(320, format="email"), "password": string(1024),
+                      "display_name": nullable(string(120))},
+                     ("email", "password")),
+            responses={201: obj({"user": ref("User")}, ("user",))})
 def register():
     """Create an account. Body: {email, password, display_name?}. 201 with the user."""
+    check_same_origin()
     if not current_app.config["REGISTRATION_OPEN"]:
         raise ApiError(403, "registration_closed", "registration is closed on this server")
     limit("RATELIMIT_REGISTER_PER_IP", client_ip())
@@ -30,25 +48,63 @@ def register():
 
 
 @bp.post("/auth/login")
+@documented(body=obj({"email": string(320), "password": string(1024), "remember": nullable({"type": "boolean"})},
+                     ("email", "password")),
+            responses={200: obj({"user": ref("User"), "csrf_token": string()}, ("user", "csrf_token"))})
 def login():
-    """Sign in with {email, password, remember?}; sets the session cookie. 200 with the user
-    and the CSRF token to send as X-CSRF-Token on later unsafe requests."""
+    """Sign in with {email, password, remember?}; sets the session cookie (and with
+    ``remember`` a remember-me cookie). 200 with the user and the CSRF token to send as
+    X-CSRF-Token on later unsafe requests."""
+    check_same_origin()
     body = json_body()
     email = field(body, "email", max_length=320)
     password = field(body, "password", strip=False)
-    remember = field(body, "remember", bool, required=False, default=False)
-    limit("RATELIMIT_LOGIN_PER_IP", client_ip())
-    limit("RATELIMIT_LOGIN_PER_ACCOUNT", email.lower())
-    user = accounts.check_login(email, password)
+    remember_me = field(body, "remember", bool, required=False, default=False)
+    ip = client_ip()
+    limit("RATELIMIT_LOGIN_PER_IP", ip)
+    ratelimit.check_login_allowed(email, ip)
+    try:
+        user = accounts.check_login(email, password)
+    except ApiError as error:
+        if error.code == "invalid_credentials":
+            ratelimit.login_failed(email, ip)
+        raise
     session.clear()  # a fresh session on sign-in: no fixation
-    login_user(user, remember=remember)
-    return {"user": user_json(user), "csrf_token": csrf_token()}
+    login_user(user)
+    response = jsonify({"user": user_json(user), "csrf_token": csrf_token()})
+    if remember_me:
+        set_remember_cookie(response, remember(user))
+    forget_remember_cookie(response, legacy_only=remember_me)
+    ratelimit.login_succeeded(email, ip, response)
+    return response
 
 
 @bp.post("/auth/logout")
+@documented(responses={200: obj({"ok": {"type": "boolean"}, "user_id": string(format="uuid")},
+                                ("ok", "user_id"))})
 @login_required
 def logout():
-    """End the web session."""
+    """Sign out: ends every web session and remember-me cookie of the account."""
+    user_id = str(g.user.id)
+    if g.auth_method == "session":
+        accounts.logout(g.user)
     logout_user()
     session.clear()
-    return {"ok": True, "user_id": str(g.user.id)}
+    response = jsonify({"ok": True, "user_id": user_id})
+    forget_remember_cookie(response)
+    return response
+
+
+@bp.post("/ws-ticket")
+@documented(responses={201: obj({"ticket": string(), "expires_in": {"type": "integer"}},
+                                ("ticket", "expires_in"))})
+@login_required
+def ws_ticket():
+    """A single-use ticket opening one WebSocket as this user: ``/ws?ticket=<ticket>`` within
+    ``expires_in`` seconds. It keeps API tokens out of URLs (and so out of access logs)."""
+    if g.auth_method == "token":
+        credentials = SocketCredentials(g.user.id, g.user.role, token_id=g.api_token_id)
+    else:
+        credentials = SocketCredentials.of_session(g.user)
+    ticket, expires_in = tickets.issue(credentials)
+    return {"ticket": ticket, "expires_in": expires_in}, 201

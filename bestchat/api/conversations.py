@@ -10,7 +10,8 @@ from typing import Any
 from flask import g, request
 
 from bestchat.api import bp
-from bestchat.api.validation import field, int_arg, json_body, parse_uuid
+from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, query, ref, string
+from bestchat.api.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 from bestchat.errors import ApiError
 from bestchat.security.authn import login_required
 from bestchat.serializers import conversation_json, message_json
@@ -29,6 +30,11 @@ def conversation_fields(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/conversations")
+@documented(parameters=[query("q", string(), "search titles and message text"),
+                        query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                        query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT})],
+            responses={200: obj({"conversations": array(ref("Conversation")), "has_more": {"type": "boolean"}},
+                                ("conversations", "has_more"))})
 @login_required
 def list_conversations():
     """The user's conversations, most recently active first. ``?q=`` searches titles and
@@ -40,14 +46,18 @@ def list_conversations():
 
 
 @bp.post("/conversations")
+@documented(body=fields_schema(FIELDS), responses={201: ref("Conversation")})
 @login_required
 def create_conversation():
-    """Create a conversation. Body: {title?, model?, system_prompt?, settings?}. 201."""
+    """Create a conversation. Body: {title?, model?, system_prompt?, settings?}. 201.
+    ``settings`` (provider options) are checked against the installed providers' options:
+    400 ``unknown_setting`` or ``invalid_setting`` naming the setting, nothing stored."""
     conversation = ConversationManager(g.user).create(**conversation_fields(json_body()))
     return conversation_json(conversation), 201
 
 
 @bp.get("/conversations/<conversation_id>")
+@documented(responses={200: ref("Conversation")})
 @login_required
 def get_conversation(conversation_id: str):
     """One conversation."""
@@ -55,15 +65,18 @@ def get_conversation(conversation_id: str):
 
 
 @bp.patch("/conversations/<conversation_id>")
+@documented(body=fields_schema(FIELDS), responses={200: ref("Conversation")})
 @login_required
 def update_conversation(conversation_id: str):
-    """Rename or reconfigure. Body: any of {title, model, system_prompt, settings}."""
+    """Rename or reconfigure. Body: any of {title, model, system_prompt, settings}. New
+    ``settings`` are checked as at creation (400, nothing changed)."""
     changes = conversation_fields(json_body())
     conversation = ConversationManager(g.user).update(parse_uuid(conversation_id, "conversation"), **changes)
     return conversation_json(conversation)
 
 
 @bp.delete("/conversations/<conversation_id>")
+@documented(responses={204: None})
 @login_required
 def delete_conversation(conversation_id: str):
     """Delete a conversation and its messages (running answers are stopped). 204."""
@@ -72,6 +85,12 @@ def delete_conversation(conversation_id: str):
 
 
 @bp.get("/conversations/<conversation_id>/messages")
+@documented(parameters=[query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                        query("before", string(format="uuid"), "a message id: the page before it")],
+            responses={200: obj({"messages": array(ref("Message")),
+                                 "siblings": {"type": "object", "additionalProperties": array(string())},
+                                 "leaf_id": nullable(string(format="uuid")), "has_more": {"type": "boolean"}},
+                                ("messages", "siblings", "leaf_id", "has_more"))})
 @login_required
 def list_messages(conversation_id: str):
     """Messages of every branch, newest page first, each page oldest to newest.
@@ -89,6 +108,11 @@ def list_messages(conversation_id: str):
 
 
 @bp.post("/conversations/<conversation_id>/messages")
+@documented(body=obj({"content": string(minLength=1), "model": nullable(string(200)),
+                      "attachments": nullable(array(string(format="uuid"))),
+                      "parent_id": nullable(string(format="uuid")), "client_id": nullable(string(100))},
+                     ("content",)),
+            responses={202: ref("Exchange"), 503: ref("Error")})
 @login_required
 def send_message(conversation_id: str):
     """Send a message; its answer is generated on a worker. 202 {user_message, assistant_message}.

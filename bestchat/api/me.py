@@ -1,4 +1,4 @@
-"""The signed-in user (``/api/v1/me``): profile, data export and account deletion."""
+"""The signed-in user (``/api/v1/me``): profile, password, data export and account deletion."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from flask import g, session
 from flask_login import logout_user
 
 from bestchat.api import bp
+from bestchat.api.openapi import documented, obj, ref, string
 from bestchat.api.validation import field, json_body
 from bestchat.security.authn import login_required
 from bestchat.security.csrf import csrf_token
@@ -14,6 +15,8 @@ from bestchat.services import accounts
 
 
 @bp.get("/me")
+@documented(responses={200: obj({"user": ref("User"), "auth": string(enum=["session", "token"]),
+                                 "csrf_token": string()}, ("user", "auth"))})
 @login_required
 def me():
     """The current user, how they authenticated, and (for the web session) the CSRF token."""
@@ -24,6 +27,7 @@ def me():
 
 
 @bp.get("/me/export")
+@documented(responses={200: {"type": "object"}})
 @login_required
 def export():
     """Everything the user owns as one JSON document (GDPR export)."""
@@ -31,7 +35,25 @@ def export():
     return response_body, 200, {"Content-Disposition": 'attachment; filename="bestchat-export.json"'}
 
 
+@bp.post("/me/password")
+@documented(body=obj({"current_password": string(1024), "new_password": string(1024)},
+                     ("current_password", "new_password")), responses={204: None})
+@login_required
+def change_password():
+    """Change the password. Body: {current_password, new_password}. 204. Every web session of
+    the account ends (this one too: sign in again) and its open sockets close; API tokens stay."""
+    body = json_body()
+    current = field(body, "current_password", strip=False)
+    new = field(body, "new_password", strip=False)
+    accounts.change_password(g.user, current, new)
+    if g.auth_method == "session":
+        logout_user()
+        session.clear()
+    return "", 204
+
+
 @bp.delete("/me")
+@documented(body=obj({"password": string()}, ("password",)), responses={204: None})
 @login_required
 def delete_me():
     """Delete the account and everything it owns. Body: {password}. 204."""

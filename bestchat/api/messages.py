@@ -11,7 +11,8 @@ from __future__ import annotations
 from flask import Response, g, request
 
 from bestchat.api import bp
-from bestchat.api.validation import field, int_arg, json_body, parse_uuid
+from bestchat.api.openapi import documented, nullable, obj, query, ref, string
+from bestchat.api.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 from bestchat.errors import ApiError
 from bestchat.extensions import db
 from bestchat.models.chat import FINAL_STATUSES
@@ -27,6 +28,7 @@ KEEPALIVE_SECONDS = 15
 
 
 @bp.get("/messages/<message_id>")
+@documented(responses={200: ref("Message")})
 @login_required
 def get_message(message_id: str):
     """One message."""
@@ -34,6 +36,8 @@ def get_message(message_id: str):
 
 
 @bp.patch("/messages/<message_id>")
+@documented(body=obj({"content": string(minLength=1), "model": nullable(string(200))}, ("content",)),
+            responses={202: ref("Exchange"), 503: ref("Error")})
 @login_required
 def edit_message(message_id: str):
     """Edit a user message: a new branch (sibling of it) with a new answer; the old branch
@@ -46,6 +50,7 @@ def edit_message(message_id: str):
 
 
 @bp.post("/messages/<message_id>/cancel")
+@documented(responses={200: obj({"message": ref("Message")}, ("message",))})
 @login_required
 def cancel_message(message_id: str):
     """Stop generating this answer (its partial content is kept). 200 {message}."""
@@ -53,6 +58,8 @@ def cancel_message(message_id: str):
 
 
 @bp.post("/messages/<message_id>/regenerate")
+@documented(body=obj({"model": nullable(string(200))}), body_required=False,
+            responses={202: obj({"assistant_message": ref("Message")}, ("assistant_message",)), 503: ref("Error")})
 @login_required
 def regenerate_message(message_id: str):
     """A new answer in place of this one, as a sibling branch. Body: {model?}. 202 {assistant_message}."""
@@ -63,6 +70,11 @@ def regenerate_message(message_id: str):
 
 
 @bp.get("/messages/<message_id>/stream")
+@documented(parameters=[query("after", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+                              "resume after this chunk seq"),
+                        {"name": "Last-Event-ID", "in": "header", "required": False,
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}}],
+            responses={200: {"x-media": "text/event-stream", **ref("SseEvent")}})
 @login_required
 def stream_message(message_id: str):
     """The answer's events as ``text/event-stream``; ``?after=<seq>`` or ``Last-Event-ID`` resumes."""
@@ -102,8 +114,8 @@ def _last_event_id() -> int | None:
         value = int(raw)
     except ValueError:
         raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a chunk seq") from None
-    if value < 0:
-        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be 0 or more")
+    if not 0 <= value <= MAX_INT:
+        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a seq from 0 to 2**63-1")
     return value
 
 

@@ -11,9 +11,11 @@ from typing import Any
 from flask import g
 
 from bestchat.api import bp
+from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, ref, string
 from bestchat.api.validation import field, json_body, parse_uuid
 from bestchat.models import ProviderConfig
 from bestchat.security.authn import login_required
+from bestchat.security.ratelimit import limit
 from bestchat.serializers import provider_config_json
 from bestchat.services import provider_configs
 
@@ -35,14 +37,20 @@ def _values() -> dict[str, Any]:
 
 
 def _json(config: ProviderConfig) -> dict:
+    """A config as its viewer may see it: a global config's key tail, address and options
+    are the admins' (they tell an ordinary user where the server's own connections go)."""
     data = provider_config_json(config)
     data["editable"] = provider_configs.can_edit(g.user, config)
     if not data["editable"]:
         data["key_last4"] = None
+        data["base_url"] = None
+        data["options"] = {}
     return data
 
 
 @bp.get("/providers")
+@documented(responses={200: obj({"providers": array(ref("ProviderConfig")), "provider_types": array({})},
+                                ("providers", "provider_types"))})
 @login_required
 def list_providers():
     """The user's provider configs and the global ones (``editable`` false for non-admins),
@@ -54,6 +62,7 @@ def list_providers():
 
 
 @bp.post("/providers")
+@documented(body=fields_schema(_FIELDS, required=("provider",)), responses={201: ref("ProviderConfig")})
 @login_required
 def create_provider():
     """Create a config. Body: {provider, name?, api_key?, base_url?, enabled_models?,
@@ -62,6 +71,7 @@ def create_provider():
 
 
 @bp.get("/providers/<config_id>")
+@documented(responses={200: ref("ProviderConfig")})
 @login_required
 def get_provider(config_id: str):
     """One config (the user's own or a global one)."""
@@ -69,6 +79,7 @@ def get_provider(config_id: str):
 
 
 @bp.put("/providers/<config_id>")
+@documented(body=fields_schema(_FIELDS), responses={200: ref("ProviderConfig")})
 @login_required
 def update_provider(config_id: str):
     """Update the given fields. An omitted api_key keeps the stored key; null removes it."""
@@ -77,6 +88,7 @@ def update_provider(config_id: str):
 
 
 @bp.delete("/providers/<config_id>")
+@documented(responses={204: None})
 @login_required
 def delete_provider(config_id: str):
     """Delete a config. 204."""
@@ -85,7 +97,14 @@ def delete_provider(config_id: str):
 
 
 @bp.post("/providers/<config_id>/test")
+@documented(responses={200: obj({"ok": {"type": "boolean"}, "model": nullable(string()),
+                                 "error": nullable({"type": ["string", "object"]}),
+                                 "code": nullable(string()), "detail": nullable(string())}, ("ok",))})
 @login_required
 def test_provider(config_id: str):
-    """Check a config's key with a one-token request: {ok, model?, error?} (error key-free)."""
-    return provider_configs.check_config(g.user, parse_uuid(config_id, "provider config"))
+    """Check a config with a one-token request: {ok, model?} or {ok: false, code, error,
+    detail?} (key-free; ``detail``, the upstream's own words, only for admins). Rate-limited
+    per user (``RATELIMIT_PROVIDER_TEST``): each test is an outbound request."""
+    config_uuid = parse_uuid(config_id, "provider config")
+    limit("RATELIMIT_PROVIDER_TEST", str(g.user.id))
+    return provider_configs.check_config(g.user, config_uuid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g
 
 from bestchat.api import bp
+from bestchat.api.openapi import array, documented, obj, ref, string
 from bestchat.api.validation import field, json_body, parse_uuid
 from bestchat.security.authn import login_required
 from bestchat.serializers import token_json
@@ -12,6 +13,8 @@ from bestchat.services import accounts
 
 
 @bp.post("/tokens")
+@documented(body=obj({"name": string(100)}, ("name",)),
+            responses={201: {"allOf": [ref("Token"), obj({"token": string()}, ("token",))]}})
 @login_required
 def create_token():
     """Create a token. Body: {name}. 201 with the token and its plaintext ``token``, shown once."""
@@ -21,6 +24,7 @@ def create_token():
 
 
 @bp.get("/tokens")
+@documented(responses={200: obj({"tokens": array(ref("Token"))}, ("tokens",))})
 @login_required
 def list_tokens():
     """The user's tokens (never their plaintext), newest first."""
@@ -28,6 +32,7 @@ def list_tokens():
 
 
 @bp.get("/tokens/<token_id>")
+@documented(responses={200: ref("Token")})
 @login_required
 def get_token(token_id: str):
     """One token's metadata."""
@@ -35,6 +40,7 @@ def get_token(token_id: str):
 
 
 @bp.delete("/tokens/<token_id>")
+@documented(responses={204: None})
 @login_required
 def revoke_token(token_id: str):
     """Revoke a token; it stops working at once. 204."""

@@ -7,32 +7,44 @@ from datetime import date, datetime, timedelta, timezone
 from flask import g, request
 
 from bestchat.api import bp
+from bestchat.api.openapi import documented, query, ref, string
 from bestchat.errors import ApiError
 from bestchat.security.authn import login_required
 from bestchat.services import usage
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# The dates a report may cover: every day of them, and the day after the last, is a datetime.
+FIRST_DATE = date(1970, 1, 1)
+LAST_DATE = date(9999, 12, 30)
 
 
 def _date_arg(name: str, default: date) -> date:
+    """The date query parameter ``name``; 400 unless a date in ``FIRST_DATE..LAST_DATE``."""
     raw = request.args.get(name)
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw[:10])
+        value = date.fromisoformat(raw[:10])
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"'{name}' must be a date (YYYY-MM-DD)") from None
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ApiError(400, "invalid_parameter",
+                       f"'{name}' must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}")
+    return value
 
 
 @bp.get("/usage")
+@documented(parameters=[query("from", string(format="date"), "first day (UTC), inclusive"),
+                        query("to", string(format="date"), "last day (UTC), inclusive")],
+            responses={200: ref("Usage")})
 @login_required
 def get_usage():
-    """Tokens and cost per day (UTC) and per model. Query: from, to (YYYY-MM-DD, inclusive;
-    default the last 30 days, at most 366 days)."""
+    """Tokens and cost per day (UTC) and per model. Query: from, to (YYYY-MM-DD, inclusive,
+    1970-01-01 to 9999-12-30; default the last 30 days, at most 366 days)."""
     today = datetime.now(timezone.utc).date()
     last = _date_arg("to", today)
-    first = _date_arg("from", last - timedelta(days=DEFAULT_DAYS - 1))
+    first = _date_arg("from", max(FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1)))
     if first > last:
         raise ApiError(400, "invalid_parameter", "'from' must not be after 'to'")
     if (last - first).days >= MAX_DAYS:

@@ -5,7 +5,9 @@ as a string or a list of text parts), ``stream``, ``stream_options.include_usage
 ``temperature``, ``top_p``, ``max_tokens``/``max_completion_tokens``, ``n`` = 1. Requests that
 need what this endpoint cannot do (``n`` > 1, tools or functions, logprobs, tool messages,
 image/audio parts) are refused with a 400 naming the ``param``; every other field is ignored,
-as OpenAI ignores fields it does not know.
+as OpenAI ignores fields it does not know. The body is read as every JSON body is
+(:func:`bestchat.api.validation.request_json`): sent as ``application/json`` (else 415), at
+most ``MAX_JSON_DEPTH`` levels deep, no text the database cannot store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bestchat.api.validation import request_json
 from bestchat.errors import ApiError
 from bestchat.providers.base import ProviderOptions
 
@@ -41,6 +44,17 @@ class ChatRequest:
     options: dict[str, Any]
     stream: bool
     include_usage: bool
+
+
+def read_chat_request() -> ChatRequest:
+    """The current request's body as a :class:`ChatRequest`, or an :class:`ApiError`."""
+    try:
+        body = request_json()
+    except ApiError as error:
+        if error.status != 400:
+            raise
+        raise InvalidRequest(error.message, None, error.code) from None
+    return parse_chat_request(body)
 
 
 def parse_chat_request(body: Any) -> ChatRequest:

@@ -38,6 +38,7 @@ FAILURES: dict[str, tuple[int, bool]] = {
     "provider_rate_limited": (429, True),
     "provider_unavailable": (502, True),
     "provider_timeout": (504, True),
+    "too_long": (504, False),
     "unavailable": (503, True),
 }
 
@@ -50,7 +51,8 @@ def error_type(status: int) -> str:
 
 def error_body(error: ApiError) -> dict[str, Any]:
     """OpenAI's error object; ``code`` is BestChat's code, so it is our shape plus type/param."""
-    return {"error": {"message": error.message, "type": error_type(error.status), "code": error.code,
+    return {"error": {**getattr(error, "details", {}), "message": error.message,
+                      "type": error_type(error.status), "code": error.code,
                       "param": getattr(error, "param", None)}}
 
 

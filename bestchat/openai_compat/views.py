@@ -16,16 +16,17 @@ import time
 import uuid
 from typing import Any
 
-from flask import Response, g, request, stream_with_context
+from flask import Response, g, stream_with_context
 
+from bestchat.api.openapi import array, documented, nullable, obj, ref, string
 from bestchat.errors import ApiError
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.openai_compat import bp
-from bestchat.openai_compat.parsing import InvalidRequest, parse_chat_request
+from bestchat.openai_compat.parsing import MODEL_MAX, InvalidRequest, read_chat_request
 from bestchat.openai_compat.replies import Completion, failure, stream, wait_for_end
 from bestchat.providers import registry
-from bestchat.providers.base import ProviderError
+from bestchat.providers.base import ProviderError, ProviderOptions
 from bestchat.security.authn import login_required
 from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import get_bus
@@ -37,8 +38,26 @@ log = logging.getLogger(__name__)
 CREATED_VIA = "openai_api"
 CONVERSATION_HEADER = "X-BestChat-Conversation-Id"
 
+# The request body of a chat completion, for the OpenAPI document; the option bounds are
+# ProviderOptions' own (the ones parsing checks them against).
+_OPTIONS = ProviderOptions.model_json_schema()["properties"]
+_TEXT_PARTS = array(obj({"type": string(enum=["text"]), "text": string()}, ("type", "text")))
+CHAT_REQUEST = obj({
+    "model": string(MODEL_MAX, minLength=1),
+    "messages": {**array(obj({"role": string(enum=["system", "developer", "user", "assistant"]),
+                              "content": {"anyOf": [string(), _TEXT_PARTS]}}, ("role", "content"))),
+                 "minItems": 1},
+    "stream": nullable({"type": "boolean"}),
+    "stream_options": nullable(obj({"include_usage": nullable({"type": "boolean"})})),
+    "temperature": _OPTIONS["temperature"], "top_p": _OPTIONS["top_p"],
+    "max_tokens": _OPTIONS["max_tokens"], "max_completion_tokens": _OPTIONS["max_tokens"],
+    "n": nullable({"type": "integer", "enum": [1]}),
+}, ("model", "messages"))
+
 
 @bp.get("/models")
+@documented(responses={200: obj({"object": string(enum=["list"]), "data": array(ref("OpenAIModel"))},
+                                ("object", "data"))})
 @login_required
 def list_models():
     """The models this token's user may use, as OpenAI's model list."""
@@ -46,6 +65,7 @@ def list_models():
 
 
 @bp.get("/models/<path:model>")
+@documented(responses={200: ref("OpenAIModel")})
 @login_required
 def get_model(model: str):
     """One model by id (e.g. ``demo/demo``); 404 when this user may not use it."""
@@ -56,6 +76,12 @@ def get_model(model: str):
 
 
 @bp.post("/chat/completions")
+@documented(body=CHAT_REQUEST, responses={
+    200: {"content": {"application/json": obj({"id": string(), "object": string(enum=["chat.completion"]),
+                                                "choices": array({"type": "object"})}, ("id", "object", "choices")),
+                      # with stream: each event's data is a chat.completion.chunk, then [DONE]
+                      "text/event-stream": obj({"data": string()}, ("data",))}},
+    503: ref("OpenAIError")})
 @login_required
 def chat_completions():
     """Create a chat completion (OpenAI-compatible), streamed as server-sent chunks with ``stream``.
@@ -64,7 +90,7 @@ def chat_completions():
     max_tokens? | max_completion_tokens?, n? (1 only)}; other fields are ignored. Each call is
     stored as a new conversation of the token's user (its id in ``X-BestChat-Conversation-Id``).
     """
-    chat = parse_chat_request(request.get_json(force=True, silent=True))
+    chat = read_chat_request()
     _check_model(g.user, chat.model)
     answer = ConversationManager(g.user).start_from_transcript(
         chat.transcript, model=chat.model, system_prompt=chat.system_prompt,

@@ -56,6 +56,10 @@ class ProviderError(Exception):
 
     retryable: ClassVar[bool] = False
     code: ClassVar[str] = "provider_error"
+    # What the upstream said (its error text, the kind of connection failure), key-free but
+    # otherwise as received: shown only to the admin who owns the connection, never to users
+    # (an address a user chose may be an internal service). ``message`` stays short.
+    detail: str | None = None
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
@@ -92,6 +96,13 @@ class ProviderBadRequest(ProviderError):
     code = "provider_bad_request"
 
 
+class ProviderAddressRefused(ProviderError):
+    """The outbound policy refuses the provider's address (``bestchat.security.outbound``);
+    nothing was sent. Another target may still serve the request."""
+    retryable = True
+    code = "provider_address_refused"
+
+
 # ---- configuration handed to a provider -----------------------------------------------------
 
 class ProviderOptions(BaseModel):
@@ -112,6 +123,11 @@ class ProviderSettings:
     base_url: str | None = None
     models: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    # The outbound policy every connection of this provider goes through
+    # (bestchat.security.outbound.Policy); None means the strictest (public addresses only).
+    outbound: Any = None
+    # Whether the config is a global one (made by an admin for everyone).
+    is_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,16 @@ class Provider:
 
     def __init__(self, settings: ProviderSettings | None = None):
         self.settings = settings or ProviderSettings()
+
+    @property
+    def outbound(self):
+        """The outbound policy for this provider's connections (``settings.outbound``, else
+        the strictest): use it for every connection to a configured address."""
+        if self.settings.outbound is None:
+            from bestchat.security.outbound import strict_policy  # noqa: PLC0415
+
+            self.settings.outbound = strict_policy()
+        return self.settings.outbound
 
     def models(self) -> list[ModelInfo]:
         """Models this configured provider offers (defaults to the configured list)."""

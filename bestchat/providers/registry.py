@@ -11,16 +11,21 @@ The generation pipeline calls three functions:
   (connection, timeout, 5xx, 429) before the first event moves on to the next target; after the
   first event nothing is retried.
 
+A conversation's ``settings`` become the options of every provider its answers reach; they
+are checked once, when the conversation is created or changed (:func:`check_settings`), not
+when an answer is generated.
+
 Provider classes come from the plugin manager (``bestchat.plugins.get_providers()``). Errors
 raised from here never contain an API key.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from flask import current_app
 from pydantic import ValidationError
@@ -29,8 +34,9 @@ from sqlalchemy import bindparam, or_, select
 from bestchat import crypto, plugins
 from bestchat.errors import ApiError
 from bestchat.extensions import db
+from bestchat.security import outbound
 from bestchat.models import ProviderConfig, User
-from bestchat.providers import models_cache
+from bestchat.providers import models_cache, wire
 from bestchat.providers.base import (
     Event, ModelInfo, Provider, ProviderAuthError, ProviderBadRequest, ProviderError,
     ProviderOptions, ProviderSettings,
@@ -38,7 +44,7 @@ from bestchat.providers.base import (
 
 log = logging.getLogger(__name__)
 
-REDACTED = "[redacted]"
+REDACTED = wire.REDACTED
 
 
 @dataclass
@@ -78,24 +84,39 @@ def is_builtin(cls: type[Provider]) -> bool:
     return not cls.needs_key and not cls.needs_base_url
 
 
-def build_provider(cls: type[Provider], config: ProviderConfig | ConfigValues | None) -> Provider:
-    """An instance of ``cls`` for ``config`` (decrypting its key), or a bare built-in one."""
+def build_provider(cls: type[Provider], config: ProviderConfig | ConfigValues | None, *,
+                   admin: bool | Callable[[], bool] = False) -> Provider:
+    """An instance of ``cls`` for ``config`` (decrypting its key), or a bare built-in one.
+
+    Its connections go through the outbound policy of its owner: trusted for a global config,
+    and for a user's own config when that user is an ``admin`` (a bool, or a function asked only
+    if an address needs it)."""
     if config is None:
-        return cls(ProviderSettings())
+        return cls(ProviderSettings(outbound=outbound.policy_for(False)))
+    is_global = config.user_id is None
     key = crypto.decrypt(config.api_key_encrypted) if config.api_key_encrypted else None
     return cls(ProviderSettings(
         api_key=key, base_url=config.base_url, models=list(config.enabled_models or []),
-        options=dict(config.options or {}),
+        options=dict(config.options or {}), is_global=is_global,
+        outbound=outbound.policy_for(True if is_global else admin),
     ))
 
 
+def user_is_admin(user_id: uuid.UUID) -> bool:
+    """Whether ``user_id`` is an admin, read on its own connection (callers may be streaming)."""
+    with db.engine.connect() as connection:
+        return connection.execute(select(User.role).where(User.id == user_id)).scalar() == "admin"
+
+
 def redact(error: ProviderError, provider: Provider) -> ProviderError:
-    """``error`` with the provider's key removed from its message (providers should never put
-    it there; this makes sure)."""
-    key = provider.settings.api_key
-    if key and key in error.message:
-        error.message = error.message.replace(key, REDACTED)
-        error.args = (error.message,)
+    """``error`` with the provider's key removed from its message in any common encoding
+    (providers should never put it there; this makes sure)."""
+    message = wire.redact(error.message, provider.settings.api_key)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
+    if error.detail:
+        error.detail = wire.redact(error.detail, provider.settings.api_key)
     return error
 
 
@@ -115,6 +136,7 @@ class ConfigValues(NamedTuple):
     enabled_models: list[Any]
     fallbacks: list[Any]
     options: dict[str, Any]
+    user_id: uuid.UUID | str | None = None  # None: a global config
 
 
 # Built once: they are read at the start of every generation. (The generation job's claim on
@@ -141,7 +163,7 @@ def available_models(user: User) -> list[dict[str, Any]]:
         cls = classes.get(config.provider)
         if cls is not None:
             source = "global" if config.user_id is None else "user"
-            for info in _config_models(cls, config):
+            for info in _config_models(cls, config, user.is_admin):
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, source))
     for cls in classes.values():
         if is_builtin(cls):
@@ -152,9 +174,9 @@ def available_models(user: User) -> list[dict[str, Any]]:
     return result
 
 
-def _config_models(cls: type[Provider], config: ProviderConfig) -> list[ModelInfo]:
+def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> list[ModelInfo]:
     try:
-        return build_provider(cls, config).models()
+        return build_provider(cls, config, admin=admin).models()
     except crypto.DecryptionError as error:
         log.warning("provider config %s skipped: %s", config.id, error)
     except ProviderError as error:
@@ -192,7 +214,8 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
     classes = provider_classes()
     if configs is None:
         configs = enabled_configs(user_id)
-    targets, pending = _serving(model_id, classes, configs)
+    admin = functools.cache(lambda: user_is_admin(user_id))
+    targets, pending = _serving(model_id, classes, configs, admin)
     seen_models = {model_id}
     seen_targets = {(t.config_id, t.model_id) for t in targets}
     while pending:
@@ -201,7 +224,7 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
             continue
         seen_models.add(fallback)
         try:
-            more, fallbacks = _serving(fallback, classes, configs)
+            more, fallbacks = _serving(fallback, classes, configs, admin)
         except (ApiError, ProviderAuthError) as error:
             log.info("fallback %s skipped: %s", fallback, error)
             continue
@@ -214,7 +237,8 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
 
 
 def _serving(model_id: str, classes: dict[str, type[Provider]],
-             configs: Sequence[ProviderConfig | ConfigValues]) -> tuple[list[Target], list[str]]:
+             configs: Sequence[ProviderConfig | ConfigValues],
+             admin: Callable[[], bool]) -> tuple[list[Target], list[str]]:
     """The targets serving ``model_id`` directly, and the fallbacks their configs name."""
     provider_name, _, model = model_id.partition("/")
     cls = classes.get(provider_name)
@@ -230,7 +254,7 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
             key_missing = True
             continue
         try:
-            provider = build_provider(cls, config)
+            provider = build_provider(cls, config, admin=admin)
         except crypto.DecryptionError as error:
             log.warning("provider config %s skipped: %s", config.id, error)
             key_missing = True
@@ -246,6 +270,43 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
             f"provider '{provider_name}' needs an API key: add one in your provider settings"
         )
     raise unknown_model(model_id)
+
+
+# ---- conversation settings ----------------------------------------------------------------
+
+# Settings the server itself keeps in a conversation (not provider options), with their types.
+SERVER_SETTINGS: dict[str, type] = {"created_via": str}
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """400 unless every one of a conversation's ``settings`` is an option of an installed
+    provider (or a :data:`SERVER_SETTINGS` entry) and valid for every provider that has it.
+
+    All providers, not only the conversation model's: a message may name another model, and
+    failover may reach another provider; each receives the settings it knows. The providers'
+    ``Options`` bound the values (so no setting can make one answer hold a slot for hours).
+    Errors name the setting: ``unknown_setting`` or ``invalid_setting``."""
+    classes = provider_classes()
+    for name, value in settings.items():
+        if name in SERVER_SETTINGS:
+            if not isinstance(value, SERVER_SETTINGS[name]) or len(str(value)) > 100:
+                raise _invalid_setting(name, "must be a short text (it is set by the server)")
+            continue
+        owners = [cls for cls in classes.values() if name in cls.Options.model_fields]
+        if not owners:
+            raise ApiError(400, "unknown_setting",
+                           f"'settings.{name}' is not an option of any installed provider")
+        for cls in owners:
+            try:
+                cls.Options.model_validate({name: value})
+            except ValidationError as error:
+                about = [d for d in error.errors() if d["loc"] and d["loc"][0] == name]
+                if about:  # (errors about other, required fields are not this setting's)
+                    raise _invalid_setting(name, about[0]["msg"]) from None
+
+
+def _invalid_setting(name: str, reason: str) -> ApiError:
+    return ApiError(400, "invalid_setting", f"'settings.{name}': {reason}")
 
 
 # ---- streaming ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Helpers for providers that speak HTTP and OpenAI-style streams: status code to
-:class:`ProviderError`, Retry-After, key redaction, and assembling streamed tool calls.
+:class:`ProviderError`, Retry-After, key redaction (the one :func:`redact`), and assembling
+streamed tool calls.
 
 Shared by the first-party ``openai`` and ``litellm`` plugins and available to third-party
 ones, so every provider maps upstream failures the same way (and failover treats them alike).
@@ -7,10 +8,13 @@ ones, so every provider maps upstream failures the same way (and failover treats
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Mapping
+from urllib.parse import quote, quote_plus
 
 from bestchat.providers.base import (
     ProviderAuthError, ProviderBadRequest, ProviderError, ProviderRateLimited, ProviderTimeout,
@@ -23,19 +27,36 @@ MAX_MESSAGE = 500
 def error_for_status(who: str, status: int, detail: str, headers: Mapping[str, str] | None = None) -> ProviderError:
     """The error for an HTTP ``status`` from ``who`` (a host or model name).
 
-    ``detail`` must already be free of the key. Auth failures get a fixed message, since the
-    upstream text may quote (part of) the key.
+    The message is short (who, the status and what it means); the upstream's ``detail`` goes
+    to :attr:`ProviderError.detail`, for the connection's admin only. ``detail`` must already
+    be free of the key. Auth failures carry no detail: the upstream text may quote the key.
     """
     if status in (401, 403):
         return ProviderAuthError(f"{who}: the API key was rejected (HTTP {status})", status=status)
-    message = f"{who}: HTTP {status}: {detail}"[:MAX_MESSAGE]
     if status == 429:
-        return ProviderRateLimited(message, status=status, retry_after=retry_after(headers or {}))
-    if status == 408:
-        return ProviderTimeout(message, status=status)
-    if status >= 500:
-        return ProviderUnavailable(message, status=status)
-    return ProviderBadRequest(message, status=status)
+        error = ProviderRateLimited(f"{who}: rate limited (HTTP 429)", status=status,
+                                    retry_after=retry_after(headers or {}))
+    elif status == 408:
+        error = ProviderTimeout(f"{who}: timed out (HTTP 408)", status=status)
+    elif status >= 500:
+        error = ProviderUnavailable(f"{who}: the provider failed (HTTP {status})", status=status)
+    else:
+        error = ProviderBadRequest(f"{who}: the provider refused the request (HTTP {status})", status=status)
+    return with_detail(error, detail)
+
+
+def with_detail(error: ProviderError, detail: str | None) -> ProviderError:
+    """``error`` with the upstream's (key-free) ``detail`` attached, shortened."""
+    error.detail = detail[:MAX_MESSAGE] if detail else None
+    return error
+
+
+def message_for(error: ProviderError, *, owner_admin: bool) -> str:
+    """What a viewer sees of ``error``: the message, and the upstream's detail only for the
+    admin who owns the connection."""
+    if owner_admin and error.detail:
+        return f"{error.message}: {error.detail}"[:MAX_MESSAGE]
+    return error.message
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -58,8 +79,51 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def redact(text: str, key: str | None) -> str:
-    """``text`` with every occurrence of ``key`` replaced by ``***``."""
-    return text.replace(key, "***") if key else text
+    """``text`` with ``key`` replaced by :data:`REDACTED` wherever it is echoed: as is,
+    URL-encoded (once or twice), base64-encoded, in any letter case, and in part (any run of
+    :data:`MIN_ECHO` or more of its characters, such as a ``...`` shortened key's head and tail).
+
+    The single redaction of keys for every provider and for the registry's last check."""
+    if not key:
+        return text
+    for form in _encodings(key):
+        text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
+    if len(key) < MIN_ECHO:
+        return text
+    return _redact_fragments(text, key.lower())
+
+
+REDACTED = "[redacted]"
+# The shortest run of a key's characters that counts as an echo of it. Shorter runs say
+# little about the key (``key_last4`` shows four on purpose) and match ordinary words.
+MIN_ECHO = 8
+
+
+def _encodings(key: str) -> list[str]:
+    """The spellings of ``key`` an upstream error may echo, longest first."""
+    once = quote(key, safe="")
+    forms = {key, once, quote(once, safe=""), quote_plus(key),
+             base64.b64encode(key.encode()).decode().rstrip("=")}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _redact_fragments(text: str, key: str) -> str:
+    """Replace every run of ``MIN_ECHO``+ characters of ``text`` that occurs in ``key``
+    (compared without letter case); runs are taken longest-first from each position."""
+    lower = text.lower()
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        end = i + MIN_ECHO
+        if end <= len(text) and lower[i:end] in key:
+            while end < len(text) and lower[i:end + 1] in key:
+                end += 1
+            out.append(REDACTED)
+            i = end
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 class ToolCallAssembler:

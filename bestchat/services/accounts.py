@@ -1,4 +1,8 @@
-"""Accounts: registration, sign-in checks, API tokens, roles, export and deletion."""
+"""Accounts: registration, sign-in checks, API tokens, roles, passwords, export and deletion.
+
+Every change that takes credentials away (a token revoked, sessions ended, the role changed,
+the account disabled or deleted) is announced after its commit, so open WebSockets re-check
+theirs at once (:mod:`bestchat.security.revocation`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from bestchat.models import (
     Subscription, UsageLog, User,
 )
 from bestchat.models.base import utcnow
-from bestchat.security.authn import new_token
+from bestchat.security import revocation
+from bestchat.security.authn import end_sessions, new_token
 from bestchat.security.passwords import check_policy, hash_password, verify_password
 from bestchat import serializers
 from bestchat.services import audit
@@ -95,6 +100,7 @@ def revoke_token(user: User, token_id: uuid.UUID) -> None:
         token.revoked_at = utcnow()
         audit.record("token.revoked", user.id, "api_token", token.id, name=token.name)
         db.session.commit()
+        revocation.announce(user.id)
 
 
 def set_role(actor: User | None, user: User, role: str) -> None:
@@ -105,6 +111,7 @@ def set_role(actor: User | None, user: User, role: str) -> None:
                      old=user.role, new=role)
         user.role = role
         db.session.commit()
+        revocation.announce(user.id)
 
 
 def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
@@ -112,7 +119,36 @@ def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
         user.disabled = disabled
         audit.record("user.disabled" if disabled else "user.enabled",
                      actor.id if actor else None, "user", user.id)
+        if disabled:
+            end_sessions(user)
         db.session.commit()
+        revocation.announce(user.id)
+
+
+def set_password(actor: User | None, user: User, password: str) -> None:
+    """Set a new password (policy checked) and end every web session of the account; its API
+    tokens stay valid (revoke them separately)."""
+    check_policy(password)
+    user.password_hash = hash_password(password)
+    end_sessions(user)
+    audit.record("user.password_changed", actor.id if actor else None, "user", user.id)
+    db.session.commit()
+    revocation.announce(user.id)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """The user's own password change: 403 unless ``current`` is right."""
+    if not verify_password(user.password_hash, current):
+        raise ApiError(403, "invalid_password", "password is wrong")
+    set_password(user, user, new)
+
+
+def logout(user: User) -> None:
+    """Sign out: every web session and remember-me cookie of the account ends."""
+    end_sessions(user)
+    audit.record("logout", user.id, "user", user.id)
+    db.session.commit()
+    revocation.announce(user.id)
 
 
 def admin_count() -> int:
@@ -161,3 +197,4 @@ def delete_account(user: User, password: str) -> None:
     db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
     db.session.expunge_all()
+    revocation.announce(user_id)

@@ -10,6 +10,14 @@ API) is admitted here first, before anything is written:
 - else it is refused: :class:`Overloaded`, a 503 ``overloaded`` with ``Retry-After``, and the
   caller stores nothing.
 
+Each user is also held to a fair share, in the same atomic decision, checked first: at most
+``USER_MAX_ACTIVE_GENERATIONS`` of the user's answers in flight (beyond it
+:class:`TooManyGenerations`, 429 ``too_many_generations``), and at most
+``RATELIMIT_SEND_PER_USER`` new answers per window (beyond it 429 ``rate_limited`` with
+``Retry-After``; every admission attempt counts). Without them one account could fill every
+slot and the whole queue with answers it makes slow on purpose, and every other user would be
+refused as ``overloaded``.
+
 In flight means admitted and not yet released. A generation is released when its job ends
 (the ``bestchat.generate`` task, in a ``finally``), when it is cancelled before its job ran,
 or, for jobs that died without a word, by the reaper (:func:`forget_finished`), which drops
@@ -18,16 +26,19 @@ entries older than ``REAPER_STALE_AFTER`` whose message is no longer active.
 Two implementations, chosen in :func:`init_admission` by where jobs run:
 
 - :class:`RedisAdmission` (Celery workers): in flight is the sorted set ``bc:gen:inflight``
-  (message ids, scored by admission time), shared by every web process. Capacity is the sum
+  (message ids, scored by admission time), shared by every web process; each user's answers
+  are also in ``bc:gen:user:<user id>``, whose members no longer in flight are dropped at the
+  user's next admission (so every release, whoever makes it, gives the user's place back too),
+  and the user's send window is the counter ``bc:gen:rate:<user id>``. Capacity is the sum
   of the slots of the live workers: each worker registers its concurrency
   (:class:`WorkerSlots`, started by :mod:`bestchat.tasks.worker_slots`) under a key that
   expires unless refreshed, so a dead worker's slots disappear within ``WORKER_TTL`` seconds.
-  One Lua script counts, decides and records in one atomic round trip, so web processes
-  admitting at the same moment cannot overshoot together. With no worker registered at all
-  the capacity is unknown: answers start ``pending`` (a worker that comes picks them up) and
-  nothing is refused.
-- :class:`InProcessAdmission` (embedded mode, ``JOBS_IN_PROCESS``): the same decision over a
-  dict, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool.
+  One Lua script counts, decides and records in one atomic round trip (the user's share
+  included), so web processes admitting at the same moment cannot overshoot together. With
+  no worker registered at all the capacity is unknown: answers start ``pending`` (a worker
+  that comes picks them up) and nothing is refused (the user's share still applies).
+- :class:`InProcessAdmission` (embedded mode, ``JOBS_IN_PROCESS``): the same decision over
+  dicts, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool.
 """
 
 from __future__ import annotations
@@ -47,11 +58,17 @@ from sqlalchemy import select
 from bestchat.errors import ApiError
 from bestchat.extensions import db
 from bestchat.models import Message
+from bestchat.security.ratelimit import MemoryLimiter, parse_rule
 from bestchat.services.message_status import ACTIVE
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT = "bc:gen:inflight"
+USER = "bc:gen:user:"
+RATE = "bc:gen:rate:"
+# A user's in-flight set is dropped this many seconds after their last admission (only keys
+# of users who stopped sending go: an active user's set is refreshed with each admission).
+USER_TTL = 86400
 WORKERS = "bc:gen:workers"
 WORKER = "bc:gen:worker:"
 # A worker's registration lives this long unless refreshed every WORKER_REFRESH seconds.
@@ -74,6 +91,23 @@ class Overloaded(ApiError):
                          {"Retry-After": str(RETRY_AFTER)})
 
 
+class TooManyGenerations(ApiError):
+    """The user already has their share of answers in flight: refused before anything is stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(429, "too_many_generations",
+                         f"you already have {limit} answers being generated, the most one user may "
+                         "have at once; wait for one to finish (or cancel one) and try again",
+                         {"Retry-After": str(RETRY_AFTER)}, {"limit": limit})
+        self.limit = limit
+
+
+def send_rate_exceeded(retry_after: int) -> ApiError:
+    """The user sent more than ``RATELIMIT_SEND_PER_USER`` allows."""
+    return ApiError(429, "rate_limited", f"too many messages sent; retry in {retry_after} s",
+                    {"Retry-After": str(retry_after)})
+
+
 def decide(in_flight: int, capacity: int, queue_limit: int) -> str | None:
     """The status of one more generation: ``pending``, ``queued``, or None (refuse).
     A capacity of 0 means unknown (no worker registered): never queued nor refused."""
@@ -83,23 +117,29 @@ def decide(in_flight: int, capacity: int, queue_limit: int) -> str | None:
 
 
 class Admission(ABC):
-    """Capacity and in-flight generations; see the module docstring."""
+    """Capacity and in-flight generations; see the module docstring. ``user_limit`` is the
+    most answers one user may have in flight (0: no limit); ``send_rate`` the user's
+    ``(count, seconds)`` window of admissions (None: no limit)."""
 
-    def __init__(self, queue_limit: int):
+    def __init__(self, queue_limit: int, user_limit: int = 0, send_rate: tuple[int, int] | None = None):
         self.queue_limit = queue_limit
+        self.user_limit = user_limit
+        self.send_rate = send_rate
 
     @abstractmethod
-    def admit(self, message_id: str) -> str:
-        """Count ``message_id`` in flight and return its starting status (``pending`` or
-        ``queued``); raise :class:`Overloaded` (counting nothing) when the queue is full."""
+    def admit(self, message_id: str, user_id: str) -> str:
+        """Count ``message_id`` (an answer of ``user_id``) in flight and return its starting
+        status (``pending`` or ``queued``). Raise (counting nothing in flight) ``rate_limited``
+        past the user's send rate, :class:`TooManyGenerations` when the user has
+        ``user_limit`` answers in flight, :class:`Overloaded` when the queue is full."""
 
     @abstractmethod
     def release(self, *message_ids: str) -> None:
         """These generations ended (or will never run): no longer in flight."""
 
-    def start(self, message_id: str) -> Admitting:
+    def start(self, message_id: str, user_id: str) -> Admitting:
         """:meth:`admit` ``message_id`` while the caller goes on (see :class:`Admitting`)."""
-        return Admitting(self, message_id)
+        return Admitting(self, message_id, user_id)
 
     @abstractmethod
     def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
@@ -117,15 +157,15 @@ class Admitting:
     hands the admission over to the caller; :meth:`abandon` gives it back when the caller
     fails before taking it."""
 
-    def __init__(self, admission: Admission, message_id: str):
+    def __init__(self, admission: Admission, message_id: str, user_id: str):
         self.message_id = message_id
         self._admission = admission
         self._taken = False
         self._greenlet: gevent.Greenlet | None = None
         if isinstance(admission, RedisAdmission):
-            self._greenlet = gevent.spawn(_outcome, admission.admit, message_id)
+            self._greenlet = gevent.spawn(_outcome, admission.admit, message_id, user_id)
         else:  # (local: nothing to overlap)
-            self._result: Any = _outcome(admission.admit, message_id)
+            self._result: Any = _outcome(admission.admit, message_id, user_id)
 
     def _settled(self) -> Any:
         """The status, or the exception admit() raised."""
@@ -162,21 +202,40 @@ def _outcome(function: Callable[..., Any], *args: Any) -> Any:
 class InProcessAdmission(Admission):
     """Jobs run on this process's pool of ``capacity`` greenlets."""
 
-    def __init__(self, capacity: int, queue_limit: int):
-        super().__init__(queue_limit)
+    def __init__(self, capacity: int, queue_limit: int, user_limit: int = 0,
+                 send_rate: tuple[int, int] | None = None):
+        super().__init__(queue_limit, user_limit, send_rate)
         self.capacity = capacity
         self.in_flight: dict[str, float] = {}
+        self.owner: dict[str, str] = {}  # message id -> user id, for what is in flight
+        self.by_user: dict[str, set[str]] = {}
+        self.sends = MemoryLimiter()
 
-    def admit(self, message_id: str) -> str:
+    def admit(self, message_id: str, user_id: str) -> str:
+        if self.send_rate is not None:
+            retry_after = self.sends.hit(user_id, *self.send_rate)
+            if retry_after:
+                raise send_rate_exceeded(retry_after)
+        mine = self.by_user.get(user_id, ())
+        if self.user_limit > 0 and len(mine) >= self.user_limit:
+            raise TooManyGenerations(self.user_limit)
         status = decide(len(self.in_flight), self.capacity, self.queue_limit)
         if status is None:
             raise Overloaded()
         self.in_flight[message_id] = time.time()
+        self.owner[message_id] = user_id
+        self.by_user.setdefault(user_id, set()).add(message_id)
         return status
 
     def release(self, *message_ids: str) -> None:
         for message_id in message_ids:
             self.in_flight.pop(message_id, None)
+            user_id = self.owner.pop(message_id, None)
+            mine = self.by_user.get(user_id) if user_id is not None else None
+            if mine is not None:
+                mine.discard(message_id)
+                if not mine:
+                    del self.by_user[user_id]
 
     def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
         return [key for key, admitted in list(self.in_flight.items()) if admitted < timestamp][:limit]
@@ -186,9 +245,13 @@ class InProcessAdmission(Admission):
                 "queue_limit": self.queue_limit}
 
 
-# KEYS: in-flight set, worker set. ARGV: message id ("" = only count), queue limit, now,
-# worker key prefix. Returns {status or "", in flight, capacity}; status "refused" when full.
-# Same rule as decide().
+# KEYS: in-flight set, worker set, the user's in-flight set, the user's send counter.
+# ARGV: message id ("" = only count), queue limit, now, worker key prefix, the user's limit
+# (0 = none), send rate count and seconds (0 = none), USER_TTL.
+# Returns {status or "", in flight, capacity}; status "refused" when full, "user" past the
+# user's limit, "rate" past the send rate (then the second value is the seconds to wait).
+# The user's members no longer in flight (released by a job, a cancel, the reaper) are dropped
+# before counting. Same rule as decide().
 _ADMIT = """
 local capacity = 0
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -197,12 +260,33 @@ for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 local in_flight = redis.call('ZCARD', KEYS[1])
 if ARGV[1] == '' then return {'', in_flight, capacity} end
+local rate = tonumber(ARGV[6])
+if rate > 0 then
+  local hits = redis.call('INCR', KEYS[4])
+  if hits == 1 then redis.call('EXPIRE', KEYS[4], ARGV[7]) end
+  if hits > rate then
+    local wait = redis.call('TTL', KEYS[4])
+    if wait < 0 then redis.call('EXPIRE', KEYS[4], ARGV[7]); wait = tonumber(ARGV[7]) end
+    return {'rate', math.max(wait, 1), capacity}
+  end
+end
+local user_limit = tonumber(ARGV[5])
+if user_limit > 0 then
+  for _, mine in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    if not redis.call('ZSCORE', KEYS[1], mine) then redis.call('ZREM', KEYS[3], mine) end
+  end
+  if redis.call('ZCARD', KEYS[3]) >= user_limit then return {'user', in_flight, capacity} end
+end
 local status = 'pending'
 if capacity > 0 and in_flight >= capacity then
   if in_flight - capacity >= tonumber(ARGV[2]) then return {'refused', in_flight, capacity} end
   status = 'queued'
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if user_limit > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
 return {status, in_flight, capacity}
 """
 
@@ -210,22 +294,30 @@ return {status, in_flight, capacity}
 class RedisAdmission(Admission):
     """Jobs run on Celery workers; state shared through Redis."""
 
-    def __init__(self, client: redis.Redis, queue_limit: int):
-        super().__init__(queue_limit)
+    def __init__(self, client: redis.Redis, queue_limit: int, user_limit: int = 0,
+                 send_rate: tuple[int, int] | None = None):
+        super().__init__(queue_limit, user_limit, send_rate)
         self.redis = client
         self._admit = client.register_script(_ADMIT)
 
-    def _run(self, message_id: str) -> tuple[str, int, int]:
+    def _run(self, message_id: str, user_id: str = "") -> tuple[str, int, int]:
+        rate, seconds = self.send_rate or (0, 0)
         status, in_flight, capacity = self._admit(
-            keys=[IN_FLIGHT, WORKERS], args=[message_id, self.queue_limit, time.time(), WORKER])
-        return status, int(in_flight), int(capacity)
+            keys=[IN_FLIGHT, WORKERS, USER + user_id, RATE + user_id],
+            args=[message_id, self.queue_limit, time.time(), WORKER, self.user_limit, rate, seconds,
+                  USER_TTL])
+        return status.decode() if isinstance(status, bytes) else status, int(in_flight), int(capacity)
 
-    def admit(self, message_id: str) -> str:
+    def admit(self, message_id: str, user_id: str) -> str:
         try:
-            status, _, _ = self._run(message_id)
+            status, waited, _ = self._run(message_id, user_id)
         except redis.RedisError as error:
             raise ApiError(503, "unavailable", "the generation queue is unreachable; try again",
                            {"Retry-After": str(RETRY_AFTER)}) from error
+        if status == "rate":
+            raise send_rate_exceeded(waited)
+        if status == "user":
+            raise TooManyGenerations(self.user_limit)
         if status == "refused":
             raise Overloaded()
         return status
@@ -297,11 +389,15 @@ def init_admission(app: Flask, *, in_process: bool) -> None:
     from bestchat.redis_client import get_redis
 
     limit = int(app.config["GENERATION_QUEUE_LIMIT"])
+    user_limit = int(app.config["USER_MAX_ACTIVE_GENERATIONS"] or 0)
+    rule = app.config["RATELIMIT_SEND_PER_USER"]
+    send_rate = parse_rule(rule) if rule else None
     client = get_redis(app)
     if in_process or client is None:
-        admission: Admission = InProcessAdmission(int(app.config["JOBS_CONCURRENCY"]), limit)
+        admission: Admission = InProcessAdmission(int(app.config["JOBS_CONCURRENCY"]), limit,
+                                                  user_limit, send_rate)
     else:
-        admission = RedisAdmission(client, limit)
+        admission = RedisAdmission(client, limit, user_limit, send_rate)
     app.extensions["bestchat_admission"] = admission
 
 

@@ -51,7 +51,7 @@ SELECT claimed.*,
        (SELECT json_agg(json_build_array(m.id, m.parent_id, m.role, m.status, m.content))
         FROM messages m WHERE m.conversation_id = claimed.conversation_id) AS messages,
        (SELECT json_agg(json_build_array(p.id, p.provider, p.api_key_encrypted, p.base_url,
-                                         p.enabled_models, p.fallbacks, p.options)
+                                         p.enabled_models, p.fallbacks, p.options, p.user_id)
                         ORDER BY p.user_id IS NULL, p.priority, p.created_at)
         FROM provider_configs p
         WHERE p.enabled AND (p.user_id = claimed.user_id OR p.user_id IS NULL)) AS configs

@@ -41,6 +41,7 @@ from bestchat.errors import ApiError, account_disabled, not_found
 from bestchat.extensions import db
 from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
+from bestchat.providers.registry import check_settings
 from bestchat.serializers import conversation_json
 from bestchat.services import message_status, send_statement
 from bestchat.services.admission import Admitting, get_admission, release_quietly
@@ -66,6 +67,9 @@ class ConversationManager:
 
     def create(self, *, title: str | None = None, model: str | None = None,
                system_prompt: str | None = None, settings: dict[str, Any] | None = None) -> Conversation:
+        """A new conversation; its ``settings`` are checked against the providers' options
+        first (400 naming the setting, nothing stored)."""
+        check_settings(settings or {})
         conversation = Conversation(user_id=self.user.id, title=title or DEFAULT_TITLE, model=model,
                                     system_prompt=system_prompt, settings=settings or {})
         db.session.add(conversation)
@@ -98,11 +102,14 @@ class ConversationManager:
 
     def update(self, conversation_id: uuid.UUID, **changes: Any) -> Conversation:
         """Change any of title, model, system_prompt, settings (rename = change the title);
-        announced to the conversation's clients as ``conversation.updated``."""
+        announced to the conversation's clients as ``conversation.updated``. New ``settings``
+        are checked first (400 naming the setting, nothing changed)."""
         conversation = self.get(conversation_id)
-        for name, value in changes.items():
+        for name in changes:
             if name not in UPDATABLE:
                 raise ValueError(f"not an updatable field: {name}")
+        check_settings(changes.get("settings") or {})
+        for name, value in changes.items():
             setattr(conversation, name, value)
         conversation.title = conversation.title or DEFAULT_TITLE
         conversation.settings = conversation.settings or {}
@@ -158,7 +165,7 @@ class ConversationManager:
         answer. Returns (user message, pending or queued assistant message). The answer's
         admission runs while the conversation is read."""
         _check_content(content)
-        admitting = get_admission().start(str(uuid.uuid4()))
+        admitting = get_admission().start(str(uuid.uuid4()), str(self.user.id))
         try:
             if parent_id is None and send_statement.applies():
                 return self._send_in_one_statement(conversation_id, content, self._attachment_parts(attachments or []),
@@ -225,7 +232,7 @@ class ConversationManager:
             raise ApiError(409, "generation_in_progress", "this answer is still being generated")
         now = utcnow()
         answer = _admitted_answer(original.conversation_id, original.parent_id,
-                                  model or original.model, now)
+                                  model or original.model, now, user_id=self.user.id)
         _store_and_start(answer, touch=original.conversation)
         return answer
 
@@ -256,7 +263,7 @@ class ConversationManager:
         question = _new_message(conversation_id=conversation.id, parent_id=parent_id, role="user",
                                 content=content, parts=parts, status="complete", created_at=now)
         answer = _admitted_answer(conversation.id, question.id, model or conversation.model, now + TICK,
-                                  admitting)
+                                  admitting, user_id=self.user.id)
         _store_and_start(answer, question, touch=conversation, add=add, client_id=client_id)
         return question, answer
 
@@ -367,10 +374,12 @@ def _new_message(**values: Any) -> Message:
 
 
 def _admitted_answer(conversation_id: uuid.UUID, parent_id: uuid.UUID | None, model: str | None,
-                     created_at: datetime, admitting: Admitting | None = None) -> Message:
-    """A new assistant message, admitted first (here, or already started by ``admitting``):
-    ``pending`` or ``queued``, or Overloaded raised before anything is stored."""
-    admitting = admitting or get_admission().start(str(uuid.uuid4()))
+                     created_at: datetime, admitting: Admitting | None = None, *,
+                     user_id: uuid.UUID) -> Message:
+    """A new assistant message of ``user_id``, admitted first (here, or already started by
+    ``admitting``): ``pending`` or ``queued``, or the refusal (Overloaded, the user's limits)
+    raised before anything is stored."""
+    admitting = admitting or get_admission().start(str(uuid.uuid4()), str(user_id))
     answer_id = uuid.UUID(admitting.message_id)
     status = admitting.status()
     return _new_message(id=answer_id, conversation_id=conversation_id, parent_id=parent_id,

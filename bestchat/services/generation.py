@@ -4,13 +4,14 @@
 in-process pool in embedded mode). It claims the message (``pending``/``queued`` ->
 ``streaming``), builds the prompt, runs the ``before_generate`` filters, resolves the provider
 targets and streams with failover. The provider runs in its own greenlet and does nothing per
-event but hand the text to this process's :class:`bestchat.services.running.Running`, whose
-shared greenlets publish frames (gap-free ``seq``), save the partial content at least every
-``STREAM_SAVE_INTERVAL`` seconds (the heartbeat the reaper watches), end idle streams and
-route cancellations. The job's own greenlet sleeps until the generation is *settled*
-(provider done or failed, cancel, message gone), then publishes what is left and stores the
-content, a usage row and runs the ``after_generate`` filters, or ends the message
-``failed``/``cancelled``.
+event but make the text storable (:func:`bestchat.text.storable`: no NUL, no lone surrogate,
+so what is streamed is what is saved) and hand it to this process's
+:class:`bestchat.services.running.Running`, whose shared greenlets publish frames (gap-free
+``seq``), save the partial content at least every ``STREAM_SAVE_INTERVAL`` seconds (the
+heartbeat the reaper watches), end idle streams and route cancellations. The job's own
+greenlet sleeps until the generation is *settled* (provider done or failed, cancel, message
+gone), then publishes what is left and stores the content, a usage row and runs the
+``after_generate`` filters, or ends the message ``failed``/``cancelled``.
 
 Every write is conditional on the message still being ``streaming``: if the reaper or a
 delete got there first, the job stops quietly.
@@ -37,6 +38,7 @@ from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, Usage
 from bestchat.services import claiming, conversations, message_status
 from bestchat.services.running import CANCEL, END, STOPPED, Live, running
+from bestchat.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class Generation:
                     self.target = target
                     if isinstance(event, TextDelta):
                         if event.text:
-                            received(live, event.text)
+                            received(live, storable(event.text))  # streamed as stored
                     elif isinstance(event, Usage):
                         self.usage = event
                     elif isinstance(event, Finish):
@@ -217,8 +219,8 @@ class Generation:
     def _end_failed(self, code: str, text: str) -> None:
         db.session.rollback()
         message_status.finish(
-            self.message_id, "failed", from_statuses=("streaming",), error=text, error_code=code,
-            content=self._content(), last_seq=self.seq, **self._served())
+            self.message_id, "failed", from_statuses=("streaming",), error=storable(text),
+            error_code=code, content=self._content(), last_seq=self.seq, **self._served())
 
 
 def _usage_json(usage: Usage) -> dict[str, Any]:

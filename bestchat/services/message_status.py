@@ -5,10 +5,17 @@ The worker (complete, failed, cancelled), a cancel before the job starts, and th
 once more on a fresh connection if the database had dropped the one it got), the commit, then
 the terminal event on the message's stream. :func:`interrupt` first rebuilds
 the partial content from the stream, since the row may lag behind it by up to a second.
+
+A message must never stay ``streaming`` because its final save fails: when the database
+refuses a value of it (:data:`bestchat.text.VALUE_REFUSED`; text from providers is made
+storable before it gets here, so this is the last line of defence), :func:`finish` ends it
+without its new content and without ``on_finished``: the content saved while it streamed is
+kept, and an answer that was to be ``complete`` ends ``failed`` (``unstorable``).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any, Callable
@@ -20,9 +27,13 @@ from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
 from bestchat.streaming import events, get_bus
+from bestchat.text import VALUE_REFUSED, storable
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "queued", "streaming")
 INTERRUPTED_ERROR = "the generation was interrupted (its worker stopped); the partial answer is kept"
+UNSTORABLE_ERROR = "the answer could not be stored; the text saved while it streamed is kept"
 
 
 def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...] = ACTIVE,
@@ -36,8 +47,27 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
 
     ``fields`` are further columns to set (content, last_seq, provider, ...). ``on_finished``
     runs before the commit, with the updated message (usage rows, after_generate filters).
-    ``usage`` and ``finish_reason`` go into the terminal event only.
+    ``usage`` and ``finish_reason`` go into the terminal event only. When the database refuses
+    a value, the message ends without ``fields`` (see the module docstring).
     """
+    try:
+        return _finish(message_id, status, from_statuses, error, error_code, usage, finish_reason,
+                       on_finished, stale_before, fields)
+    except VALUE_REFUSED:
+        db.session.rollback()
+        log.exception("the database refused the final save of message %s; ending it without "
+                      "its new content", message_id)
+    if status == "complete":
+        status, error, error_code = "failed", UNSTORABLE_ERROR, "unstorable"
+    return _finish(message_id, status, from_statuses, error and storable(error), error_code,
+                   usage, finish_reason, None, stale_before, {})
+
+
+def _finish(message_id: uuid.UUID, status: str, from_statuses: tuple[str, ...], error: str | None,
+            error_code: str | None, usage: dict[str, int] | None, finish_reason: str | None,
+            on_finished: Callable[[Message], None] | None, stale_before: datetime | None,
+            fields: dict[str, Any]) -> Message | None:
+    """:func:`finish`, once: the conditional UPDATE, ``on_finished``, the commit, the event."""
     condition = [Message.id == message_id, Message.status.in_(from_statuses)]
     if stale_before is not None:
         condition.append(Message.updated_at < stale_before)
@@ -71,4 +101,4 @@ def interrupt(message: Message, stale_before: datetime | None = None) -> Message
             content += event["delta"]
             last_seq += 1
     return finish(message.id, "interrupted", error=INTERRUPTED_ERROR, error_code="interrupted",
-                  stale_before=stale_before, content=content, last_seq=last_seq)
+                  stale_before=stale_before, content=storable(content), last_seq=last_seq)

@@ -11,6 +11,14 @@ configs; another user's config is simply not found.
 A key is required when the provider ``needs_key``, unless the config has a ``base_url``: a
 base URL points at a server the user chose (a local Ollama, vLLM or LiteLLM proxy), which
 often needs no key, so the key is then optional.
+
+A ``base_url`` must pass the outbound policy (``bestchat.security.outbound``) of its config's
+owner when it is saved (400 ``base_url_refused``); providers check it again at every connection,
+since DNS answers change. Global configs and admins' own configs are trusted (they may use
+``OUTBOUND_ADMIN_ALLOW``, by default loopback).
+
+Testing a config answers ``{ok: false, code, error}`` with a short error; the upstream's own
+words (``detail``) go only to admins, who own the configs they can test.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from bestchat.extensions import db
 from bestchat.models import ProviderConfig, User
 from bestchat.providers import models_cache, registry
 from bestchat.providers.base import Provider, ProviderError
+from bestchat.providers.wire import message_for
+from bestchat.security import outbound
 from bestchat.services import audit
 
 log = logging.getLogger(__name__)
@@ -97,7 +107,8 @@ def create_config(user: User, values: dict[str, Any]) -> ProviderConfig:
     config = ProviderConfig(user_id=None if scope == "global" else user.id, provider=cls.name,
                             name=cls.label or cls.name, enabled_models=[], fallbacks=[], options={},
                             priority=100, enabled=True)
-    _apply(config, cls, {k: v for k, v in values.items() if k in UPDATABLE})
+    _apply(config, cls, {k: v for k, v in values.items() if k in UPDATABLE},
+           trusted=scope == "global" or user.is_admin)
     db.session.add(config)
     db.session.flush()
     audit.record("provider_config.created", user.id, "provider_config", config.id,
@@ -118,7 +129,7 @@ def update_config(user: User, config_id: uuid.UUID, values: dict[str, Any]) -> P
         raise ApiError(400, "invalid_field", "'scope' cannot be changed; create a new config")
     cls = _provider_class(config.provider)
     changes = {k: v for k, v in values.items() if k in UPDATABLE}
-    _apply(config, cls, changes)
+    _apply(config, cls, changes, trusted=config.user_id is None or user.is_admin)
     fields = sorted(k for k in changes if k != "api_key")
     if fields:
         audit.record("provider_config.updated", user.id, "provider_config", config.id, fields=fields)
@@ -143,18 +154,20 @@ def delete_config(user: User, config_id: uuid.UUID) -> None:
 def check_config(user: User, config_id: uuid.UUID) -> dict[str, Any]:
     """Check a config by asking its provider for one token of its first model.
 
-    ``{"ok": True, "model": ...}`` or ``{"ok": False, "error": ...}``, the error key-free.
+    ``{"ok": True, "model": ...}`` or ``{"ok": False, "code": ..., "error": ...}``, the error
+    key-free and short; admins (who own what they can test) also get the upstream's
+    ``detail``.
     """
     config = _editable(user, config_id)
     cls = _provider_class(config.provider)
     try:
-        provider = registry.build_provider(cls, config)
+        provider = registry.build_provider(cls, config, admin=user.is_admin)
     except crypto.DecryptionError:
-        return {"ok": False, "error": "the stored key cannot be decrypted; enter it again"}
+        return _failed("key_undecryptable", "the stored key cannot be decrypted; enter it again")
     try:
         models = provider.models()
         if not models:
-            return {"ok": False, "error": "no model to test with: set enabled_models"}
+            return _failed("no_model", "no model to test with: set enabled_models")
         options = cls.Options.model_validate(
             {**provider.settings.options, "max_tokens": 1, "timeout": TEST_TIMEOUT_SECONDS})
         stream = provider.stream(models[0].id, [{"role": "user", "content": "ping"}], options=options)
@@ -163,11 +176,20 @@ def check_config(user: User, config_id: uuid.UUID) -> dict[str, Any]:
         finally:
             getattr(stream, "close", lambda: None)()
     except ProviderError as error:
-        return {"ok": False, "error": registry.redact(error, provider).message}
+        registry.redact(error, provider)
+        answer = _failed(error.code, error.message)
+        if user.is_admin and error.detail:
+            answer["detail"] = error.detail
+            answer["error"] = message_for(error, owner_admin=True)
+        return answer
     except Exception as error:  # a plugin bug is reported, not raised
         log.warning("provider %s test failed: %s", cls.name, type(error).__name__)
-        return {"ok": False, "error": f"provider '{cls.name}' failed unexpectedly"}
+        return _failed("provider_failed", f"provider '{cls.name}' failed unexpectedly")
     return {"ok": True, "model": models[0].id}
+
+
+def _failed(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "code": code, "error": message}
 
 
 def reencrypt_keys() -> int:
@@ -196,12 +218,15 @@ def _provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def _apply(config: ProviderConfig, cls: type[Provider], values: dict[str, Any]) -> None:
-    """Validate ``values`` and set them on ``config``; then check the result is usable."""
+def _apply(config: ProviderConfig, cls: type[Provider], values: dict[str, Any], *, trusted: bool) -> None:
+    """Validate ``values`` and set them on ``config``; then check the result is usable.
+    ``trusted``: the config is global or an admin's (for the outbound policy)."""
     if "name" in values:
         config.name = values["name"] or cls.label or cls.name
     if "base_url" in values:
         config.base_url = _base_url(values["base_url"])
+        if config.base_url:
+            _check_address(config.base_url, trusted)
     if "enabled_models" in values:
         config.enabled_models = _models(values["enabled_models"] or [])
     if "fallbacks" in values:
@@ -253,6 +278,19 @@ def _base_url(value: str | None) -> str | None:
             or any(ch.isspace() for ch in value) or len(value) > 500:
         raise ApiError(400, "invalid_field", message)
     return value.rstrip("/")
+
+
+def _check_address(base_url: str, trusted: bool) -> None:
+    """400 ``base_url_refused`` when the outbound policy refuses the URL's addresses. A name
+    that does not resolve now is accepted: every connection checks it again."""
+    try:
+        outbound.policy_for(trusted).check_url(base_url)
+    except outbound.Unresolvable:
+        pass
+    except outbound.OutboundRefused as refused:
+        raise ApiError(400, "base_url_refused",
+                       f"'base_url' is not allowed: {refused.host} is {refused.reason.removeprefix('refused: ')}"
+                       " (an admin can allow addresses with OUTBOUND_ALLOW)") from None
 
 
 def _models(value: list[Any]) -> list[str]:

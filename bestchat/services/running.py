@@ -15,8 +15,10 @@ grow with bookkeeping:
   holds a message's next frame until that many milliseconds after its previous one.
 - **the housekeeper**: every ``STREAM_SAVE_INTERVAL`` seconds saves every generation's
   published content and ``last_seq`` in one transaction (the heartbeat the reaper watches; a
-  message found no longer ``streaming`` stops its generation), and ends generations whose
-  provider sent nothing for ``STREAM_IDLE_TIMEOUT`` seconds. While the bus cannot deliver
+  message found no longer ``streaming`` stops its generation), ends generations whose
+  provider sent nothing for ``STREAM_IDLE_TIMEOUT`` seconds, and ends those running longer
+  than ``GENERATION_MAX_SECONDS`` (:class:`TooLong`: ``failed``, partial content kept), so
+  no answer holds a slot for hours. While the bus cannot deliver
   cancellations live it also polls the cancel flags, every ``CANCEL_POLL`` seconds.
 - **the cancel route**: the bus calls back when a cancel is requested anywhere
   (:meth:`StreamBus.on_cancel`); the generation is stopped at once, even while its provider
@@ -42,8 +44,10 @@ from sqlalchemy import values as sa_values
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
+from bestchat.providers.base import ProviderError
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
+from bestchat.text import VALUE_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,13 @@ FLUSH_TIMEOUT = 30.0
 END, CANCEL, STOPPED = "end", "cancel", "stopped"
 
 
+class TooLong(ProviderError):
+    """The generation ran longer than ``GENERATION_MAX_SECONDS``: it ends ``failed`` with the
+    text received so far (a ProviderError, so the generation ends it like any failure)."""
+
+    code = "too_long"
+
+
 class Live:
     """One running generation as the shared greenlets see it: ids, text, and its outcome."""
 
@@ -68,7 +79,7 @@ class Live:
         self.seq = seq
         self.content: list[str] = [content] if content else []  # published text
         self.pending: list[str] = []  # received, not yet published
-        self.last_event = time.monotonic()
+        self.started = self.last_event = time.monotonic()
         self.last_frame = 0.0
         self.unwritten = 0  # frames taken by the writer and not yet written
         self.outcome: Any = None  # END, CANCEL, STOPPED or an exception
@@ -95,6 +106,7 @@ class Running:
         self.batch_after = config["STREAM_BATCH_AFTER"]
         self.save_seconds = float(config["STREAM_SAVE_INTERVAL"])
         self.idle_seconds = float(config["STREAM_IDLE_TIMEOUT"])
+        self.max_seconds = float(config["GENERATION_MAX_SECONDS"] or 0)  # 0: no limit
         self.bus = get_bus(app)
         self.live: dict[str, Live] = {}
         self._dirty: dict[str, Live] = {}
@@ -264,19 +276,28 @@ class Running:
             if now - live.last_event > self.idle_seconds:
                 live.settle(ProviderTimeout(
                     f"no answer from the provider for {self.idle_seconds:.0f} seconds"))
+            elif self.max_seconds and now - live.started > self.max_seconds:
+                live.settle(TooLong(f"the answer took longer than the limit of {self.max_seconds:g} "
+                                    "seconds; it ends here"))
 
     def _save_all(self) -> None:
         """Partial content and heartbeat of every running generation, in one transaction (on
         PostgreSQL one statement: ``UPDATE ... FROM (VALUES ...) RETURNING id``). A row not
-        updated is no longer ``streaming`` (reaped, deleted): its generation stops."""
+        updated is no longer ``streaming`` (reaped, deleted): its generation stops. When the
+        database refuses a value, each row is saved on its own (:func:`_save_each`), so one
+        generation's text never stops the others' heartbeats."""
         lives = [live for live in self.live.values() if live.outcome is None]
         if not lives:
             return
         snapshot = [(live.message_id, live.seq, live.text()) for live in lives]
         with self.app.app_context():
             try:
-                updated = _save_partials(snapshot)
-                db.session.commit()
+                try:
+                    updated = _save_partials(snapshot)
+                    db.session.commit()
+                except VALUE_REFUSED:
+                    db.session.rollback()
+                    updated = _save_each(snapshot)
             finally:
                 db.session.remove()
         for live in lives:
@@ -305,6 +326,26 @@ def _save_partials(rows: list[tuple[uuid.UUID, int, str]]) -> set[uuid.UUID]:
         .values(content=partial.c.content, last_seq=partial.c.last_seq, updated_at=now)
         .returning(Message.id)
         .execution_options(synchronize_session=False)))
+
+
+def _save_each(rows: list[tuple[uuid.UUID, int, str]]) -> set[uuid.UUID]:
+    """:func:`_save_partials` with one transaction per row; a row whose content the database
+    refuses gets its heartbeat only (its generation goes on; its end saves what it can)."""
+    updated: set[uuid.UUID] = set()
+    for row in rows:
+        try:
+            updated |= _save_partials([row])
+        except VALUE_REFUSED:
+            db.session.rollback()
+            log.error("the database refused the partial content of message %s; saving its "
+                      "heartbeat only", row[0])
+            result = db.session.execute(
+                update(Message).where(Message.id == row[0], Message.status == "streaming")
+                .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+            if result.rowcount == 1:
+                updated.add(row[0])
+        db.session.commit()
+    return updated
 
 
 def running(app: Flask) -> Running:

@@ -11,6 +11,7 @@ run and truncated before each test. The Redis database is flushed before each te
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,10 +44,21 @@ def pg_schema():
     engine.dispose()
 
 
+def offline_resolver(host: str, port: int) -> list[str]:
+    """The outbound policy's resolver in tests: ``localhost`` only, so no test asks DNS
+    (every other name is unresolvable: refused at connect time, accepted when saved)."""
+    if host == "localhost":
+        return ["127.0.0.1"]
+    raise socket.gaierror(socket.EAI_NONAME, f"{host}: not resolved in tests")
+
+
 def make_config(backend: str, tmp_path, **extra) -> dict:
     config = {"INSTANCE_PATH": tmp_path / "instance", "ENV_NAME": "testing", "TESTING": True,
               "RATELIMIT_LOGIN_PER_IP": "1000/60", "RATELIMIT_LOGIN_PER_ACCOUNT": "1000/60",
-              "RATELIMIT_REGISTER_PER_IP": "1000/60"}
+              "RATELIMIT_LOGIN_PER_DEVICE": "1000/60",
+              "RATELIMIT_REGISTER_PER_IP": "1000/60", "RATELIMIT_SEND_PER_USER": "1000/60",
+              # The fake providers listen on loopback: every user's connections may reach them.
+              "OUTBOUND_ALLOW": ["127.0.0.0/8", "::1"], "OUTBOUND_RESOLVER": offline_resolver}
     if backend == "production":
         config["DATABASE_URL"] = TEST_PG_URL
         config["REDIS_URL"] = TEST_REDIS_URL

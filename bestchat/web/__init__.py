@@ -2,8 +2,9 @@
 
 One HTML shell answers every page path (the ES modules under ``static/js`` route on the client);
 the modules speak only the public contract (REST under ``/api/v1`` and the ``/ws`` WebSocket),
-like any other client. Every response of this blueprint carries the strict security headers
-of :mod:`bestchat.web.headers`: no inline script, nothing loaded from another origin.
+like any other client. Every response carries the strict security headers of
+:mod:`bestchat.web.headers` (installed on the app): no inline script, nothing loaded from
+another origin.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 
 from bestchat import __version__
-from bestchat.web.headers import add_security_headers
 
 bp = Blueprint(
     "web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets",
 )
-bp.after_request(add_security_headers)
 
 # Client-side routes; each is served the same shell and the router in js/router.js picks the view.
 PAGES = ("/", "/login", "/signup", "/c/<uuid:conversation_id>", "/settings", "/usage")

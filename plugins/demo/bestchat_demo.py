@@ -4,6 +4,10 @@ and no network, so a fresh install can chat at once and tests get exact streams.
 
 "Tokens" here are words: the reply is split into word-sized deltas (each with the whitespace
 before it), and usage counts words.
+
+Its options are bounded so that no conversation can make one answer last long: at least
+``MIN_TOKENS_PER_SECOND`` words per second (or 0, as fast as possible), and at most
+``QUOTE_MAX_WORDS`` words of the user's message quoted; so a reply takes minutes at most.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 import time
 from typing import Any, Iterator
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
@@ -20,12 +24,25 @@ from bestchat.providers.base import (
 )
 
 WORD_RE = re.compile(r"\s*\S+")
+# The slowest pace a conversation may ask for (words per second), and the most words of the
+# user's message the reply quotes: together they keep one reply to about 17 minutes at worst.
+MIN_TOKENS_PER_SECOND = 1
+QUOTE_MAX_WORDS = 1000
 
 
 class DemoOptions(ProviderOptions):
     tokens_per_second: float = Field(
-        50, ge=0, le=10_000, description="Streaming speed in words per second; 0 = as fast as possible"
+        50, ge=0, le=10_000,
+        description=f"Streaming speed in words per second, {MIN_TOKENS_PER_SECOND} to 10000; "
+                    "0 = as fast as possible",
     )
+
+    @field_validator("tokens_per_second")
+    @classmethod
+    def _not_too_slow(cls, value: float) -> float:
+        if 0 < value < MIN_TOKENS_PER_SECOND:
+            raise ValueError(f"must be 0 (as fast as possible) or at least {MIN_TOKENS_PER_SECOND}")
+        return value
 
 
 class DemoProvider(Provider):
@@ -59,7 +76,8 @@ class DemoProvider(Provider):
 def reply_to(messages: list[dict[str, Any]]) -> str:
     """The demo's answer to a conversation: a greeting that quotes the last user message."""
     said = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-    said = " ".join(said.split())
+    words = said.split()
+    said = " ".join(words[:QUOTE_MAX_WORDS]) + (" …" if len(words) > QUOTE_MAX_WORDS else "")
     if not said:
         return "Hello! I am the offline demo model. Say something and I will echo it back."
     return (f'Hello! I am the offline demo model. You said: "{said}". '

@@ -68,3 +68,17 @@ def test_accepts_common_options_and_forbids_unknown_ones():
         DemoOptions(tokens_per_second=-1)
     with pytest.raises(pydantic.ValidationError):
         DemoOptions(speed=3)
+
+
+@pytest.mark.parametrize("pace", [0.01, 0.5, 10_001])
+def test_a_pace_that_would_hold_a_slot_for_hours_is_refused(pace):
+    with pytest.raises(pydantic.ValidationError):
+        DemoOptions(tokens_per_second=pace)
+    assert DemoOptions(tokens_per_second=bestchat_demo.MIN_TOKENS_PER_SECOND).tokens_per_second == 1
+
+
+def test_the_reply_quotes_a_bounded_number_of_words():
+    said = " ".join(f"w{i}" for i in range(5000))
+    words = bestchat_demo.reply_to([{"role": "user", "content": said}]).split()
+    assert len(words) < bestchat_demo.QUOTE_MAX_WORDS + 30
+    assert f'"w0' in " ".join(words) and "w999" in words and "w1000" not in words

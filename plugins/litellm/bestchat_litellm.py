@@ -11,6 +11,20 @@ exempts litellm's objects from the garbage collector's full passes (``bestchat.h
 offline: the bundled price map is used instead of fetching one (``LITELLM_LOCAL_MODEL_COST_MAP``)
 and litellm points tiktoken at its bundled encodings itself. No litellm retries run: failover
 decides what to retry.
+
+Credentials: only model families that take the configured key explicitly are served
+(:data:`EXPLICIT_KEY_FAMILIES`). Families that sign requests with credentials found in the
+server's environment or instance role (bedrock, sagemaker, vertex_ai, azure, watsonx...) are
+refused, unless the operator lists them in ``LITELLM_AMBIENT_CREDENTIAL_PROVIDERS``, and then
+for global configs only. The family is litellm's own reading of the model string
+(``litellm.get_llm_provider``), so ``anthropic.claude-v2`` (bedrock without a prefix) is caught.
+
+Addresses: the configured base URL is checked with the config's outbound policy before every
+call. For the OpenAI family (``openai/``, ``custom_openai/``) litellm is given an OpenAI client
+whose connections go through the policy (resolved once, checked, pinned). Other families open
+their own connections: for them a base URL host name must be fixed (a literal address, or a
+host the operator lists in ``OUTBOUND_ALLOW``/``OUTBOUND_ADMIN_ALLOW``) unless the config is
+trusted (global or an admin's), since the name could resolve differently when litellm connects.
 """
 
 from __future__ import annotations
@@ -25,10 +39,11 @@ import httpx
 from bestchat.heap import freeze_imported_objects
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderError, ProviderOptions, ProviderTimeout, ProviderUnavailable,
-    TextDelta, Usage,
+    Event, Finish, Provider, ProviderAddressRefused, ProviderBadRequest, ProviderError,
+    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
 )
-from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact
+from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact, with_detail
+from bestchat.security.outbound import OutboundRefused
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
@@ -49,6 +64,36 @@ def load_litellm() -> ModuleType:
 
 
 NO_KEY = "no-key"
+
+# litellm families that send the configured key (or none) and never reach for credentials in
+# the server's environment, files or instance role once a key is given.
+EXPLICIT_KEY_FAMILIES = frozenset((
+    "openai", "custom_openai", "openai_like", "text-completion-openai", "hosted_vllm", "lm_studio",
+    "llamafile", "ollama", "ollama_chat", "anthropic", "groq", "mistral", "codestral", "deepseek",
+    "together_ai", "openrouter", "fireworks_ai", "cohere", "cohere_chat", "xai", "gemini",
+    "perplexity", "deepinfra", "cerebras", "nvidia_nim", "sambanova", "huggingface",
+    "litellm_proxy",
+))
+# Families whose connections litellm makes through an OpenAI client we can hand it.
+PINNED_FAMILIES = frozenset(("openai", "custom_openai"))
+DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
+
+
+@functools.cache
+def known_families() -> frozenset[str]:
+    """Every provider family litellm knows (the prefixes of its model strings)."""
+    from litellm.types.utils import LlmProviders  # noqa: PLC0415 - imported with litellm
+
+    return frozenset(family.value for family in LlmProviders)
+
+
+def ambient_families() -> frozenset[str]:
+    """The families the operator lets global configs use with the server's own credentials."""
+    from flask import current_app, has_app_context  # noqa: PLC0415
+
+    if not has_app_context():
+        return frozenset()
+    return frozenset(current_app.config.get("LITELLM_AMBIENT_CREDENTIAL_PROVIDERS") or ())
 
 
 class LiteLLMProvider(Provider):
@@ -73,17 +118,67 @@ class LiteLLMProvider(Provider):
         kwargs = options.model_dump(exclude={"timeout"}, exclude_none=True)
         if tools:
             kwargs["tools"] = [t if "type" in t else {"type": "function", "function": t} for t in tools]
+        family = self._family(litellm, model)
+        client = None
         try:
+            client = self._client(family, key, options.timeout)
+            if client is not None:
+                kwargs["client"] = client
             chunks = litellm.completion(
                 model=model, messages=messages, stream=True, stream_options={"include_usage": True},
                 api_key=key, api_base=self.settings.base_url, timeout=options.timeout,
                 max_retries=0, num_retries=0, **kwargs)
             yield from self._events(litellm, model, chunks)
         except Exception as exc:
+            refused = _refusal(exc)
+            if refused is not None:
+                raise ProviderAddressRefused(f"{model}: {refused.reason}") from None
             error = provider_error(litellm, exc, model, key)
             if error is None:  # our own ProviderError, or a bug: not litellm's to translate
                 raise
             raise error from None
+        finally:
+            if client is not None:
+                client.close()  # its pinned connections belong to this call only
+
+    def _family(self, litellm: ModuleType, model: str) -> str:
+        """litellm's provider family for ``model``; ProviderBadRequest for a family that would
+        use the server's own credentials (unless the operator allows it for this global config)."""
+        prefix = model.split("/", 1)[0]
+        if "/" in model and prefix in known_families():
+            family = prefix  # (asking litellm could already run the family's own sign-in)
+        else:
+            try:
+                family = litellm.get_llm_provider(model=model, api_base=self.settings.base_url)[1]
+            except Exception:  # litellm raises its BadRequestError for a model it cannot place
+                raise ProviderBadRequest(f"{model}: litellm does not know this model's provider") from None
+        if family in EXPLICIT_KEY_FAMILIES:
+            return family
+        if self.settings.is_global and family in ambient_families():
+            return family
+        raise ProviderBadRequest(
+            f"{model}: litellm provider '{family}' is not allowed (it would use the server's own "
+            "credentials); an admin can allow it for global configs")
+
+    def _client(self, family: str, key: str, timeout: float) -> Any:
+        """An OpenAI client whose connections the outbound policy pins, for the families litellm
+        calls through one; else None after checking the base URL (litellm connects itself)."""
+        base_url = self.settings.base_url
+        policy = self.outbound
+        if family in PINNED_FAMILIES:
+            import openai  # noqa: PLC0415 - a litellm dependency, imported with it
+
+            http_client = httpx.Client(transport=policy.httpx_transport(), timeout=timeout,
+                                       follow_redirects=False)
+            return openai.OpenAI(api_key=key, base_url=base_url or DEFAULT_OPENAI_BASE, max_retries=0,
+                                 timeout=timeout, http_client=http_client)
+        if base_url:
+            policy.check_url(base_url)
+            host = httpx.URL(base_url).host
+            if not policy.fixed_address(host) and not policy.is_trusted():
+                raise OutboundRefused(host, f"litellm's '{family}' provider resolves the host name "
+                                      "itself: use an address, or a host the server lists")
+        return None
 
     def _events(self, litellm: ModuleType, model: str, chunks: Iterator[Any]) -> Iterator[Event]:
         calls = ToolCallAssembler()
@@ -126,13 +221,24 @@ def provider_error(litellm: ModuleType, exc: Exception, model: str, key: str | N
     if isinstance(exc, litellm.Timeout):
         return ProviderTimeout(f"{model}: no answer in time", status=408)
     status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
+    if not isinstance(status, int) or isinstance(exc, litellm.APIConnectionError):
         if isinstance(exc, (litellm.APIConnectionError, httpx.TransportError)):
-            return ProviderUnavailable(f"{model}: connection failed ({type(exc).__name__})")
+            return with_detail(ProviderUnavailable(f"{model}: connection failed"), type(exc).__name__)
         return None
     detail = redact(str(getattr(exc, "message", None) or exc), key)
     headers = getattr(getattr(exc, "response", None), "headers", None)
     return error_for_status(model, status, detail, headers)
+
+
+def _refusal(exc: BaseException) -> OutboundRefused | None:
+    """The policy's refusal behind ``exc`` (litellm and the OpenAI SDK wrap it), if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OutboundRefused):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 @hookimpl

@@ -11,15 +11,19 @@ import pytest
 
 import bestchat_litellm
 from bestchat.providers.base import (
-    Finish, ProviderAuthError, ProviderBadRequest, ProviderOptions, ProviderRateLimited, ProviderSettings,
-    ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+    Finish, ProviderAddressRefused, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions,
+    ProviderRateLimited, ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
 )
+from bestchat.security.outbound import Policy
+from bestchat.testing import network
 from bestchat.testing.fake_openai import Script
 from bestchat_litellm import LiteLLMProvider
 
 # litellm reads pydantic attributes the deprecated way; that is litellm's business, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning")
 
+# The fake server listens on loopback, which the default policy refuses.
+LOOPBACK = Policy.allowing("127.0.0.0/8")
 KEY = "sk-test-0123456789abcdef"
 USER = [{"role": "user", "content": "Tell me a story"}]
 # gpt-4o-mini in litellm's bundled price map: USD per token.
@@ -28,7 +32,7 @@ PROMPT_PRICE, COMPLETION_PRICE = 0.15e-6, 0.6e-6
 
 @pytest.fixture
 def provider(fake_openai):
-    return LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url))
+    return LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url, outbound=LOOPBACK))
 
 
 def test_streams_the_exact_text_then_usage_with_cost(provider, fake_openai):
@@ -92,11 +96,13 @@ def test_rejected_key_is_an_auth_error_that_never_shows_the_key(provider, fake_o
     assert KEY not in str(caught.value) and KEY[:10] not in repr(caught.value)
 
 
-def test_key_is_redacted_from_other_error_messages(provider, fake_openai):
+def test_upstream_error_text_is_detail_with_the_key_redacted(provider, fake_openai):
     fake_openai.enqueue(Script(fault=400, fault_message=f"cannot use {KEY} here"))
-    with pytest.raises(ProviderBadRequest, match=r"cannot use \*\*\* here") as caught:
+    with pytest.raises(ProviderBadRequest) as caught:
         list(provider.stream("openai/gpt-4o-mini", USER))
-    assert KEY not in str(caught.value)
+    assert "HTTP 400" in caught.value.message and "cannot use" not in caught.value.message
+    assert "cannot use [redacted] here" in caught.value.detail
+    assert KEY not in str(caught.value) and KEY not in caught.value.detail
 
 
 def test_dropped_connection_mid_stream_is_unavailable(provider):
@@ -137,3 +143,58 @@ def test_registered_through_the_entry_point_and_hook():
     bestchat_litellm.register_providers(registered.append)
     assert registered == [LiteLLMProvider]
     assert LiteLLMProvider.name == "litellm" and LiteLLMProvider.supports_tools
+
+
+# ---- the server's own credentials and addresses -----------------------------------------
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Only loopback can be reached, even if a refusal below ever broke (litellm's cloud
+    families would otherwise ask DNS, a metadata service or the vendor)."""
+    network.loopback_only(monkeypatch)
+
+
+@pytest.mark.parametrize("model", [
+    "bedrock/anthropic.claude-v2", "anthropic.claude-3-haiku-20240307-v1:0", "sagemaker/my-endpoint",
+    "sagemaker_chat/my-endpoint", "vertex_ai/gemini-pro", "azure/gpt-4o", "watsonx/ibm/granite",
+    "databricks/dbrx", "github_copilot/gpt-4o", "oci/cohere.command",
+])
+def test_families_that_use_the_servers_own_credentials_are_refused(fake_openai, loopback_only, model):
+    for is_global in (False, True):
+        settings = ProviderSettings(api_key=KEY, base_url=fake_openai.url, outbound=LOOPBACK, is_global=is_global)
+        with pytest.raises(ProviderBadRequest, match="not allowed") as caught:
+            list(LiteLLMProvider(settings).stream(model, USER))
+        assert "server's own credentials" in caught.value.message
+    assert fake_openai.requests == []
+
+
+def test_an_admin_allows_an_ambient_family_for_global_configs_only(app, fake_openai, loopback_only):
+    app.config["LITELLM_AMBIENT_CREDENTIAL_PROVIDERS"] = ["sagemaker"]
+    with app.app_context():
+        user_config = LiteLLMProvider(ProviderSettings(api_key=KEY, outbound=LOOPBACK))
+        with pytest.raises(ProviderBadRequest, match="not allowed"):
+            list(user_config.stream("sagemaker/my-endpoint", USER))
+        assert LiteLLMProvider(ProviderSettings(api_key=KEY, outbound=LOOPBACK, is_global=True)) \
+            ._family(bestchat_litellm.load_litellm(), "sagemaker/my-endpoint") == "sagemaker"
+
+
+def test_a_base_url_refused_by_the_policy_is_never_called(fake_openai):
+    provider = LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url))  # strict policy
+    for model in ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "ollama/llama3"):
+        with pytest.raises(ProviderAddressRefused, match="loopback"):
+            list(provider.stream(model, USER))
+    assert fake_openai.requests == []
+
+
+def test_families_litellm_connects_itself_need_a_fixed_address_for_users(fake_openai):
+    """litellm resolves the name itself for these: a user's config may not use a host name
+    (it could resolve differently at connect time), only an address the policy checked."""
+    by_name = fake_openai.url.replace("127.0.0.1", "localhost")
+    policy = Policy.allowing("127.0.0.0/8", resolver=lambda host, port: ["127.0.0.1"])
+    with pytest.raises(ProviderAddressRefused, match="resolves the host name itself"):
+        list(LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=by_name, outbound=policy))
+             .stream("anthropic/claude-3-5-haiku-latest", USER))
+    with pytest.raises(ProviderError) as caught:  # by address: litellm is called (the fake speaks OpenAI only)
+        list(LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url, outbound=policy))
+             .stream("anthropic/claude-3-5-haiku-latest", USER))
+    assert not isinstance(caught.value, ProviderAddressRefused)

@@ -10,6 +10,13 @@ applies to the base URL the request goes through httpx instead, which honours it
 Keys: the official API (no ``base_url`` configured) needs one; with a ``base_url`` the key is
 optional, so local servers such as Ollama (``http://localhost:11434/v1``) work keyless. The key
 never appears in an error message.
+
+Addresses: every connection goes through the config's outbound policy
+(``bestchat.security.outbound``): the host is resolved and checked, and the connection is made
+to the checked address (TLS still verifies the host name). Redirects are not followed (a 3xx is
+an error). Through a proxy the proxy resolves the name: the address is checked first, but it
+cannot be pinned. An upstream's error text goes to the error's ``detail`` (for the owning
+admin); its message stays short.
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from bestchat_openai_http import ConnectFailed, iter_lines, pool_for, proxied
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderAuthError, ProviderError, ProviderOptions, ProviderTimeout,
-    ProviderUnavailable, TextDelta, Usage,
+    Event, Finish, Provider, ProviderAddressRefused, ProviderAuthError, ProviderError,
+    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
 )
-from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact
+from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact, with_detail
+from bestchat.security.outbound import OutboundRefused
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 POOL_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30)
 CONNECT_TIMEOUT = 10.0
+# The most of an error answer's body that is read and examined (the detail keeps 500 chars).
+MAX_ERROR_BODY = 4096
 
 _clients: dict[str, httpx.Client] = {}
 _clients_lock = threading.Lock()
@@ -68,25 +78,33 @@ class OpenAIProvider(Provider):
         body = request_body(model, messages, options, tools)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         connect_timeout = min(CONNECT_TIMEOUT, options.timeout)
-        if proxied(base_url):
-            yield from _stream_httpx(base_url, host, key, body, headers, options.timeout, connect_timeout)
-            return
+        try:
+            if proxied(base_url):
+                self.outbound.check_url(base_url)  # (the proxy resolves again: not pinned)
+                yield from _stream_httpx(base_url, host, key, body, headers, options.timeout, connect_timeout)
+                return
+            yield from self._stream_pooled(base_url, host, key, body, headers, options.timeout, connect_timeout)
+        except OutboundRefused as refused:
+            raise ProviderAddressRefused(f"{host}: {refused.reason}") from None
+
+    def _stream_pooled(self, base_url: str, host: str, key: str | None, body: dict[str, Any],
+                       headers: dict[str, str], read_timeout: float, connect_timeout: float) -> Iterator[Event]:
         data = json.dumps(body).encode()
         headers.update({"Content-Type": "application/json", "Accept": "text/event-stream"})
         try:
             with pool_for(base_url).post("chat/completions", data, headers, connect_timeout=connect_timeout,
-                                         read_timeout=options.timeout) as response:
-                if response.status >= 400:
-                    raise status_error(host, response.status, response.read(),
+                                         read_timeout=read_timeout, policy=self.outbound) as response:
+                if response.status >= 300:  # redirects are not followed: each hop would need a check
+                    raise status_error(host, response.status, response.read(MAX_ERROR_BODY),
                                        {k.lower(): v for k, v in response.headers.items()}, key)
                 yield from parse_stream(iter_lines(response), host, key)
                 response.read()  # the end of the body after [DONE]: the connection can be reused
         except ConnectFailed as exc:
-            raise ProviderUnavailable(f"{host}: connection failed ({exc})") from None
+            raise with_detail(ProviderUnavailable(f"{host}: connection failed"), str(exc)) from None
         except TimeoutError:
-            raise ProviderTimeout(f"{host}: no answer within {options.timeout:g} s") from None
+            raise ProviderTimeout(f"{host}: no answer within {read_timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise ProviderUnavailable(f"{host}: connection failed ({type(exc).__name__})") from None
+            raise with_detail(ProviderUnavailable(f"{host}: connection failed"), type(exc).__name__) from None
 
 
 def _stream_httpx(base_url: str, host: str, key: str | None, body: dict[str, Any], headers: dict[str, str],
@@ -97,14 +115,24 @@ def _stream_httpx(base_url: str, host: str, key: str | None, body: dict[str, Any
     try:
         with client_for(base_url).stream("POST", "chat/completions", json=body, headers=headers,
                                          timeout=timeout) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise status_error(host, response.status_code, response.content, response.headers, key)
+            if response.status_code >= 300:  # redirects are not followed (httpx's default)
+                raise status_error(host, response.status_code, _head(response.iter_bytes()),
+                                   response.headers, key)
             yield from parse_stream(response.iter_lines(), host, key)
     except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
         raise ProviderTimeout(f"{host}: no answer within {read_timeout:g} s") from None
     except httpx.TransportError as exc:
-        raise ProviderUnavailable(f"{host}: connection failed ({type(exc).__name__})") from None
+        raise with_detail(ProviderUnavailable(f"{host}: connection failed"), type(exc).__name__) from None
+
+
+def _head(chunks: Iterable[bytes]) -> bytes:
+    """The first ``MAX_ERROR_BODY`` bytes of a body."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
 
 
 def request_body(model: str, messages: list[dict[str, Any]], options: ProviderOptions,
@@ -140,7 +168,8 @@ def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[E
         except ValueError:
             raise ProviderUnavailable(f"{host}: malformed chunk in the stream") from None
         if "error" in chunk:
-            raise ProviderUnavailable(f"{host}: error in stream: {_error_message(chunk, key)}")
+            raise with_detail(ProviderUnavailable(f"{host}: the provider reported an error in the stream"),
+                              _error_message(chunk, key))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):

@@ -9,6 +9,12 @@ concurrent streams per worker that is most of the worker's CPU. Everything else 
 lists, proxies) stays on httpx: :func:`proxied` tells the provider when a proxy applies to the
 origin, and the provider then uses httpx, which honours the proxy environment variables.
 
+Connections are opened through the caller's outbound policy (``bestchat.security.outbound``):
+the host is resolved and checked once per connection, and the socket connects to the checked
+address, while TLS verifies the certificate for the host name (SNI) and ``Host`` stays the
+name. An idle connection is reused only for a caller whose policy permits its peer address
+(the pool is shared by every config with the same base URL, trusted or not).
+
 The pool keeps at most ``MAX_IDLE`` idle connections per origin. A connection goes back to it
 only after its response was read to the end; a stale one (closed by the server while idle) is
 detected when sending on it fails before any answer, and the request is retried once on a
@@ -26,6 +32,8 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import urlsplit
+
+from bestchat.security.outbound import Policy
 
 MAX_IDLE = 100
 READ_SIZE = 65536
@@ -79,11 +87,11 @@ class Pool:
 
     @contextmanager
     def post(self, path: str, body: bytes, headers: dict[str, str], *,
-             connect_timeout: float, read_timeout: float) -> Iterator[http.client.HTTPResponse]:
+             connect_timeout: float, read_timeout: float, policy: Policy) -> Iterator[http.client.HTTPResponse]:
         """POST ``body`` to ``prefix + path`` and yield the response, headers read. The body is
         read by the caller (``read1``/``read``); the connection is pooled again only if it was
-        read to the end."""
-        connection, reused = self._checkout(connect_timeout, read_timeout)
+        read to the end. ``policy`` checks the address (OutboundRefused before any packet)."""
+        connection, reused = self._checkout(connect_timeout, read_timeout, policy)
         response = None
         try:
             try:
@@ -92,7 +100,7 @@ class Pool:
                 if not reused:
                     raise
                 connection.close()
-                connection, _ = self._checkout(connect_timeout, read_timeout, fresh=True)
+                connection, _ = self._checkout(connect_timeout, read_timeout, policy, fresh=True)
                 response = self._send(connection, path, body, headers)
             yield response
         finally:
@@ -106,12 +114,11 @@ class Pool:
         connection.request("POST", self.prefix + path, body=body, headers=headers)
         return connection.getresponse()
 
-    def _checkout(self, connect_timeout: float, read_timeout: float, *,
+    def _checkout(self, connect_timeout: float, read_timeout: float, policy: Policy, *,
                   fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
         if not fresh:
-            with self._lock:
-                connection = self._idle.pop() if self._idle else None
-            if connection is not None and connection.sock is not None:
+            connection = self._idle_for(policy)
+            if connection is not None:
                 connection.sock.settimeout(read_timeout)
                 return connection, True
         if self.https:
@@ -119,6 +126,8 @@ class Pool:
                                                      context=self._ssl)
         else:
             connection = http.client.HTTPConnection(self.host, self.port, timeout=connect_timeout)
+        # http.client's connect() opens its socket with this function: resolve, check, pin.
+        connection._create_connection = policy.create_connection
         try:
             connection.connect()
         except OSError as error:
@@ -126,7 +135,20 @@ class Pool:
             raise ConnectFailed(type(error).__name__) from None
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.sock.settimeout(read_timeout)
+        connection.peer = connection.sock.getpeername()[0]
         return connection, False
+
+    def _idle_for(self, policy: Policy) -> http.client.HTTPConnection | None:
+        """An idle connection whose peer address ``policy`` permits (others stay idle)."""
+        with self._lock:
+            for index in range(len(self._idle) - 1, -1, -1):
+                connection = self._idle[index]
+                if connection.sock is None:
+                    del self._idle[index]
+                elif policy.permits_peer(self.host, connection.peer):
+                    del self._idle[index]
+                    return connection
+        return None
 
     def _checkin(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:

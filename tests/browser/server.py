@@ -101,6 +101,8 @@ class LiveServer:
             "BESTCHAT_RATELIMIT_LOGIN_PER_IP": "1000/60",
             "BESTCHAT_RATELIMIT_LOGIN_PER_ACCOUNT": "1000/60",
             "BESTCHAT_RATELIMIT_REGISTER_PER_IP": "1000/60",
+            # the fake providers listen on loopback, which ordinary users may not reach otherwise
+            "BESTCHAT_OUTBOUND_ALLOW": '["127.0.0.0/8", "::1"]',
             **{f"BESTCHAT_{name}": value for name, value in settings.items()},
         }
         self.process: subprocess.Popen | None = None

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer(RATELIMIT_LOGIN_PER_ACCOUNT="2/300") as live:
+    # (this browser signed in before: only its own failures count, RATELIMIT_LOGIN_PER_DEVICE)
+    with LiveServer(RATELIMIT_LOGIN_PER_ACCOUNT="2/300", RATELIMIT_LOGIN_PER_DEVICE="1/300") as live:
         yield live
 
 
