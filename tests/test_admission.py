@@ -283,6 +283,14 @@ def one_worker(app, celery_jobs):
     slots.unregister()
 
 
+def died_while_streaming(app, message_id) -> None:
+    """A worker took the answer (``streaming``), then died without a word."""
+    with app.app_context():
+        db.session.execute(update(Message).where(Message.id == uuid.UUID(str(message_id)))
+                           .values(status="streaming", updated_at=utcnow()))
+        db.session.commit()
+
+
 def run_job(app, message_id) -> None:
     """What a worker does with the job: the task itself, in this process."""
     from bestchat.tasks.generation import generate
@@ -336,10 +344,7 @@ def test_the_reaper_frees_the_slot_of_a_job_that_died(app, client, user, one_wor
     app.config["GENERATION_QUEUE_LIMIT"] = get_admission(app).queue_limit = 0
     app.config["REAPER_STALE_AFTER"] = 0
     lost = answer_of(send(client, new_conversation(client, "demo/demo")))
-    with app.app_context():  # a worker took it, then died without a word
-        db.session.execute(update(Message).where(Message.id == uuid.UUID(lost["id"]))
-                           .values(status="streaming", updated_at=utcnow()))
-        db.session.commit()
+    died_while_streaming(app, lost["id"])
     blocked_in = new_conversation(client, "demo/demo")
     assert_overloaded(send(client, blocked_in, "blocked"))
 

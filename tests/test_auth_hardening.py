@@ -9,6 +9,7 @@ Real sockets (revocation closing open WebSockets across processes) are in
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import uuid
 from datetime import timedelta
@@ -265,9 +266,11 @@ class RecordingWs:
         self.closed = (code, reason)
 
 
-def open_socket(app, user_id, credentials):
-    """A socket handler on the in-memory bus: the Redis bus's blocking reader would stall this
-    un-monkey-patched process (tests/integration/test_socket_auth.py runs the Redis bus)."""
+def open_socket(app, user_id):
+    """A socket handler of the account's session, on the in-memory bus: the Redis bus's
+    blocking reader would stall this un-monkey-patched process
+    (tests/integration/test_socket_auth.py runs the Redis bus)."""
+    from bestchat.security.authn import SocketCredentials
     from bestchat.streaming.memory_bus import MemoryBus
     from bestchat.ws import ChatSocket
 
@@ -277,7 +280,19 @@ def open_socket(app, user_id, credentials):
         user = account(app, user_id)
         db.session.refresh(user)
         db.session.expunge(user)
+        credentials = SocketCredentials.of_session(user)
     return ChatSocket(RecordingWs(), app, user, credentials)
+
+
+@contextmanager
+def session_socket(app, user_id):
+    """:func:`open_socket`, its notices and subscriber closed afterwards."""
+    socket = open_socket(app, user_id)
+    try:
+        yield socket
+    finally:
+        socket._stop_notices()
+        socket.subscriber.close()
 
 
 def frames_until_close(socket) -> list[dict]:
@@ -296,13 +311,8 @@ def frames_until_close(socket) -> list[dict]:
 @pytest.mark.parametrize("change", ["disable", "role", "delete", "password"])
 def test_an_account_change_closes_its_open_sockets_at_once(app, client, change):
     """(In one process; tests/integration/test_socket_auth.py checks it across processes.)"""
-    from bestchat.security.authn import SocketCredentials
-
     user = client.signup("kai@example.com", PASSWORD)
-    with app.app_context():
-        credentials = SocketCredentials.of_session(account(app, user["id"]))
-    socket = open_socket(app, user["id"], credentials)
-    try:
+    with session_socket(app, user["id"]) as socket:
         with app.app_context():
             target = account(app, user["id"])
             if change == "disable":
@@ -316,49 +326,30 @@ def test_an_account_change_closes_its_open_sockets_at_once(app, client, change):
         gevent.sleep(0.1)  # the re-check runs in its own greenlet
         frames = frames_until_close(socket)
         assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
-    finally:
-        socket._stop_notices()
-        socket.subscriber.close()
 
 
 def test_a_socket_of_another_account_stays_open(app, client):
-    from bestchat.security.authn import SocketCredentials
-
     user = client.signup("lou@example.com", PASSWORD)
     other = client.new()
     bystander = other.signup("max@example.com", PASSWORD)
-    with app.app_context():
-        credentials = SocketCredentials.of_session(account(app, bystander["id"]))
-    socket = open_socket(app, bystander["id"], credentials)
-    try:
+    with session_socket(app, bystander["id"]) as socket:
         with app.app_context():
             accounts.set_disabled(None, account(app, user["id"]), True)
         gevent.sleep(0.1)
         socket._handle(json.dumps({"type": "ping"}))
         assert socket.subscriber.next(timeout=1).event == {"type": "pong"}
-    finally:
-        socket._stop_notices()
-        socket.subscriber.close()
 
 
 def test_each_frame_rechecks_a_session_ended_without_a_notice(app, client):
     """A notice can be lost (Redis down): the next command still finds the session ended."""
-    from bestchat.security.authn import SocketCredentials
-
     user = client.signup("ned@example.com", PASSWORD)
-    with app.app_context():
-        credentials = SocketCredentials.of_session(account(app, user["id"]))
-    socket = open_socket(app, user["id"], credentials)
-    try:
+    with session_socket(app, user["id"]) as socket:
         with app.app_context():  # behind the service's back: no notice
             db.session.execute(update(User).values(session_generation=User.session_generation + 1))
             db.session.commit()
         socket._handle(json.dumps({"type": "subscribe", "conversation_id": str(uuid.uuid4())}))
         frames = frames_until_close(socket)
         assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
-    finally:
-        socket._stop_notices()
-        socket.subscriber.close()
 
 
 class IdleWs:
@@ -385,15 +376,10 @@ class IdleWs:
 
 def test_an_idle_socket_rechecks_its_credentials_periodically(app, client):
     """Without a notice and without a command, the periodic re-check (WS_AUTH_RECHECK) closes it."""
-    from bestchat.security.authn import SocketCredentials
-    from bestchat.ws import ChatSocket
-
     app.config["WS_AUTH_RECHECK"] = 0.05
     user = client.signup("ora@example.com", PASSWORD)
-    with app.app_context():
-        credentials = SocketCredentials.of_session(account(app, user["id"]))
     ws = IdleWs()
-    socket = open_socket(app, user["id"], credentials)
+    socket = open_socket(app, user["id"])
     socket.ws = ws
     running = gevent.spawn(socket.run)
     try:

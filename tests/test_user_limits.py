@@ -13,11 +13,10 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
-from bestchat.models.base import utcnow
 from bestchat.providers.base import ProviderUnavailable
 from bestchat.reaper import reap
 from bestchat.services.admission import RedisAdmission, TooManyGenerations, get_admission
@@ -27,7 +26,7 @@ from bestchat.testing.client import assert_error
 from bestchat.ws import ChatSocket
 from tests.chat_fakes import GatedProvider, gated, wait_for  # noqa: F401 - gated is a fixture
 from tests.test_admission import (  # noqa: F401 - celery_jobs and one_worker are fixtures
-    celery_jobs, memory_bus, message_count, one_worker, row, run_job,
+    celery_jobs, died_while_streaming, memory_bus, message_count, one_worker, row, run_job,
 )
 
 API = "/api/v1"
@@ -286,10 +285,7 @@ def test_redis_admission_gives_back_the_place_of_a_job_that_died(app, client, us
     app.config["REAPER_STALE_AFTER"] = 0
     get_admission(app).user_limit = 1
     lost = answer_of(send(client, new_conversation(client, "demo/demo")))
-    with app.app_context():  # a worker took it, then died without a word
-        db.session.execute(update(Message).where(Message.id == uuid.UUID(lost["id"]))
-                           .values(status="streaming", updated_at=utcnow()))
-        db.session.commit()
+    died_while_streaming(app, lost["id"])
     blocked_in = new_conversation(client, "demo/demo")
     assert_error(send(client, blocked_in, "blocked"), 429, "too_many_generations")
 
