@@ -1,7 +1,8 @@
 """Celery entry: ``celery -A celery_worker worker -P gevent`` (gevent patches before this import).
 
 A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``) and
-exempts its startup objects from the garbage collector's full passes (``bestchat.heap``).
+exempts its startup objects from the garbage collector's full passes
+(``bestchat.gc_freeze``).
 
 Before any job runs, the worker removes cloud credentials (``AWS_*``,
 ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_*``...) from its environment, so no provider library
@@ -12,7 +13,7 @@ from celery.signals import worker_ready
 
 from bestchat import create_app
 from bestchat.database import warm_pool
-from bestchat.heap import freeze_startup_objects
+from bestchat.gc_freeze import freeze_startup_objects
 from bestchat.security.cloud_env import protect_worker
 
 flask_app = create_app()

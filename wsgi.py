@@ -2,20 +2,20 @@
 
 Each web process also runs the reaper (see ``bestchat.reaper``) in a background greenlet,
 opens its database pool ahead (``bestchat.database.warm_pool``) and exempts its startup objects
-from the garbage collector's full passes (``bestchat.heap``). When it runs generations itself
-(embedded mode, ``JOBS_IN_PROCESS``) it removes cloud credentials from its environment as a
-worker does (``bestchat.security.cloud_env``).
+from the garbage collector's full passes (``bestchat.gc_freeze``). When it runs generations
+itself (embedded mode, ``JOBS_IN_PROCESS``) it removes cloud credentials from its environment as
+a worker does (``bestchat.security.cloud_env``).
 """
 
 from bestchat import create_app
 from bestchat.database import warm_pool
-from bestchat.heap import freeze_startup_objects
+from bestchat.dispatch import get_dispatcher
+from bestchat.gc_freeze import freeze_startup_objects
 from bestchat.reaper import start_reaper
 from bestchat.security.cloud_env import protect_worker
-from bestchat.tasks.queue import InProcessJobs
 
 app = create_app()
-if isinstance(app.extensions["bestchat_jobs"], InProcessJobs):
+if get_dispatcher(app).in_process:
     protect_worker(app)
 start_reaper(app)
 warm_pool(app)

@@ -85,6 +85,7 @@ class UserView(SecureModelView):
                 setattr(model, attr, old[0])
                 change(actor, model, new)
 
+
 class AuditLogView(SecureModelView):
     """The audit trail, read-only, newest first."""
 

@@ -116,9 +116,9 @@ def _measure(variant: str, jobs: int, delay: float, port: int) -> None:
     if variant in ("nobus", "nobus_nosave"):
         bus.append_many = lambda *a, **k: None
     if variant == "nobus_nosave":
-        from bestchat.services import running
+        from bestchat.streaming import frame_writer
 
-        running.Running._save_all = lambda self: None
+        frame_writer.Running._save_all = lambda self: None
 
     if variant == "direct":
         from bestchat_openai import OpenAIProvider

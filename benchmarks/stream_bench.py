@@ -682,8 +682,8 @@ class Bench:
         _, model = model_name(kind, delay)
         if kind not in self.providers:
             # the direct calls run like a worker's: startup objects (and litellm's, once
-            # imported) out of the collector's full passes (bestchat.heap)
-            from bestchat.heap import freeze_startup_objects
+            # imported) out of the collector's full passes (bestchat.gc_freeze)
+            from bestchat.gc_freeze import freeze_startup_objects
 
             freeze_startup_objects()
             self.providers[kind] = make_provider(kind, self.stack.fake_url)

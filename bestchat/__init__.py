@@ -1,6 +1,7 @@
 """BestChat: a self-hosted, plugin-based LLM chat server.
 
 ``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
+the stream bus, the job dispatcher and the admission (each chosen once, from the settings),
 blueprints, error handlers, plugins (last, so plugins can override), the admin console,
 command line.
 """
@@ -32,20 +33,28 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_database(app, db)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    from bestchat.request_facts import init_request_facts
     from bestchat.security.authn import init_auth
 
+    init_request_facts(app)
     init_auth(app)
     sock.init_app(app)
     init_redis(app)
     init_rate_limiter(app)
 
     from bestchat.celery_app import celery_init_app
+    from bestchat.dispatch import get_dispatcher, init_dispatcher
+    from bestchat.services.admission import init_admission
+    from bestchat.store import init_store
     from bestchat.streaming import init_bus
-    from bestchat.tasks.queue import init_jobs
 
+    init_store(app)
+    # REDIS_URL set: the Redis bus, and Celery workers unless JOBS_IN_PROCESS (embedded mode:
+    # the memory bus and jobs in this process); the admission follows where jobs run.
     init_bus(app)
     celery_init_app(app)
-    init_jobs(app)
+    init_dispatcher(app)
+    init_admission(app, in_process=get_dispatcher(app).in_process)
 
     if app.config["TRUSTED_PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -54,7 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     from bestchat import api, health, openai_compat, web
-    from bestchat.errors import register_error_handlers
+    from bestchat.error_responses import register_error_handlers
 
     app.register_blueprint(api.bp)
     app.register_blueprint(openai_compat.bp)

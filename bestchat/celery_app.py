@@ -4,11 +4,10 @@ Every task runs inside the Flask app context (``FlaskTask``). The broker is ``RE
 (``memory://`` in embedded mode, where jobs run in-process instead). Results are ignored;
 tasks acknowledge late, so a worker's warm shutdown puts the jobs it took but had not started
 back on the queue. kombu's ``ack_emulation`` (a record of every delivered job in Redis, to
-redeliver it after ``visibility_timeout``) is off: it cost a Redis round trip before every
-job could start, on the path of every first token, and it brought back a dead worker's job
-only after an hour, long after the reaper (:mod:`bestchat.reaper`) ended its answer. The
-worker imports the task modules (``include``); the web tier sends task messages itself
-(:mod:`bestchat.tasks.celery_message`).
+redeliver it after ``visibility_timeout``) is off: it costs a Redis round trip before every
+job can start, and it would bring back a dead worker's job only after an hour, long after the
+reaper (:mod:`bestchat.reaper`) ended its answer. The worker imports the task modules
+(``include``); the web tier sends task messages itself (:mod:`bestchat.dispatch.celery`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 from celery import Celery, Task
 from flask import Flask
 
-from bestchat.tasks.queue import TASK_MODULES
+from bestchat.tasks import TASK_MODULES
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -1,11 +1,13 @@
 """The ``bestchat`` command line (also ``flask --app wsgi ...``).
 
-``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``; ``db upgrade`` comes from
-Flask-Migrate. Commands that manage one area live with it and are registered here.
+``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys`` and
+``plugins list``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
+area; domain errors end the command with their message.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -14,6 +16,8 @@ import sys
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+
+from bestchat.errors import DomainError
 
 
 def _create_app(*_args, **_kwargs) -> Flask:
@@ -46,7 +50,6 @@ def main() -> None:
 @with_appcontext
 def create_admin(email: str, password: str | None, if_none_exists: bool) -> None:
     """Create an admin account (or make an existing account admin and reset its password)."""
-    from bestchat.errors import ApiError
     from bestchat.services import accounts
 
     if if_none_exists and accounts.admin_count() > 0:
@@ -60,7 +63,7 @@ def create_admin(email: str, password: str | None, if_none_exists: bool) -> None
         else:
             accounts.set_role(None, existing, "admin")
             accounts.set_password(None, existing, password)
-    except ApiError as error:
+    except DomainError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Admin account: {email}")
     if generated:
@@ -132,8 +135,33 @@ def rotate_keys() -> None:
     click.echo(f"Re-encrypted {count} provider key(s) under the current first key.")
 
 
-def register_commands(app: Flask) -> None:
-    from bestchat.plugins import plugins_command
+@click.group("plugins")
+def plugins_command() -> None:
+    """Inspect the installed plugins."""
 
+
+@plugins_command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@with_appcontext
+def list_plugins(as_json: bool) -> None:
+    """Every plugin found: name, version, status, hooks, and the error of a failed one."""
+    from bestchat.plugins import get_plugins
+
+    found = get_plugins()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("No plugins found.")
+        return
+    rows = [(p["name"], p["version"] or "-", p["status"], ", ".join(p["hooks"]) or "-") for p in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for plugin, row in zip(found, rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"]:
+            click.echo(f"    {line}")
+
+
+def register_commands(app: Flask) -> None:
     for command in (create_admin, serve, worker, rotate_keys, plugins_command):
         app.cli.add_command(command)

@@ -7,8 +7,8 @@ then removing the old key.
 Decrypted secrets are kept in a small per-keyring memory cache (:data:`DECRYPTED_KEPT`
 entries, the least recently used dropped first; emptied when ``ENCRYPTION_KEYS`` changes):
 every generation decrypts its provider's key on the path of its first token, and a Fernet
-decryption (HMAC check, AES, the library's layers) costs ~0.1 ms of CPU. The cache holds
-only what a worker holds anyway while it calls a provider, and nothing at rest.
+decryption (HMAC check, AES, the library's layers) is CPU spent there on every answer. The
+cache holds only what a worker holds anyway while it calls a provider, and nothing at rest.
 """
 
 from __future__ import annotations

@@ -6,14 +6,17 @@ files the database file's mode). A server database gets a liveness
 check of pooled connections that were idle for ``DATABASE_PING_IDLE_SECONDS`` or more, when
 they are checked out (a connection the database dropped, after a restart for instance, is
 replaced before anyone uses it). SQLAlchemy's ``pool_pre_ping`` would check every checkout:
-one more round trip for every request and every generation job, on the path of every first
-token, for connections that were in use a moment before. The writes that must not fail for a
-restart (a generation's claim, an answer's end) run through :func:`once_more_if_dropped`.
+one more round trip for every request and every generation job, for connections that were in
+use a moment before. The writes that must not fail for a restart (a generation's claim, an
+answer's end) run through :func:`once_more_if_dropped`.
 
 Server processes (``wsgi.py``, ``celery_worker.py``) call :func:`warm_pool` at start: it opens
 the pool's ``DATABASE_POOL_SIZE`` connections in the background, so a burst of sends after a
-quiet start does not open a new PostgreSQL connection (a new backend process, several ms) on
-the path of each first token.
+quiet start does not open a new PostgreSQL connection (a new backend process) on the path of
+every first token.
+
+:func:`run_prepared` runs the message store's single statements on PostgreSQL
+(:mod:`bestchat.store.postgresql`).
 """
 
 from __future__ import annotations
@@ -108,14 +111,14 @@ def warm_pool(app: Flask) -> gevent.Greenlet | None:
 
 def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
     """Run one PostgreSQL ``statement`` on a pooled connection in autocommit mode, atomic on
-    its own, and return its rows (named tuples). For the single statements on the path of
-    every first token (a send's, a generation's claim), so it skips what they do not need:
+    its own, and return its rows (named tuples). For the message store's single statements
+    (an exchange's, a generation's claim), so it skips what they do not need:
 
     - no ORM session and no SQLAlchemy ``Connection`` (with its execution context and result
-      objects): the pool's DBAPI connection itself (0.2-0.3 ms of CPU fewer in a busy server);
+      objects): the pool's DBAPI connection itself;
     - prepared from its first execution on each connection (psycopg's ``prepare=True``), not
       after its fifth (``prepare_threshold``): until then the database parses and plans it
-      every time, 0.1-0.25 ms for these.
+      every time.
 
     The pool's checkout still applies (the liveness ping after an idle while). Errors are
     raised as SQLAlchemy raises them (:class:`sqlalchemy.exc.DBAPIError`); a lost connection

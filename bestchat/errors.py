@@ -1,91 +1,114 @@
-"""The one JSON error shape of the API, and the handlers that give every error that shape.
+"""The errors of the domain: what went wrong, in the service's words, with no HTTP in them.
 
-``{"error": {"code": "...", "message": "..."}}`` with the right status; never an HTML page or
-a traceback. Raise :class:`ApiError` anywhere in a request to answer with it.
+Services, providers' callers, the store and the security checks raise these; the adapters
+(REST, WebSocket, ``/v1``) turn them into their own shapes through the one table in
+:mod:`bestchat.error_responses` (which status, which headers, which frame). Each error has a
+stable machine ``code`` (what clients act on), a ``message`` for people, optional
+``details`` (more fields of the error object, such as a limit's value) and, for refusals that
+pass, ``retry_after`` seconds.
 """
 
 from __future__ import annotations
 
-import logging
-
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
-
-# Codes for werkzeug's own exceptions, by status.
-_HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
-    503: "unavailable",
-}
+from typing import Any
 
 
-class ApiError(Exception):
-    """An error answered to the client as JSON with ``status``; ``details`` are more fields of
-    the error object for clients to act on (e.g. a limit's value)."""
+class DomainError(Exception):
+    """Base of every error a client is told about. ``code`` defaults to the class's."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
-                 details: dict | None = None):
+    code = "error"
+
+    def __init__(self, code: str | None, message: str, *, details: dict[str, Any] | None = None,
+                 retry_after: int | None = None, param: str | None = None):
         super().__init__(message)
-        self.status = status
-        self.code = code
+        self.code = code or type(self).code
         self.message = message
-        self.headers = headers or {}
         self.details = details or {}
+        self.retry_after = retry_after
+        self.param = param  # the request field at fault, when one is (OpenAI's ``param``)
 
 
-def not_found(what: str = "resource") -> ApiError:
-    """The answer for unknown ids and other users' ids alike."""
-    return ApiError(404, "not_found", f"{what} not found")
+class Invalid(DomainError):
+    """The request is malformed or a value is not allowed (``invalid_field``, ``missing_field``...)."""
+
+    code = "invalid_field"
 
 
-def account_disabled() -> ApiError:
-    """The answer to a disabled account's requests."""
-    return ApiError(403, "account_disabled", "this account is disabled")
+class UnknownModel(Invalid):
+    """No enabled provider serves the requested model."""
+
+    code = "unknown_model"
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(None, message, param=param)
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None,
-                   details: dict | None = None):
-    response = jsonify({"error": {**(details or {}), "code": code, "message": message}})
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+class Unauthorized(DomainError):
+    """No valid credentials came with the request."""
+
+    code = "unauthorized"
 
 
-def _wants_html() -> bool:
-    """Browser page navigations get HTML errors; every API path gets JSON."""
-    path = request.path
-    if path.startswith(("/api/", "/v1/")) or path in ("/healthz", "/readyz", "/metrics"):
-        return False
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "text/html"
+class Forbidden(DomainError):
+    """The credentials are valid, the action is not allowed to them."""
+
+    code = "forbidden"
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def handle_api_error(error: ApiError):
-        return error_response(error.status, error.code, error.message, error.headers, error.details)
+class AccountDisabled(Forbidden):
+    """The account was disabled by an admin: everything it asks is refused."""
 
-    @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException):
-        if _wants_html():
-            return error
-        status = error.code or 500
-        code = _HTTP_CODES.get(status, "error")
-        message = error.description or error.name
-        if status == 413:
-            message = f"request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes"
-        headers = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(error.valid_methods)
-        return error_response(status, code, message, headers)
+    code = "account_disabled"
 
-    @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):
-        if isinstance(error, HTTPException):
-            return handle_http_exception(error)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal server error")
+    def __init__(self) -> None:
+        super().__init__(None, "this account is disabled")
+
+
+class NotFound(DomainError):
+    """An unknown id, and equally another user's id (never a leak of its existence)."""
+
+    code = "not_found"
+
+    def __init__(self, what: str = "resource", *, code: str | None = None, message: str | None = None):
+        super().__init__(code, message or f"{what} not found")
+
+
+class Conflict(DomainError):
+    """The request does not fit the current state (an answer still running, not editable...)."""
+
+    code = "conflict"
+
+
+class TooLarge(DomainError):
+    """A body or upload is larger than its limit."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    """The body is not of a type the endpoint reads."""
+
+    code = "unsupported_media_type"
+
+
+class RateLimited(DomainError):
+    """Too many requests of this kind from this client; ``retry_after`` says when to retry."""
+
+    code = "rate_limited"
+
+
+class Unavailable(DomainError):
+    """A service the request needs cannot be reached right now (Redis, the queue, ...)."""
+
+    code = "unavailable"
+
+
+class Overloaded(Unavailable):
+    """Every generation slot is busy and the queue is full: refused before anything is stored."""
+
+    code = "overloaded"
+
+    def __init__(self, retry_after: int, message: str = "the server is at capacity and its queue is full; "
+                                                         "try again shortly"):
+        super().__init__(None, message, retry_after=retry_after)
+

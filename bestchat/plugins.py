@@ -24,7 +24,6 @@ tells the callbacks which plugin is registering (the name stamped on what it reg
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -33,10 +32,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Iterator, Literal, Mapping
 
-import click
 import pluggy
 from flask import Flask
-from flask.cli import with_appcontext
 
 from bestchat import hookspecs
 from bestchat.context.base import ContextStrategy
@@ -379,28 +376,3 @@ def _trace_before(hook_name: str, hook_impls: list[Any], kwargs: Mapping[str, An
 def _trace_after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: Mapping[str, Any]) -> None:
     error = outcome.exception
     log.info("hook %s done%s", hook_name, f", raised {_describe(error)}" if error else "")
-
-
-@click.group("plugins")
-def plugins_command() -> None:
-    """Inspect the installed plugins."""
-
-
-@plugins_command.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-@with_appcontext
-def list_command(as_json: bool) -> None:
-    """Every plugin found: name, version, status, hooks, and the error of a failed one."""
-    found = get_plugins()
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("No plugins found.")
-        return
-    rows = [(p["name"], p["version"] or "-", p["status"], ", ".join(p["hooks"]) or "-") for p in found]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for plugin, row in zip(found, rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"]:
-            click.echo(f"    {line}")

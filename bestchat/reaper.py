@@ -28,9 +28,10 @@ from sqlalchemy import or_, select
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
+from bestchat.models.message_status import ACTIVE, CLAIMABLE, MessageStatus
 from bestchat.redis_client import get_redis
-from bestchat.services import message_status
 from bestchat.services.admission import forget_finished
+from bestchat.store import get_store
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def reap(app: Flask, *, orphans_only: bool = False) -> int:
         stale = pending = now + timedelta(seconds=1)
     candidates = list(db.session.scalars(
         select(Message.id).where(or_(
-            (Message.status == "streaming") & (Message.updated_at < stale),
-            Message.status.in_(("pending", "queued")) & (Message.updated_at < pending),
+            (Message.status == MessageStatus.STREAMING.value) & (Message.updated_at < stale),
+            Message.status.in_([status.value for status in CLAIMABLE]) & (Message.updated_at < pending),
         )).limit(BATCH)))
     db.session.commit()
     reaped = 0
@@ -67,12 +68,12 @@ def _reap_one(message_id: uuid.UUID, stale: datetime, pending: datetime) -> bool
     meanwhile, or the save failed: logged, and the next pass tries again)."""
     try:
         message = db.session.get(Message, message_id)
-        if message is None or message.status not in message_status.ACTIVE:
+        if message is None or message.status not in ACTIVE:
             db.session.rollback()
             return False
         status = message.status
-        cutoff = stale if status == "streaming" else pending
-        if message_status.interrupt(message, stale_before=cutoff) is None:
+        cutoff = stale if status == MessageStatus.STREAMING else pending
+        if get_store().interrupt(message, stale_before=cutoff) is None:
             return False
     except Exception:  # noqa: BLE001 - one row must not stop the pass
         db.session.rollback()

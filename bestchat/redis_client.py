@@ -15,8 +15,8 @@ from flask import Flask, current_app
 
 
 # RESP2. With RESP3 (redis-py 8's default) pub/sub messages arrive as push notifications, and
-# hiredis 3.3's parser keeps ~80 bytes of each one for good: a web process relaying 5000 chunks
-# a second grew by 0.4 MB/s (tests/test_bus.py checks it; RESP2 replies carry the same values).
+# hiredis 3.3's parser keeps part of each one for good: a web process relaying chunks would grow
+# without bound (tests/test_bus.py checks it; RESP2 replies carry the same values).
 PROTOCOL = 2
 
 
@@ -39,8 +39,8 @@ def get_redis(app: Flask | None = None) -> redis.Redis | None:
 
 def exchange(connection: redis.connection.Connection, commands: Sequence[tuple[str, ...]]) -> list[Any]:
     """Send ``commands`` in one write on ``connection`` and read every reply, in order: what a
-    non-transactional pipeline does, without redis-py's pipeline object, which costs several
-    times the round trip. A command's own error is its reply (the connection stays in step); a
+    non-transactional pipeline does, without the bookkeeping of redis-py's pipeline object,
+    which costs more than the round trip. A command's own error is its reply (the connection stays in step); a
     connection error disconnects it and is raised (how much ran is unknown)."""
     replies: list[Any] = []
     try:

@@ -7,14 +7,15 @@ is one command (``subscribe``, ``send``, ``cancel``, ``typing``, ``ping``) hande
 conversation service or the bus; everything the client receives goes through one
 :class:`Subscriber` and one writer greenlet. A bad frame (not JSON, unknown type, missing or
 wrong field, too big, nested too deep, text that cannot be stored: see
-:func:`bestchat.api.validation.parse_json`) or a failed command gets an ``error`` frame and
-the socket stays usable; no exception ever leaves the handler (Flask would write an HTTP 500
-into the upgraded socket).
+:func:`bestchat.validation.parse_json`) or a failed command gets an ``error`` frame
+(:func:`bestchat.error_responses.ws_frame`) and the socket stays usable; no exception ever
+leaves the handler (Flask would write an HTTP 500 into the upgraded socket).
 
 While it is open the socket keeps what it was opened with (:class:`SocketCredentials`) and
 re-checks it when the account's credentials change (a notice on the bus, from any web process:
-:mod:`bestchat.security.revocation`), every ``WS_AUTH_RECHECK`` seconds, and cheaply on each
-command; once they no longer hold, it gets an ``error`` frame and is closed with code 1008.
+:mod:`bestchat.security.revocation`), every ``WS_AUTH_RECHECK`` seconds, and cheaply before
+each command that reads the account (:data:`COMMANDS`); once they no longer hold, it gets an
+``error`` frame and is closed with code 1008.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -30,17 +32,20 @@ from flask import Blueprint, Flask, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from bestchat.api.validation import field, parse_json, parse_uuid
-from bestchat.errors import ApiError, not_found
+from bestchat.error_responses import ws_frame
+from bestchat.errors import (
+    AccountDisabled, DomainError, Forbidden, Invalid, NotFound, TooLarge, Unauthorized, Unavailable,
+)
 from bestchat.extensions import db, sock
 from bestchat.models import User
-from bestchat.models.chat import FINAL_STATUSES
 from bestchat.security import revocation, tickets
 from bestchat.security.authn import SocketCredentials, bearer_token, token_for
-from bestchat.services.conversations import ConversationManager, autocommit_reads
+from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
+from bestchat.streaming.follow import follow_answer
 from bestchat.streaming.subscriber import Subscriber
+from bestchat.validation import field, parse_json, parse_uuid
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +68,11 @@ def authenticate_handshake() -> None:
         g.socket_credentials = SocketCredentials.of_token(api_token)
         return
     if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized",
-                       "authentication required: session cookie, ?ticket=, Bearer token or ?token=")
+        raise Unauthorized("unauthorized",
+                           "authentication required: session cookie, ?ticket=, Bearer token or ?token=")
     origin = request.headers.get("Origin")
     if origin and urlsplit(origin).netloc != request.host:
-        raise ApiError(403, "forbidden", "cross-origin WebSocket with a session cookie refused")
+        raise Forbidden("forbidden", "cross-origin WebSocket with a session cookie refused")
     g.user = current_user._get_current_object()
     g.socket_credentials = SocketCredentials.of_session(g.user)
 
@@ -150,12 +155,18 @@ class ChatSocket:
         return valid
 
     def _revoked(self, reason: str) -> None:
-        """Send an ``error`` frame, then close (by the writer, after the frames queued before;
-        at once if it has not within a second)."""
+        self._shut(Unauthorized("unauthorized", "the credentials of this connection are no longer valid"), reason)
+
+    def _inactive(self) -> None:
+        self._shut(Unauthorized("unauthorized", "this account is no longer active"), "account inactive")
+
+    def _shut(self, error: DomainError, reason: str) -> None:
+        """Send ``error``, then close with code 1008 and ``reason`` (by the writer, after the
+        frames queued before; at once if it has not within a second)."""
         if self._closed:
             return
         self._closed = self._closing = True
-        self._error("unauthorized", "the credentials of this connection are no longer valid")
+        self._error(error)
         self.subscriber.send({"type": CLOSE, "reason": reason})
         gevent.spawn_later(1.0, self._close, reason)
 
@@ -177,55 +188,50 @@ class ChatSocket:
         except Exception:  # noqa: BLE001
             log.exception("websocket writer failed")
 
-    def _inactive(self) -> None:
-        self._closed = True
-        self._error("unauthorized", "this account is no longer active")
-        self.ws.close(1008, "account inactive")
-
-    def _error(self, code: str, message: str, details: dict | None = None) -> None:
-        self.subscriber.send({**(details or {}), "type": "error", "code": code, "message": message})
+    def _error(self, error: DomainError) -> None:
+        self.subscriber.send(ws_frame(error))
 
     def _handle(self, raw: str | bytes) -> None:
         if self._closed:
             return
         if len(raw) > self.max_frame:
-            return self._error("frame_too_large", f"frames are limited to {self.max_frame} bytes")
+            return self._error(TooLarge("frame_too_large", f"frames are limited to {self.max_frame} bytes"))
         if isinstance(raw, bytes):
-            return self._error("invalid_frame", "frames must be JSON text")
+            return self._error(Invalid("invalid_frame", "frames must be JSON text"))
         try:
             frame = parse_json(raw)  # (too deep, or text that cannot be stored: an error frame too)
-        except ApiError as error:
-            return self._error(error.code, error.message)
+        except DomainError as error:
+            return self._error(error)
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            return self._error("invalid_frame", "a frame is a JSON object with a string 'type'")
+            return self._error(Invalid("invalid_frame", "a frame is a JSON object with a string 'type'"))
         if frame["type"] == "ping":
             return self.subscriber.send({"type": "pong"})
-        handler = COMMANDS.get(frame["type"])
-        if handler is None:
-            return self._error("unknown_type", f"unknown frame type '{frame['type'][:50]}'")
+        command = COMMANDS.get(frame["type"])
+        if command is None:
+            return self._error(Invalid("unknown_type", f"unknown frame type '{frame['type'][:50]}'"))
         try:
             if self._stale and not self._recheck():
                 return
             with self.app.app_context():
                 user = self.user
-                if handler is not ChatSocket.send:  # (a send checks the account in its own query)
+                if command.reads_account:
                     user = db.session.get(User, self.user.id)
                     if user is None or user.disabled:
                         return self._inactive()
                     if not self.credentials.matches(user):
                         return self._revoked("credentials revoked")
-                handler(self, ConversationManager(user), frame)
-        except ApiError as error:
-            if error.code == "account_disabled":
-                return self._inactive()
-            self._error(error.code, error.message, error.details)
+                command.run(self, ConversationManager(user), frame)
+        except AccountDisabled:
+            self._inactive()
+        except DomainError as error:
+            self._error(error)
         except BusUnavailable as error:
-            self._error("unavailable", str(error))
+            self._error(Unavailable("unavailable", str(error)))
         except ConnectionClosed:
             raise
         except Exception:  # noqa: BLE001
             log.exception("websocket command %s failed", frame["type"])
-            self._error("internal_error", "the command failed")
+            self._error(DomainError("internal_error", "the command failed"))
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -244,23 +250,25 @@ class ChatSocket:
             return
         message = manager.message(parse_uuid(message_id, "message"))
         if message.conversation_id != conversation_id:
-            raise not_found("message")
+            raise NotFound("message")
         after_seq = field(frame, "after_seq", int, required=False, default=0)
         if after_seq < 0:
-            raise ApiError(400, "invalid_field", "'after_seq' must be 0 or more")
-        final = events.terminal(message) if message.status in FINAL_STATUSES else None
-        db.session.commit()
-        self.subscriber.resume(str(conversation_id), str(message.id), after_seq, final)
+            raise Invalid("invalid_field", "'after_seq' must be 0 or more")
+        follow_answer(message, after_seq, subscriber=self.subscriber, live=True)
 
     def send(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
-        if parse_uuid(field(frame, "conversation_id"), "conversation") not in self.owned:
-            autocommit_reads()  # (PostgreSQL: the ownership read needs no BEGIN/COMMIT then)
-        conversation_id = self._conversation(manager, frame)
+        """The send checks ownership itself (another user's conversation is not found, nothing
+        stored); the socket follows the conversation once it is stored, before its events go out."""
+        conversation_id = parse_uuid(field(frame, "conversation_id"), "conversation")
         content = field(frame, "content", strip=False)
         client_id = field(frame, "client_id", required=False, max_length=100)
         model = field(frame, "model", required=False, max_length=200)
-        self.subscriber.follow(str(conversation_id))
-        manager.send(conversation_id, content, model=model, client_id=client_id)
+
+        def follow() -> None:
+            self.owned.add(conversation_id)
+            self.subscriber.follow(str(conversation_id))
+
+        manager.send(conversation_id, content, model=model, client_id=client_id, before_announce=follow)
 
     def cancel(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
         manager.cancel(parse_uuid(field(frame, "message_id"), "message"))
@@ -272,9 +280,25 @@ class ChatSocket:
                             origin=self.subscriber.id)
 
 
-COMMANDS: dict[str, Callable[[ChatSocket, ConversationManager, dict[str, Any]], None]] = {
-    "subscribe": ChatSocket.subscribe, "send": ChatSocket.send, "cancel": ChatSocket.cancel,
-    "typing": ChatSocket.typing,
+@dataclass(frozen=True)
+class Command:
+    """A frame type the socket handles: its handler, and whether the account is read (enabled,
+    same role and session) before it runs."""
+
+    run: Callable[[ChatSocket, ConversationManager, dict[str, Any]], None]
+    reads_account: bool
+
+
+# Every command reads the account first (a socket outlives changes to it), except ``send``: the
+# send refuses a disabled account itself, in the statement that stores the exchange
+# (AccountDisabled, which closes the socket as inactive), so a read of its own would only add a
+# database round trip before the answer starts. A change of role or session reaches a sending
+# socket through the credential notices and the periodic re-check.
+COMMANDS: dict[str, Command] = {
+    "subscribe": Command(ChatSocket.subscribe, reads_account=True),
+    "send": Command(ChatSocket.send, reads_account=False),
+    "cancel": Command(ChatSocket.cancel, reads_account=True),
+    "typing": Command(ChatSocket.typing, reads_account=True),
 }
 
 

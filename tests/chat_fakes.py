@@ -16,6 +16,7 @@ import pytest
 from gevent.queue import Queue
 
 from bestchat import plugins
+from bestchat.dispatch import get_dispatcher
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import Event, Finish, Provider, TextDelta, Usage
 
@@ -101,13 +102,13 @@ def gated(app):
         yield plugin
     finally:
         GatedProvider.feed.put(None)
-        app.extensions["bestchat_jobs"].kill(timeout=5)
+        get_dispatcher(app).kill(timeout=5)
         plugins.unregister_plugin("test-gated")
 
 
 @pytest.fixture
 def jobs(app):
     """The in-process job runner; waits for running jobs at the end of the test."""
-    runner = app.extensions["bestchat_jobs"]
+    runner = get_dispatcher(app)
     yield runner
     runner.join(timeout=15)

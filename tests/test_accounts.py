@@ -1,4 +1,5 @@
-"""Accounts: registration, sign-in, sessions, roles, disabled users, rate limits, audit rows."""
+"""Accounts: registration, sign-in, sessions, roles, disabled users, rate limits, audit rows
+(and the client address they record)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_login_sets_session_and_logout_ends_it(client):
     me = client.get("/api/v1/me").get_json()
     assert me["user"]["email"] == "gina@example.com" and me["auth"] == "session"
     assert client.post("/api/v1/auth/logout").status_code == 200
-    assert_error(client.get("/api/v1/me"), 401)
+    assert_error(client.get("/api/v1/me"), 401, "unauthorized")
 
 
 def test_wrong_password_and_unknown_email_look_the_same(client, app):
@@ -101,7 +102,7 @@ def test_disabled_user_cannot_log_in_or_keep_a_session(client, app):
     user = client.signup("jay@example.com", PASSWORD)
     with app.app_context():
         accounts.set_disabled(None, db.session.get(User, __import__("uuid").UUID(user["id"])), True)
-    assert_error(client.get("/api/v1/me"), 401)
+    assert_error(client.get("/api/v1/me"), 401, "unauthorized")
     assert_error(client.post("/api/v1/auth/login", {"email": "jay@example.com", "password": PASSWORD}),
                  403, "account_disabled")
     assert "user.disabled" in audit_actions(app)
@@ -115,6 +116,40 @@ def test_role_changes_are_audited(app, client):
         assert kim.is_admin
         row = db.session.scalar(select(AuditLog).where(AuditLog.action == "user.role_changed"))
         assert row.details == {"old": "user", "new": "admin"}
+
+
+def audit_addresses(app) -> list[tuple[str, str | None]]:
+    with app.app_context():
+        rows = db.session.execute(select(AuditLog.action, AuditLog.ip).order_by(AuditLog.created_at))
+        return [tuple(row) for row in rows]
+
+
+def test_audit_rows_of_a_request_carry_the_clients_address(client, app):
+    client.post("/api/v1/auth/register", {"email": "lou@example.com", "password": PASSWORD},
+                environ_overrides={"REMOTE_ADDR": "192.0.2.31"})
+    client.post("/api/v1/auth/login", {"email": "lou@example.com", "password": "wrong password"},
+                environ_overrides={"REMOTE_ADDR": "198.51.100.32"})
+    assert audit_addresses(app) == [("user.registered", "192.0.2.31"), ("login.failure", "198.51.100.32")]
+
+
+def test_audit_rows_made_outside_a_request_have_no_address(client, app):
+    client.post("/api/v1/auth/register", {"email": "max@example.com", "password": PASSWORD},
+                environ_overrides={"REMOTE_ADDR": "192.0.2.33"})
+    with app.app_context():  # after that request, in no request: its address is not reused
+        accounts.set_role(None, accounts.find_by_email("max@example.com"), "admin")
+        db.session.commit()
+    assert audit_addresses(app) == [("user.registered", "192.0.2.33"), ("user.role_changed", None)]
+
+
+class TestAuditBehindAProxy:
+    @pytest.fixture
+    def app_config(self):
+        return {"TRUSTED_PROXY_COUNT": 1}
+
+    def test_the_address_is_the_one_the_trusted_proxy_saw(self, client, app):
+        client.post("/api/v1/auth/register", {"email": "ned@example.com", "password": PASSWORD},
+                    headers={"X-Forwarded-For": "203.0.113.34"}, environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+        assert audit_addresses(app) == [("user.registered", "203.0.113.34")]
 
 
 class TestRateLimits:

@@ -4,25 +4,26 @@ job runner, and on PostgreSQL + Redis with the Redis admission that Celery worke
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 import gevent
 import pytest
+import redis
 from sqlalchemy import func, select, update
 
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
 from bestchat.models.base import utcnow
 from bestchat.reaper import reap
-from bestchat.services.admission import RedisAdmission, WorkerSlots, get_admission
+from bestchat.services.admission import RedisAdmission, get_admission
+from bestchat.tasks.worker_slots import WorkerSlots
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.memory_bus import MemoryBus
 from bestchat.testing.client import assert_error
 from bestchat.testing.pytest_plugin import TEST_REDIS_URL
-from bestchat.ws import ChatSocket
 from tests.chat_fakes import GatedProvider, gated, wait_for  # noqa: F401 - gated is a fixture
+from tests.socket_client import SocketClient
 
 API = "/api/v1"
 
@@ -123,8 +124,10 @@ def test_beyond_the_queue_limit_a_send_is_refused_and_nothing_is_stored(app, cli
     assert_overloaded(send(client, refused_in, "refused"))
     assert message_count(app, refused_in) == 0
     assert client.get(f"{API}/conversations/{refused_in}").get_json()["updated_at"] == before["updated_at"]
+    stored = message_count(app)
     regenerate = client.post(f"{API}/messages/{first['id']}/regenerate")  # still streaming: 409 first
     assert_error(regenerate, 409, "generation_in_progress")
+    assert message_count(app) == stored
 
     for text in ("one", None, "two", None):
         GatedProvider.feed.put(text)
@@ -192,61 +195,36 @@ def test_more_sends_than_the_pool_do_not_block_and_run_in_order(app, client, use
 def test_over_websocket_a_queued_answer_is_announced_and_a_refusal_is_an_error_frame(app, client, user, gated):
     memory_bus(app)
     start_streaming(app, client)
-    with app.app_context():
-        account = db.session.get(User, uuid.UUID(user["id"]))
-        db.session.expunge(account)
-    socket = ChatSocket(None, app, account)
-    try:
+    with SocketClient(app, user["id"]) as socket:
         waits, refused = new_conversation(client), new_conversation(client)
-        socket._handle(json.dumps({"type": "send", "conversation_id": waits, "content": "waits", "client_id": "w"}))
-        frames = [socket.subscriber.next(timeout=5).event for _ in range(2)]
+        socket.send({"type": "send", "conversation_id": waits, "content": "waits", "client_id": "w"})
+        frames = [socket.receive() for _ in range(2)]
         assert [(f["type"], f["message"]["role"], f["message"]["status"], f["client_id"]) for f in frames] == [
             ("message.created", "user", "complete", "w"), ("message.created", "assistant", "queued", "w")]
 
         assert row(app, frames[1]["message"]["id"]).status == "queued"  # (stored as announced)
 
         before = client.get(f"{API}/conversations/{refused}").get_json()["updated_at"]
-        socket._handle(json.dumps({"type": "send", "conversation_id": refused, "content": "no room", "client_id": "r"}))
-        error = socket.subscriber.next(timeout=5).event
+        error = socket.ask({"type": "send", "conversation_id": refused, "content": "no room", "client_id": "r"})
         assert error["type"] == "error" and error["code"] == "overloaded" and error["message"]
         assert message_count(app, refused) == 0
         assert client.get(f"{API}/conversations/{refused}").get_json()["updated_at"] == before
-        socket._handle(json.dumps({"type": "ping"}))
-        assert socket.subscriber.next(timeout=5).event == {"type": "pong"}  # the socket stays usable
-    finally:
-        socket.subscriber.close()
-
-
-class RecordingWs:
-    """Stands in for the socket: records how it was closed."""
-
-    def __init__(self) -> None:
-        self.closed: tuple[int, str] | None = None
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
+        assert socket.ask({"type": "ping"}) == {"type": "pong"}  # the socket stays usable
 
 
 @pytest.mark.parametrize("command", ["send", "typing"])
 def test_a_socket_of_an_account_disabled_meanwhile_is_refused_and_closed(app, client, user, command):
     memory_bus(app)
     conversation_id = new_conversation(client, model="demo/demo")
-    with app.app_context():
-        account = db.session.get(User, uuid.UUID(user["id"]))
-        db.session.expunge(account)  # as the socket holds it: loaded when it connected
-    ws = RecordingWs()
-    socket = ChatSocket(ws, app, account)
-    try:
+    with SocketClient(app, user["id"]) as socket:
         with app.app_context():
-            db.session.execute(update(User).where(User.id == account.id).values(disabled=True))
+            db.session.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(disabled=True))
             db.session.commit()
-        socket._handle(json.dumps({"type": command, "conversation_id": conversation_id, "content": "hi"}))
-        error = socket.subscriber.next(timeout=5).event
-        assert (error["type"], error["code"]) == ("error", "unauthorized")
-        assert ws.closed == (1008, "account inactive")
+        socket.send({"type": command, "conversation_id": conversation_id, "content": "hi"})
+        frames = socket.frames_until_closed()
+        assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
+        assert socket.closed == (1008, "account inactive")
         assert message_count(app, conversation_id) == 0
-    finally:
-        socket.subscriber.close()
 
 
 def test_the_openai_endpoint_is_refused_before_creating_a_conversation(app, client, user, gated):
@@ -338,6 +316,17 @@ def test_a_send_refused_for_another_reason_leaves_nothing_in_flight(app, client,
     gevent.sleep(0)  # (any admission greenlet left behind runs now: this process is not patched)
     assert client.get("/readyz").get_json()["generation"]["in_flight"] == 1
     assert message_count(app, busy_in) == 2
+
+
+def test_an_unreachable_queue_refuses_the_send_with_503_and_nothing_is_stored(app, client, user, celery_jobs):
+    conversation_id = new_conversation(client, "demo/demo")
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # (nothing listens)
+    app.extensions["bestchat_admission"] = RedisAdmission(unreachable, queue_limit=1)
+
+    response = send(client, conversation_id)
+    assert_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+    assert message_count(app, conversation_id) == 0
 
 
 def test_the_reaper_frees_the_slot_of_a_job_that_died(app, client, user, one_worker):

@@ -18,7 +18,8 @@ from bestchat import create_app
 from bestchat.database import warm_pool
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
-from bestchat.services import message_status
+from bestchat.models.message_status import MessageStatus
+from bestchat.store import get_store
 from bestchat.settings import ConfigurationError
 from bestchat.testing.pytest_plugin import TEST_PG_URL, make_config
 
@@ -146,7 +147,8 @@ def test_ending_an_answer_survives_a_connection_the_database_dropped(tmp_path, r
         db.session.commit()
         with psycopg.connect(TEST_PG_URL, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        ended = message_status.finish(answer_id, "complete", from_statuses=("streaming",), content="partial")
+        ended = get_store().finish(answer_id, MessageStatus.COMPLETE, from_statuses=(MessageStatus.STREAMING,),
+                                   content="partial")
         assert ended is not None and ended.status == "complete"
         db.session.remove()
         assert db.session.get(Message, answer_id).content == "partial"
@@ -171,8 +173,8 @@ def test_a_server_process_opens_its_database_pool_ahead(tmp_path, request):
 
 
 def test_server_processes_exempt_their_startup_objects_from_full_collections(tmp_path):
-    """wsgi.py freezes what exists once the web process is ready (bestchat.heap): a full
-    collection then walks only later objects, not the ~160,000 of the start (60-75 ms each)."""
+    """wsgi.py freezes what exists once the web process is ready (bestchat.gc_freeze): a full
+    collection then walks only later objects, not the many created at start."""
     script = "import gc, wsgi; print(gc.get_freeze_count(), len(gc.get_objects()))"
     env = {**os.environ, "BESTCHAT_INSTANCE_PATH": str(tmp_path / "instance")}
     env.pop("BESTCHAT_DATABASE_URL", None)

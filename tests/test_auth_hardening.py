@@ -9,7 +9,6 @@ Real sockets (revocation closing open WebSockets across processes) are in
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import os
 import uuid
 from datetime import timedelta
@@ -19,12 +18,14 @@ import pytest
 from sqlalchemy import select, update
 
 from bestchat import create_app
+from bestchat.errors import Unauthorized
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.models.base import utcnow
 from bestchat.services import accounts
 from bestchat.testing.client import assert_error
 from bestchat.testing.pytest_plugin import make_config
+from tests.socket_client import SocketClient
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -60,7 +61,7 @@ def test_cross_site_sign_in_and_sign_up_are_refused(client, headers):
                            headers=headers)
     assert_error(response, 403, "cross_site_request")
     assert "session" not in response.headers.get("Set-Cookie", "")
-    assert_error(client.get(f"{API}/me"), 401)
+    assert_error(client.get(f"{API}/me"), 401, "unauthorized")
     assert_error(client.post(f"{API}/auth/register", {"email": "bob@example.com", "password": PASSWORD},
                              headers=headers), 403, "cross_site_request")
 
@@ -85,7 +86,7 @@ def test_a_session_cookie_kept_from_before_sign_out_no_longer_works(client):
     kept = session_cookie(client)
     assert client.post(f"{API}/auth/logout").status_code == 200
     set_cookies(client, session=kept)  # the attacker replays the old cookie
-    assert_error(client.get(f"{API}/me"), 401)
+    assert_error(client.get(f"{API}/me"), 401, "unauthorized")
 
 
 def test_sign_out_ends_the_accounts_other_sessions_too(client):
@@ -93,7 +94,7 @@ def test_sign_out_ends_the_accounts_other_sessions_too(client):
     other = client.new()
     other.login("eli@example.com", PASSWORD)
     client.post(f"{API}/auth/logout")
-    assert_error(other.get(f"{API}/me"), 401)
+    assert_error(other.get(f"{API}/me"), 401, "unauthorized")
     other.login("eli@example.com", PASSWORD)  # and a new sign-in works
     assert other.get(f"{API}/me").status_code == 200
 
@@ -110,8 +111,8 @@ def test_a_password_change_ends_every_session_but_keeps_api_tokens(client, app):
     assert client.post(f"{API}/me/password",
                        {"current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code == 204
     set_cookies(other, session=kept)
-    assert_error(other.get(f"{API}/me"), 401)
-    assert_error(client.get(f"{API}/me"), 401)
+    assert_error(other.get(f"{API}/me"), 401, "unauthorized")
+    assert_error(client.get(f"{API}/me"), 401, "unauthorized")
     assert_error(other.post(f"{API}/auth/login", {"email": "fay@example.com", "password": PASSWORD}), 401)
     other.login("fay@example.com", NEW_PASSWORD)
     bearer = client.new()
@@ -126,7 +127,7 @@ def test_a_session_of_a_disabled_account_stays_ended_when_it_is_enabled_again(cl
     with app.app_context():
         accounts.set_disabled(None, account(app, user["id"]), True)
         accounts.set_disabled(None, account(app, user["id"]), False)
-    assert_error(client.get(f"{API}/me"), 401)
+    assert_error(client.get(f"{API}/me"), 401, "unauthorized")
 
 
 def test_remember_me_is_a_random_revocable_token_with_safe_cookie_flags(client, app):
@@ -155,7 +156,7 @@ def test_remember_me_is_a_random_revocable_token_with_safe_cookie_flags(client, 
     assert client.post(f"{API}/auth/logout").status_code == 200  # revokes every remember token
     stale = client.new()
     set_cookies(stale, bestchat_remember=value)
-    assert_error(stale.get(f"{API}/me"), 401)
+    assert_error(stale.get(f"{API}/me"), 401, "unauthorized")
 
 
 def user_id_not_in(value: str, user_id: str) -> bool:
@@ -172,7 +173,7 @@ def test_a_forged_flask_login_remember_cookie_signs_nobody_in(client, app):
         forged = encode_cookie(user["id"])
     browser = client.new()
     set_cookies(browser, remember_token=forged)
-    assert_error(browser.get(f"{API}/me"), 401)
+    assert_error(browser.get(f"{API}/me"), 401, "unauthorized")
 
 
 def test_an_expired_remember_token_signs_nobody_in(client, app):
@@ -186,7 +187,7 @@ def test_an_expired_remember_token_signs_nobody_in(client, app):
         db.session.commit()
     browser = client.new()
     set_cookies(browser, bestchat_remember=value)
-    assert_error(browser.get(f"{API}/me"), 401)
+    assert_error(browser.get(f"{API}/me"), 401, "unauthorized")
 
 
 def test_cookies_are_secure_over_https(client):
@@ -258,61 +259,11 @@ class TestSignInThrottling:
 # ---- item 5: sockets re-check their credentials -------------------------------------------
 
 
-class RecordingWs:
-    def __init__(self) -> None:
-        self.closed: tuple[int, str] | None = None
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-
-def open_socket(app, user_id):
-    """A socket handler of the account's session, on the in-memory bus: the Redis bus's
-    blocking reader would stall this un-monkey-patched process
-    (tests/integration/test_socket_auth.py runs the Redis bus)."""
-    from bestchat.security.authn import SocketCredentials
-    from bestchat.streaming.memory_bus import MemoryBus
-    from bestchat.ws import ChatSocket
-
-    if not isinstance(app.extensions["bestchat_bus"], MemoryBus):
-        app.extensions["bestchat_bus"] = MemoryBus(maxlen=100, ttl=60)
-    with app.app_context():
-        user = account(app, user_id)
-        db.session.refresh(user)
-        db.session.expunge(user)
-        credentials = SocketCredentials.of_session(user)
-    return ChatSocket(RecordingWs(), app, user, credentials)
-
-
-@contextmanager
-def session_socket(app, user_id):
-    """:func:`open_socket`, its notices and subscriber closed afterwards."""
-    socket = open_socket(app, user_id)
-    try:
-        yield socket
-    finally:
-        socket._stop_notices()
-        socket.subscriber.close()
-
-
-def frames_until_close(socket) -> list[dict]:
-    from bestchat.ws import CLOSE
-
-    frames = []
-    for _ in range(10):
-        delivery = socket.subscriber.next(timeout=1)
-        assert delivery is not None, frames
-        if delivery.kind == CLOSE:
-            return frames
-        frames.append(delivery.event)
-    raise AssertionError(frames)
-
-
 @pytest.mark.parametrize("change", ["disable", "role", "delete", "password"])
 def test_an_account_change_closes_its_open_sockets_at_once(app, client, change):
     """(In one process; tests/integration/test_socket_auth.py checks it across processes.)"""
     user = client.signup("kai@example.com", PASSWORD)
-    with session_socket(app, user["id"]) as socket:
+    with SocketClient(app, user["id"], session=True) as socket:
         with app.app_context():
             target = account(app, user["id"])
             if change == "disable":
@@ -323,76 +274,49 @@ def test_an_account_change_closes_its_open_sockets_at_once(app, client, change):
                 accounts.delete_account(target, PASSWORD)
             else:
                 accounts.set_password(None, target, NEW_PASSWORD)
-        gevent.sleep(0.1)  # the re-check runs in its own greenlet
-        frames = frames_until_close(socket)
+        frames = socket.frames_until_closed()  # (the re-check runs in its own greenlet)
         assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
+        assert socket.closed == (1008, "credentials revoked")
 
 
 def test_a_socket_of_another_account_stays_open(app, client):
     user = client.signup("lou@example.com", PASSWORD)
     other = client.new()
     bystander = other.signup("max@example.com", PASSWORD)
-    with session_socket(app, bystander["id"]) as socket:
+    with SocketClient(app, bystander["id"], session=True) as socket:
         with app.app_context():
             accounts.set_disabled(None, account(app, user["id"]), True)
         gevent.sleep(0.1)
-        socket._handle(json.dumps({"type": "ping"}))
-        assert socket.subscriber.next(timeout=1).event == {"type": "pong"}
+        assert socket.ask({"type": "ping"}) == {"type": "pong"}
+        assert socket.closed is None
 
 
 def test_each_frame_rechecks_a_session_ended_without_a_notice(app, client):
     """A notice can be lost (Redis down): the next command still finds the session ended."""
     user = client.signup("ned@example.com", PASSWORD)
-    with session_socket(app, user["id"]) as socket:
+    with SocketClient(app, user["id"], session=True) as socket:
         with app.app_context():  # behind the service's back: no notice
             db.session.execute(update(User).values(session_generation=User.session_generation + 1))
             db.session.commit()
-        socket._handle(json.dumps({"type": "subscribe", "conversation_id": str(uuid.uuid4())}))
-        frames = frames_until_close(socket)
+        socket.send({"type": "subscribe", "conversation_id": str(uuid.uuid4())})
+        frames = socket.frames_until_closed()
         assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
-
-
-class IdleWs:
-    """A connected client that sends nothing: records what the server sends and how it closes."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.closed: tuple[int, str] | None = None
-
-    def receive(self, timeout=None):
-        if self.closed:
-            from simple_websocket import ConnectionClosed
-
-            raise ConnectionClosed()
-        gevent.sleep(0.01)
-        return None
-
-    def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
+        assert socket.closed == (1008, "credentials revoked")
 
 
 def test_an_idle_socket_rechecks_its_credentials_periodically(app, client):
     """Without a notice and without a command, the periodic re-check (WS_AUTH_RECHECK) closes it."""
     app.config["WS_AUTH_RECHECK"] = 0.05
     user = client.signup("ora@example.com", PASSWORD)
-    ws = IdleWs()
-    socket = open_socket(app, user["id"])
-    socket.ws = ws
-    running = gevent.spawn(socket.run)
-    try:
+    with SocketClient(app, user["id"], session=True, idle_wait=0.01) as socket:
         gevent.sleep(0.2)
-        assert ws.closed is None  # nothing changed: it stays open
+        assert socket.closed is None  # nothing changed: it stays open
         with app.app_context():  # behind the service's back: no notice
             db.session.execute(update(User).values(session_generation=User.session_generation + 1))
             db.session.commit()
-        running.join(timeout=5)
-        assert ws.closed == (1008, "credentials revoked")
-        assert [(f["type"], f["code"]) for f in ws.sent] == [("error", "unauthorized")]
-    finally:
-        running.kill()
+        frames = socket.frames_until_closed()
+        assert [(f["type"], f["code"]) for f in frames] == [("error", "unauthorized")]
+        assert socket.closed == (1008, "credentials revoked")
 
 
 # ---- item 9: socket tickets and the access log ----------------------------------------------
@@ -409,9 +333,9 @@ def test_a_socket_ticket_is_single_use_and_short_lived(client, app):
     with app.test_request_context():
         user, credentials = tickets.redeem(body["ticket"])
         assert user.email == "ola@example.com" and credentials.session_generation is not None
-        with pytest.raises(Exception) as used:
+        with pytest.raises(Unauthorized) as used:
             tickets.redeem(body["ticket"])
-        assert used.value.status == 401
+        assert used.value.code == "invalid_ticket"
 
 
 def test_a_ticket_of_a_revoked_token_opens_nothing(client, app):
@@ -423,9 +347,9 @@ def test_a_ticket_of_a_revoked_token_opens_nothing(client, app):
     bot.bearer = created["token"]
     ticket = bot.post(f"{API}/ws-ticket").get_json()["ticket"]
     assert client.delete(f"{API}/tokens/{created['id']}").status_code == 204
-    with app.test_request_context(), pytest.raises(Exception) as refused:
+    with app.test_request_context(), pytest.raises(Unauthorized) as refused:
         tickets.redeem(ticket)
-    assert refused.value.status == 401
+    assert refused.value.code == "invalid_ticket"
 
 
 def test_the_access_log_redacts_tokens_and_tickets():

@@ -7,21 +7,15 @@ cross-site ``text/plain`` form cannot sign a browser in)."""
 from __future__ import annotations
 
 import json
-import uuid
 
-import gevent
 import pytest
-from gevent.queue import Queue
-from simple_websocket import ConnectionClosed
 from sqlalchemy import func, select
 
-from bestchat.api.validation import MAX_JSON_DEPTH
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
-from bestchat.streaming import get_bus
-from bestchat.streaming.memory_bus import MemoryBus
 from bestchat.testing.client import assert_error
-from bestchat.ws import ChatSocket
+from bestchat.validation import MAX_JSON_DEPTH
+from tests.socket_client import SocketClient
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -215,47 +209,17 @@ def test_every_json_route_requires_a_json_content_type(client, app, user):
 # ---- WebSocket frames -----------------------------------------------------------------------
 
 
-class FakeWebSocket:
-    """The server's side of a socket: frames the test puts in, frames the handler sends out
-    (``None`` put in closes it from the client's side)."""
-
-    def __init__(self) -> None:
-        self.incoming: Queue = Queue()
-        self.outgoing: Queue = Queue()
-
-    def receive(self, timeout=None):
-        try:
-            raw = self.incoming.get(timeout=timeout)
-        except gevent.queue.Empty:
-            return None
-        if raw is None:
-            raise ConnectionClosed()
-        return raw
-
-    def send(self, text: str) -> None:
-        self.outgoing.put(json.loads(text))
-
-    def close(self, *args) -> None:
-        self.outgoing.put({"type": "closed"})
-
-    def ask(self, frame) -> dict:
-        self.incoming.put(frame if isinstance(frame, str) else json.dumps(frame))
-        return self.outgoing.get(timeout=5)
+@pytest.fixture
+def app_config(request):
+    """With a socket, jobs run in this process: the memory bus stands in for Redis's (below), and
+    Celery jobs would announce their answers on Redis, where nobody here listens."""
+    return {"JOBS_IN_PROCESS": True} if "socket" in request.fixturenames else {}
 
 
 @pytest.fixture
 def socket(app, user):
-    if not isinstance(get_bus(app), MemoryBus):  # (the Redis bus's reader would block this process)
-        app.extensions["bestchat_bus"] = MemoryBus(maxlen=app.config["STREAM_MAXLEN"], ttl=app.config["STREAM_TTL"])
-    with app.app_context():
-        account = db.session.get(User, uuid.UUID(user["id"]))
-        db.session.expunge(account)
-    ws = FakeWebSocket()
-    handler = gevent.spawn(ChatSocket(ws, app, account).run)
-    yield ws
-    ws.incoming.put(None)
-    handler.join(timeout=5)
-    assert handler.dead and handler.successful()
+    with SocketClient(app, user["id"]) as client:
+        yield client
 
 
 def test_a_frame_nested_too_deep_is_an_error_frame_and_the_socket_stays_open(socket):

@@ -1,4 +1,4 @@
-"""The web tier's own Celery task messages (:mod:`bestchat.tasks.celery_message`): the same as
+"""The web tier's own Celery task messages (:mod:`bestchat.dispatch.celery_message`): the same as
 ``send_task``'s on the Redis broker, pushed after the ``message.created`` events in one round
 trip, and a push that fails ends the answer ``failed`` with a clear 503 (nothing left pending).
 On PostgreSQL + Redis with Celery jobs (the integration tests run them on real workers)."""
@@ -14,7 +14,7 @@ import pytest
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.redis_client import get_redis
-from bestchat.tasks.celery_message import task_message
+from bestchat.dispatch.celery_message import task_message
 from bestchat.testing.client import assert_error
 
 API = "/api/v1"

@@ -1,4 +1,5 @@
-"""The ``bestchat`` command line: create-admin, serve's embedded-mode guard, worker, db upgrade."""
+"""The ``bestchat`` command line: create-admin, serve's embedded-mode guard, worker, db upgrade
+(``plugins list`` is tested with the plugins, in test_plugins.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from bestchat import create_app
 from bestchat.extensions import db
-from bestchat.models import User
+from bestchat.models import AuditLog, User
 from bestchat.testing.pytest_plugin import make_config
 
 
@@ -23,6 +24,13 @@ def test_create_admin_prints_a_generated_password_that_works(runner, client):
     assert user["role"] == "admin"
 
 
+def test_create_admin_is_audited_without_an_address(runner, app):
+    assert runner.invoke(args=["create-admin", "root@example.com"]).exit_code == 0
+    with app.app_context():
+        rows = db.session.execute(select(AuditLog.action, AuditLog.ip)).all()
+    assert [tuple(row) for row in rows] == [("user.registered", None)]
+
+
 def test_create_admin_if_none_exists_is_idempotent(runner, app):
     first = runner.invoke(args=["create-admin", "root@example.com", "--if-none-exists"])
     second = runner.invoke(args=["create-admin", "again@example.com", "--if-none-exists"])
@@ -31,9 +39,13 @@ def test_create_admin_if_none_exists_is_idempotent(runner, app):
         assert [u.email for u in db.session.scalars(select(User))] == ["root@example.com"]
 
 
-def test_create_admin_with_a_weak_password_fails(runner):
+def test_create_admin_with_a_weak_password_fails_and_creates_nothing(runner, app):
     result = runner.invoke(args=["create-admin", "root@example.com", "--password", "123"])
-    assert result.exit_code != 0 and "at least" in result.output
+    minimum = app.config["PASSWORD_MIN_LENGTH"]
+    assert result.exit_code == 1
+    assert result.output == f"Error: password must be at least {minimum} characters\n"
+    with app.app_context():
+        assert db.session.scalar(select(User)) is None
 
 
 def test_serve_refuses_several_workers_without_redis(tmp_path):
@@ -79,5 +91,5 @@ def test_console_script_upgrades_a_fresh_database(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "bestchat.db").exists()
     listed = subprocess.run([bestchat, "--help"], env=env, capture_output=True, text=True, timeout=120)
-    for command in ("serve", "worker", "create-admin", "db"):
+    for command in ("serve", "worker", "create-admin", "rotate-keys", "plugins", "db"):
         assert command in listed.stdout

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from bestchat.services.conversations import DEFAULT_TITLE, short_title
+from bestchat.services.titles import DEFAULT_TITLE, TITLE_MAX, short_title
 from bestchat.testing.client import assert_error
-from tests.chat_fakes import app_config, jobs  # noqa: F401 - fixtures
+from tests.chat_fakes import GatedProvider, app_config, gated, jobs  # noqa: F401 - fixtures
 
 API = "/api/v1/conversations"
 
@@ -44,6 +44,7 @@ def test_invalid_input_is_400(client, user):
     assert_error(client.patch(f"{API}/{conversation['id']}", {"title": "x" * 201}), 400, "invalid_field")
     assert_error(client.post(f"{API}/{conversation['id']}/messages", {"content": "  "}), 400, "missing_field")
     assert_error(client.post(f"{API}/{conversation['id']}/messages", {}), 400, "missing_field")
+    assert messages_of(client, conversation["id"]) == []
 
 
 def test_list_is_most_recent_first_and_pages(client, user):
@@ -82,6 +83,35 @@ def test_other_users_conversations_are_not_found(client, user):
         assert_error(response, 404, "not_found")
     assert other.get(API).get_json()["conversations"] == []
     assert client.get(url).get_json()["title"] == DEFAULT_TITLE
+    assert messages_of(client, conversation["id"]) == []
+
+
+def test_conflicting_requests_are_409_with_their_code_and_store_nothing(client, user, gated):
+    conversation = create(client, model="gated/g")
+    sent = client.post(f"{API}/{conversation['id']}/messages", {"content": "first"}).get_json()
+    question, answer = sent["user_message"], sent["assistant_message"]
+    before = messages_of(client, conversation["id"])
+    assert [m["id"] for m in before] == [question["id"], answer["id"]]
+
+    for response, code in (
+        (client.post(f"{API}/{conversation['id']}/messages", {"content": "too soon"}), "generation_in_progress"),
+        (client.post(f"{API}/{conversation['id']}/messages", {"content": "after it", "parent_id": answer["id"]}),
+         "generation_in_progress"),
+        (client.post(f"/api/v1/messages/{answer['id']}/regenerate"), "generation_in_progress"),
+        (client.patch(f"/api/v1/messages/{answer['id']}", {"content": "edited"}), "not_editable"),
+        (client.post(f"/api/v1/messages/{question['id']}/regenerate"), "not_regenerable"),
+        (client.post(f"/api/v1/messages/{question['id']}/cancel"), "not_cancellable"),
+    ):
+        assert_error(response, 409, code)
+    assert [(m["id"], m["content"]) for m in messages_of(client, conversation["id"])] == [
+        (m["id"], m["content"]) for m in before]
+    GatedProvider.feed.put(None)
+
+
+def messages_of(client, conversation_id) -> list[dict]:
+    body = client.get(f"{API}/{conversation_id}/messages").get_json()
+    assert body["has_more"] is False
+    return body["messages"]
 
 
 @pytest.mark.parametrize("path", [f"{API}/not-a-uuid", f"{API}/{uuid.uuid4()}", f"{API}/{uuid.uuid4()}/messages"])
@@ -106,5 +136,5 @@ def test_short_title():
     assert short_title("  How do I\n\nboil an egg?") == "How do I"
     long = "word " * 30
     title = short_title(long)
-    assert len(title) <= 60 and title.endswith("…") and not title[:-1].endswith(" ")
-    assert short_title("x" * 100) == "x" * 59 + "…"
+    assert len(title) <= TITLE_MAX and title.endswith("…") and not title[:-1].endswith(" ")
+    assert short_title("x" * 100) == "x" * (TITLE_MAX - 1) + "…"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import select
 
 from bestchat import crypto
@@ -41,12 +41,17 @@ def test_round_trip_and_clear_error_for_unknown_key(ctx, app):
 
 def test_decrypted_secrets_kept_in_memory_are_bounded(ctx, app, monkeypatch):
     monkeypatch.setattr(crypto, "DECRYPTED_KEPT", 3)
-    tokens = {crypto.encrypt(f"sk-{n}"): f"sk-{n}" for n in range(5)}
-    for token, plaintext in tokens.items():
-        assert crypto.decrypt(token) == plaintext
-    kept = crypto._keyring()[2]
-    assert list(kept.values()) == ["sk-2", "sk-3", "sk-4"]  # the least recently used went first
-    assert crypto.decrypt(next(iter(tokens))) == "sk-0"  # (decrypted again when asked)
+    opened: list[str] = []  # what Fernet itself decrypted (a kept secret is not decrypted again)
+    fernet_decrypt = MultiFernet.decrypt
+    monkeypatch.setattr(MultiFernet, "decrypt",
+                        lambda self, token, *args: opened.append(token.decode()) or fernet_decrypt(self, token, *args))
+    tokens = [crypto.encrypt(f"sk-{n}") for n in range(5)]
+    assert [crypto.decrypt(token) for token in tokens] == [f"sk-{n}" for n in range(5)]
+    assert opened == tokens
+    assert [crypto.decrypt(token) for token in tokens[2:]] == ["sk-2", "sk-3", "sk-4"]
+    assert opened == tokens  # the three most recently used were kept
+    assert crypto.decrypt(tokens[0]) == "sk-0"
+    assert opened == [*tokens, tokens[0]]  # the least recently used went first
 
 
 def test_first_key_encrypts(ctx, app):

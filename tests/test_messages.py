@@ -15,10 +15,12 @@ from bestchat.models.base import utcnow
 from bestchat.providers.base import ProviderAuthError, ProviderRateLimited
 from bestchat.reaper import reap
 from bestchat.services import generation
-from bestchat.services.running import running
+from bestchat.streaming.frame_writer import running
 from bestchat.streaming import events, get_bus
+from bestchat.streaming import sse as sse_writer
 from bestchat.testing.client import assert_error
 from tests.chat_fakes import GatedProvider, app_config, gated, jobs, wait_for  # noqa: F401
+from tests.socket_client import SocketClient, memory_bus
 
 API = "/api/v1"
 DEMO_REPLY = 'Hello! I am the offline demo model. You said: "{}". Configure a real provider to get real answers.'
@@ -203,7 +205,7 @@ def test_cancel_before_the_job_starts(app, client, user, gated):
     answer = send(client, conversation_id)["assistant_message"]
     body = client.post(f"{API}/messages/{answer['id']}/cancel").get_json()
     assert body["message"]["status"] == "cancelled"
-    app.extensions["bestchat_jobs"].join(5)
+    app.extensions["bestchat_dispatcher"].join(5)
     assert GatedProvider.prompts == []  # the job found it cancelled and did nothing
     assert [e["type"] for e in stream_events(app, answer["id"])] == [events.COMPLETED]
     assert client.post(f"{API}/messages/{answer['id']}/cancel").get_json()["message"]["status"] == "cancelled"
@@ -246,7 +248,7 @@ def test_unknown_model_and_missing_key_fail(app, client, user, jobs):
     jobs.join(15)
     message = row(app, keyed["id"])
     assert message.status == "failed" and "key" in message.error
-    assert isinstance(stream_events(app, keyed["id"])[-1]["error"]["code"], str)
+    assert stream_events(app, keyed["id"])[-1]["error"]["code"] == "provider_key_missing"
 
 
 def test_sending_while_an_answer_is_streaming_is_409(app, client, user, gated):
@@ -329,6 +331,26 @@ def test_sse_replays_a_finished_answer_and_resumes(app, client, user, gated):
     assert_error(client.get(f"{API}/messages/{answer['id']}/stream", headers={"Last-Event-ID": "x"}), 400)
 
 
+def test_an_idle_sse_stream_gets_keep_alive_lines_and_resumes_live_after_the_seq(app, client, user, gated,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(sse_writer, "KEEPALIVE_SECONDS", 0.01)
+    memory_bus(app)
+    _conversation_id, answer = streaming_answer(app, client, "Once ")
+    response = client.get(f"{API}/messages/{answer['id']}/stream?after=1", buffered=False)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-cache"
+    blocks = (block.decode() for block in response.iter_encoded())
+    assert next(blocks) == "retry: 1000\n\n"
+    assert next(blocks) == ": keep-alive\n\n"  # nothing after seq 1 yet
+    GatedProvider.feed.put("upon")
+    GatedProvider.feed.put(None)
+    rest = [dict(line.split(": ", 1) for line in block.splitlines() if line) for block in blocks
+            if block != ": keep-alive\n\n"]
+    response.close()
+    assert [(fields.get("id"), fields["event"]) for fields in rest] == [("2", "chunk"), (None, "message.completed")]
+    assert json.loads(rest[0]["data"])["delta"] == "upon"
+    assert json.loads(rest[1]["data"])["message"]["content"] == "Once upon"
+
+
 def test_sse_of_an_expired_stream_still_ends(app, client, user, jobs):
     conversation_id = new_conversation(client)
     answer = send(client, conversation_id)["assistant_message"]
@@ -337,6 +359,39 @@ def test_sse_of_an_expired_stream_still_ends(app, client, user, jobs):
     frames = sse(client, answer["id"])
     assert [f[1] for f in frames] == [events.COMPLETED]
     assert frames[0][2]["message"]["content"] == row(app, answer["id"]).content
+
+
+def test_a_socket_subscribed_after_a_seq_gets_the_rest_of_the_answer_then_live_chunks(app, client, user, gated):
+    memory_bus(app)
+    conversation_id, answer = streaming_answer(app, client, "Once ")
+    GatedProvider.feed.put("upon ")
+    wait_for(lambda: len(chunks(app, answer["id"])) == 2)
+    with SocketClient(app, user["id"]) as socket:
+        socket.send({"type": "subscribe", "conversation_id": conversation_id, "message_id": answer["id"],
+                     "after_seq": 1})
+        assert [(f["type"], f["seq"], f["delta"]) for f in [socket.receive()]] == [("chunk", 2, "upon ")]
+        GatedProvider.feed.put("a time")
+        GatedProvider.feed.put(None)
+        live = socket.receive_until(events.COMPLETED)
+        assert [(f["type"], f.get("seq")) for f in live] == [("chunk", 3), (events.COMPLETED, None)]
+        assert live[-1]["message"]["content"] == "Once upon a time"
+        socket.send({"type": "subscribe", "conversation_id": conversation_id, "message_id": answer["id"],
+                     "after_seq": -1})
+        refused = socket.receive_until("error")[-1]  # (after the conversation's own late events)
+        assert (refused["type"], refused["code"]) == ("error", "invalid_field")
+
+
+def test_a_socket_subscribed_to_an_expired_stream_gets_the_stored_end(app, client, user, jobs):
+    memory_bus(app)
+    conversation_id = new_conversation(client)
+    answer = send(client, conversation_id)["assistant_message"]
+    jobs.join(15)
+    drop_stream(app, answer["id"])
+    with SocketClient(app, user["id"]) as socket:
+        final = socket.ask({"type": "subscribe", "conversation_id": conversation_id, "message_id": answer["id"]})
+        assert final["type"] == events.COMPLETED and final["status"] == "complete"
+        assert final["message"]["content"] == row(app, answer["id"]).content
+        assert socket.ask({"type": "ping"}) == {"type": "pong"}
 
 
 def drop_stream(app, message_id: str) -> None:
@@ -384,10 +439,10 @@ def test_reaper_interrupts_a_message_whose_worker_died(app, client, user, gated)
     for text in ("Hello", " wor"):
         GatedProvider.feed.put(text)
         wait_for(lambda n=len(chunks(app, answer["id"])): len(chunks(app, answer["id"])) == n + 1)
-    app.extensions["bestchat_jobs"].pool.kill()  # the "worker" dies without a word
+    app.extensions["bestchat_dispatcher"].pool.kill()  # the "worker" dies without a word
     bus = get_bus(app)
-    bus.append(conversation_id, answer["id"], events.chunk(
-        message_id=answer["id"], conversation_id=conversation_id, seq=3, delta="ld"))
+    bus.append_many([(conversation_id, answer["id"], events.chunk(
+        message_id=answer["id"], conversation_id=conversation_id, seq=3, delta="ld"))])
     with app.app_context():
         assert reap(app) == 0  # still fresh
     _age(app, answer["id"], app.config["REAPER_STALE_AFTER"] + 5)
@@ -403,7 +458,7 @@ def test_reaper_interrupts_a_message_whose_worker_died(app, client, user, gated)
 def test_reaper_interrupts_old_pending_messages_and_redelivery_does_not_restart(app, client, user, gated):
     conversation_id = new_conversation(client, model="gated/g")
     answer = send(client, conversation_id)["assistant_message"]
-    app.extensions["bestchat_jobs"].pool.kill()
+    app.extensions["bestchat_dispatcher"].pool.kill()
     _age(app, answer["id"], app.config["REAPER_PENDING_AFTER"] + 5)
     with app.app_context():
         assert reap(app) == 1
@@ -411,7 +466,7 @@ def test_reaper_interrupts_old_pending_messages_and_redelivery_does_not_restart(
 
     second = send(client, f"{conversation_id}")
     assert second  # a new exchange after the interrupted answer is allowed
-    app.extensions["bestchat_jobs"].pool.kill()
+    app.extensions["bestchat_dispatcher"].pool.kill()
     with app.app_context():
         db.session.execute(update(Message).where(Message.id == uuid.UUID(second["assistant_message"]["id"]))
                            .values(status="streaming"))

@@ -15,6 +15,7 @@ from bestchat.extensions import db
 from bestchat.models import Conversation, Message, User
 from bestchat.providers.base import ProviderAuthError, ProviderRateLimited
 from bestchat.services import accounts
+from bestchat.streaming import sse
 from bestchat.streaming.memory_bus import MemoryBus
 from bestchat_demo import reply_to
 from tests.chat_fakes import GatedProvider, app_config, gated, jobs, wait_for  # noqa: F401
@@ -279,6 +280,25 @@ def test_a_failure_mid_stream_ends_with_an_error_line(api, gated, live_bus):
                                                                {"content": "so far"}]
     assert payloads[2:] == [{"error": {"message": "the provider rejected the API key", "type": "server_error",
                                        "code": "provider_auth", "param": None}}]
+
+
+def test_an_idle_stream_gets_keep_alive_lines_between_its_chunks(app, api, gated, live_bus, monkeypatch):
+    monkeypatch.setattr(sse, "KEEPALIVE_SECONDS", 0.01)
+    response = api.http.post(f"{V1}/chat/completions", buffered=False,
+                             json={"model": "gated/g", "messages": HELLO, "stream": True},
+                             headers={"Authorization": f"Bearer {api.bearer}"})
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    blocks = (block.decode() for block in response.iter_encoded())
+    assert json.loads(next(blocks).removeprefix("data: "))["choices"][0]["delta"] == {"role": "assistant",
+                                                                                     "content": ""}
+    assert next(blocks) == ": keep-alive\n\n"  # the provider has said nothing yet
+    GatedProvider.feed.put("hi")
+    GatedProvider.feed.put(None)
+    rest = [block for block in blocks if block != ": keep-alive\n\n"]
+    response.close()
+    payloads = [block.removeprefix("data: ").strip() for block in rest]
+    assert payloads[-1] == "[DONE]"
+    assert [json.loads(p)["choices"][0]["delta"] for p in payloads[:-1]] == [{"content": "hi"}, {}]
 
 
 def test_a_client_leaving_mid_stream_cancels_the_answer(app, api, gated, live_bus):

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bestchat import reaper
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
 from bestchat.reaper import reap
+from bestchat.store import get_store
 from bestchat.streaming import events, get_bus
 from tests.chat_fakes import GatedProvider, app_config, gated, wait_for  # noqa: F401
 
@@ -31,11 +31,11 @@ def orphaned_answers(app, client, count: int) -> list[dict]:
         answers.append(response.get_json()["assistant_message"])
     for answer in answers:
         wait_for(lambda a=answer: status(app, a["id"]) == "streaming")
-    app.extensions["bestchat_jobs"].pool.kill()  # the "worker" dies without a word
+    app.extensions["bestchat_dispatcher"].pool.kill()  # the "worker" dies without a word
     with app.app_context():
         for answer in answers:
-            get_bus(app).append(answer["conversation_id"], answer["id"], events.chunk(
-                message_id=answer["id"], conversation_id=answer["conversation_id"], seq=1, delta="Hello"))
+            get_bus(app).append_many([(answer["conversation_id"], answer["id"], events.chunk(
+                message_id=answer["id"], conversation_id=answer["conversation_id"], seq=1, delta="Hello"))])
         stale = utcnow() - timedelta(seconds=app.config["REAPER_STALE_AFTER"] + 5)
         db.session.execute(update(Message).where(Message.id.in_([uuid.UUID(a["id"]) for a in answers]))
                            .values(updated_at=stale))
@@ -51,7 +51,8 @@ def status(app, message_id) -> str:
 def test_a_message_that_cannot_be_saved_does_not_stop_the_others(app, client, user, gated, monkeypatch):
     answers = orphaned_answers(app, client, 3)
     broken = uuid.UUID(answers[0]["id"])
-    interrupt = reaper.message_status.interrupt
+    store = get_store(app)
+    interrupt = store.interrupt
 
     def failing_for_one(message, stale_before=None):
         if message.id == broken:
@@ -59,14 +60,14 @@ def test_a_message_that_cannot_be_saved_does_not_stop_the_others(app, client, us
             raise RuntimeError("the database refused this row")
         return interrupt(message, stale_before=stale_before)
 
-    monkeypatch.setattr(reaper.message_status, "interrupt", failing_for_one)
+    monkeypatch.setattr(store, "interrupt", failing_for_one)
     with app.app_context():
         assert reap(app) == 2
     assert [status(app, a["id"]) for a in answers] == ["streaming", "interrupted", "interrupted"]
     with app.app_context():  # the failed row's transaction was rolled back
         assert db.session.get(Message, broken).content == ""
 
-    monkeypatch.setattr(reaper.message_status, "interrupt", interrupt)
+    monkeypatch.undo()
     with app.app_context():
         assert reap(app) == 1  # the next pass tries again
     assert status(app, answers[0]["id"]) == "interrupted"
@@ -74,8 +75,8 @@ def test_a_message_that_cannot_be_saved_does_not_stop_the_others(app, client, us
 
 def test_a_stream_with_text_the_database_cannot_store_is_reaped_as_u_fffd(app, client, user, gated):
     answer, other = orphaned_answers(app, client, 2)
-    get_bus(app).append(answer["conversation_id"], answer["id"], events.chunk(
-        message_id=answer["id"], conversation_id=answer["conversation_id"], seq=2, delta=" \x00\ud800"))
+    get_bus(app).append_many([(answer["conversation_id"], answer["id"], events.chunk(
+        message_id=answer["id"], conversation_id=answer["conversation_id"], seq=2, delta=" \x00\ud800"))])
     with app.app_context():
         assert reap(app) == 2
         message = db.session.get(Message, uuid.UUID(answer["id"]))

@@ -9,7 +9,8 @@ import uuid
 import pytest
 from cryptography.fernet import Fernet
 
-from bestchat.errors import ApiError
+from bestchat.error_responses import status_of
+from bestchat.errors import UnknownModel
 from bestchat.models import User
 from bestchat.providers.base import (
     Finish, ProviderAuthError, ProviderBadRequest, ProviderRateLimited, ProviderSettings,
@@ -92,9 +93,10 @@ def test_default_model(alice, app):
                                       "keyed/k3"])
 def test_unknown_models_are_400(alice, model_id):
     config(alice, api_key=KEY, enabled_models=["k1"])
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(UnknownModel) as error:
         resolve_targets(alice.id, model_id)
-    assert (error.value.status, error.value.code) == (400, "unknown_model")
+    assert (status_of(error.value), error.value.code) == (400, "unknown_model")
+    assert error.value.message == f"model '{model_id}' is not available"
 
 
 def test_missing_key_is_a_key_free_auth_error(alice, admin, app):

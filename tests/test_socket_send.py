@@ -1,12 +1,12 @@
 """A ``send`` (over the WebSocket, and with attachments over REST), at the service's edge: what
-is stored and announced, and what a refused send leaves (nothing). On PostgreSQL this send is
-one statement (:mod:`bestchat.services.send_statement`: read, checks and write together); on
-SQLite it is the read-then-write of every other send. Both backends, jobs in this process (the
-gated provider: an answer runs until the test ends it)."""
+is stored and announced, and what a refused send leaves (nothing). On PostgreSQL a send is one
+statement of the message store (:mod:`bestchat.store.postgresql`: read, checks and write
+together); on SQLite a read then a write in one transaction. Both backends, jobs in this
+process (the gated provider: an answer runs until the test ends it); the socket is driven
+through its public surface (:meth:`ChatSocket.run` over a stand-in WebSocket)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 
@@ -16,11 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bestchat.extensions import db
-from bestchat.models import Conversation, FileUpload, Message, User
-from bestchat.streaming import get_bus
-from bestchat.streaming.memory_bus import MemoryBus
-from bestchat.ws import ChatSocket
+from bestchat.models import Conversation, FileUpload, Message
 from tests.chat_fakes import GatedProvider, gated, wait_for  # noqa: F401 - gated is a fixture
+from tests.socket_client import SocketClient
 
 API = "/api/v1"
 
@@ -32,28 +30,18 @@ def app_config():
 
 @pytest.fixture
 def socket(app, user, gated):
-    if not isinstance(get_bus(app), MemoryBus):  # (the Redis bus's reader would block this process)
-        app.extensions["bestchat_bus"] = MemoryBus(maxlen=app.config["STREAM_MAXLEN"], ttl=app.config["STREAM_TTL"])
-    with app.app_context():
-        account = db.session.get(User, uuid.UUID(user["id"]))
-        db.session.expunge(account)
-    chat = ChatSocket(None, app, account)
-    yield chat
-    chat.subscriber.close()
+    with SocketClient(app, user["id"]) as client:
+        yield client
 
 
 def send(socket, conversation_id, content, **extra):
     """Send over ``socket``: the two ``message.created`` events, or the error frame (the
-    earlier answers' frames still queued are passed over)."""
-    socket._handle(json.dumps({"type": "send", "conversation_id": conversation_id, "content": content, **extra}))
-    created = []
-    while len(created) < 2:
-        frame = socket.subscriber.next(timeout=5).event
-        if frame["type"] == "error":
-            return frame
-        if frame["type"] == "message.created":
-            created.append(frame)
-    return tuple(created)
+    earlier answers' frames still coming are passed over)."""
+    socket.send({"type": "send", "conversation_id": conversation_id, "content": content, **extra})
+    frames = socket.receive_until("message.created", 2)
+    if frames[-1]["type"] == "error":
+        return frames[-1]
+    return tuple(frame for frame in frames if frame["type"] == "message.created")
 
 
 def stored(app, conversation_id):
@@ -89,9 +77,9 @@ def test_a_send_follows_the_newest_message_and_is_announced_as_stored(app, clien
     rows, updated_at = stored(app, conversation_id)
     assert rows[2:] == [
         (second_q["message"]["id"], answer["message"]["id"], "user", "complete", None, "second question"),
-        (second_a["message"]["id"], second_q["message"]["id"], "assistant", second_a["message"]["status"],
-         "gated/g", ""),
+        (second_a["message"]["id"], second_q["message"]["id"], "assistant", rows[3][3], "gated/g", ""),
     ]
+    assert rows[3][3] in ("pending", "streaming")  # (its job may have claimed it already)
     assert second_q["message"]["parent_id"] == answer["message"]["id"]
     assert second_a["message"]["model"] == "gated/g" and second_a["message"]["status"] == "pending"
     sent_at = datetime.fromisoformat(second_q["message"]["created_at"].replace("Z", "+00:00"))
@@ -123,18 +111,22 @@ def test_a_send_to_someone_elses_or_no_conversation_is_not_found_and_changes_not
     assert stored(app, theirs) == before
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+    mallory.patch(f"{API}/conversations/{theirs}", {"title": "renamed"})  # (announced to its followers)
+    assert socket.ask({"type": "ping"}) == {"type": "pong"}  # the refused send followed nothing
 
 
-def test_on_postgresql_a_socket_send_is_one_statement(app, client, socket, backend, monkeypatch):
+def test_on_postgresql_a_socket_send_is_one_statement_even_the_first(app, client, socket, backend, monkeypatch):
     if backend != "production":
         pytest.skip("the one-statement send is PostgreSQL's")
     conversation_id = client.post(f"{API}/conversations", {"model": "gated/g"}).get_json()["id"]
-    socket.owned.add(uuid.UUID(conversation_id))  # (the socket checked it before: a later send)
+    _question, answer = send(socket, conversation_id, "the socket learns it owns the conversation")
+    finish_answer(app, answer["message"]["id"])
     statements = []
     execute = psycopg.Cursor.execute
 
     def counted(cursor, query, *args, **kwargs):
-        statements.append(query)
+        if gevent.getcurrent() is socket.handler:  # (not the answer's job, which runs meanwhile)
+            statements.append(query)
         return execute(cursor, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counted)
@@ -158,24 +150,27 @@ def test_on_postgresql_a_dropped_connection_fails_one_send_and_is_replaced(app, 
     if backend != "production":
         pytest.skip("PostgreSQL's connections")
     conversation_id = client.post(f"{API}/conversations", {"model": "gated/g"}).get_json()["id"]
-    socket.owned.add(uuid.UUID(conversation_id))
+    _question, answer = send(socket, conversation_id, "the socket learns it owns the conversation")
+    finish_answer(app, answer["message"]["id"])
+    before = stored(app, conversation_id)
     drop_pooled_connection(app)
     error = send(socket, conversation_id, "lost")
     assert (error["type"], error["code"]) == ("error", "internal_error")
-    assert stored(app, conversation_id)[0] == []
+    assert stored(app, conversation_id) == before
     _question, answer = send(socket, conversation_id, "again")  # a fresh connection
     finish_answer(app, answer["message"]["id"])
 
 
-def test_on_postgresql_a_generation_claims_its_answer_through_a_dropped_connection(app, client, socket, backend):
+def test_on_postgresql_a_generation_claims_its_answer_through_a_dropped_connection(app, client, user, gated, backend):
     if backend != "production":
         pytest.skip("PostgreSQL's connections")
     conversation_id = client.post(f"{API}/conversations", {"model": "gated/g"}).get_json()["id"]
-    _question, answer = send(socket, conversation_id, "claim me")  # (its job has not run yet)
+    sent = client.post(f"{API}/conversations/{conversation_id}/messages", {"content": "claim me"})
+    answer_id = sent.get_json()["assistant_message"]["id"]  # (its job has not run yet: nothing yielded)
     drop_pooled_connection(app)
     gevent.sleep(0.2)  # the job runs now: its claim gets the dropped connection first
-    wait_for(lambda: stored_status(app, answer["message"]["id"]) == "streaming")
-    finish_answer(app, answer["message"]["id"])
+    wait_for(lambda: stored_status(app, answer_id) == "streaming")
+    finish_answer(app, answer_id)
 
 
 def test_a_send_with_attachments_stores_their_parts_and_someone_elses_upload_is_not_found(app, client, user, gated):

@@ -9,9 +9,10 @@ import json
 import uuid
 
 from bestchat.providers.base import ProviderError
-from bestchat.services import message_status
-from bestchat.services.running import running
+from bestchat.models.message_status import ACTIVE, MessageStatus
+from bestchat.store import get_store
 from bestchat.streaming import events, get_bus
+from bestchat.streaming.frame_writer import running
 from bestchat.text import is_storable, storable
 from tests.chat_fakes import GatedProvider, app_config, gated, wait_for  # noqa: F401
 from tests.test_admission import row
@@ -47,7 +48,7 @@ def test_nul_and_lone_surrogates_from_a_provider_end_complete_as_u_fffd(app, cli
     for text in ("a\x00b", " c\ud800d", "\udfff"):
         GatedProvider.feed.put(text)
     GatedProvider.feed.put(None)
-    wait_for(lambda: row(app, answer["id"]).status not in message_status.ACTIVE)
+    wait_for(lambda: row(app, answer["id"]).status not in ACTIVE)
 
     message = row(app, answer["id"])
     assert message.status == "complete" and message.content == "a\ufffdb c\ufffdd\ufffd"
@@ -74,8 +75,8 @@ def test_a_final_save_the_database_refuses_ends_the_answer_failed_without_it(app
     GatedProvider.feed.put("partial")
     wait_for(lambda: row(app, answer["id"]).content == "partial")  # (the heartbeat's save)
     with app.app_context():
-        ended = message_status.finish(uuid.UUID(answer["id"]), "complete", from_statuses=("streaming",),
-                                      content="partial\ud800", last_seq=5)
+        ended = get_store().finish(uuid.UUID(answer["id"]), MessageStatus.COMPLETE,
+                                   from_statuses=(MessageStatus.STREAMING,), content="partial\ud800", last_seq=5)
         assert ended is not None
     message = row(app, answer["id"])
     assert (message.status, message.error_code, message.content, message.last_seq) == (
@@ -93,7 +94,7 @@ def test_one_answer_the_database_refuses_does_not_stop_the_others_heartbeats(app
     lives[bad["id"]].content.append("got through\ud800")  # (as if a delta had not been made storable)
     before = row(app, bad["id"]).updated_at
 
-    running(app)._save_all()
+    running(app).save_all()
     assert row(app, good["id"]).content == "fine"
     refused = row(app, bad["id"])
     assert refused.status == "streaming" and refused.content == "" and refused.updated_at > before

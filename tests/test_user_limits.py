@@ -8,23 +8,23 @@ admission that Celery workers feed (one atomic script for every web process)."""
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 
 import pytest
 from sqlalchemy import func, select
 
 from bestchat.extensions import db
-from bestchat.models import Conversation, Message, User
+from bestchat.dispatch import get_dispatcher
+from bestchat.errors import RateLimited
+from bestchat.models import Conversation
 from bestchat.providers.base import ProviderUnavailable
 from bestchat.reaper import reap
 from bestchat.services.admission import RedisAdmission, TooManyGenerations, get_admission
-from bestchat.services.running import running
 from bestchat.streaming import events, get_bus
+from bestchat.streaming.frame_writer import running
 from bestchat.testing.client import assert_error
-from bestchat.ws import ChatSocket
 from tests.chat_fakes import GatedProvider, gated, wait_for  # noqa: F401 - gated is a fixture
+from tests.socket_client import SocketClient
 from tests.test_admission import (  # noqa: F401 - celery_jobs and one_worker are fixtures
     celery_jobs, died_while_streaming, memory_bus, message_count, one_worker, row, run_job,
 )
@@ -83,13 +83,6 @@ def finish_next(app, answer) -> None:
     wait_for(lambda: row(app, answer["id"]).status == "complete")
 
 
-def socket_of(app, user) -> ChatSocket:
-    with app.app_context():
-        account = db.session.get(User, uuid.UUID(user["id"]))
-        db.session.expunge(account)
-    return ChatSocket(None, app, account)
-
-
 # ---- answers in flight per user (in-process jobs, both backends) ------------------------------
 
 def test_a_user_at_the_limit_is_refused_over_rest_while_another_user_is_accepted(app, client, user, gated):
@@ -129,28 +122,20 @@ def test_over_websocket_a_user_at_the_limit_gets_an_error_frame(app, client, use
     answer_of(send(client, new_conversation(client), "two"))
     refused_in = new_conversation(client)
     before = updated_at(client, refused_in)
-    socket = socket_of(app, user)
-    try:
-        socket._handle(json.dumps({"type": "send", "conversation_id": refused_in, "content": "three"}))
-        error = socket.subscriber.next(timeout=5).event
+    with SocketClient(app, user["id"]) as socket:
+        error = socket.ask({"type": "send", "conversation_id": refused_in, "content": "three"})
         assert error["type"] == "error" and error["code"] == "too_many_generations"
         assert error["limit"] == LIMIT and str(LIMIT) in error["message"]
         assert message_count(app, refused_in) == 0 and updated_at(client, refused_in) == before
-        socket._handle(json.dumps({"type": "ping"}))
-        assert socket.subscriber.next(timeout=5).event == {"type": "pong"}
-    finally:
-        socket.subscriber.close()
+        assert socket.ask({"type": "ping"}) == {"type": "pong"}
 
     bob = other_user(client)
-    bobs = socket_of(app, bob.user)
-    try:
+    with SocketClient(app, bob.user["id"]) as bobs:
         conversation_id = new_conversation(bob)
-        bobs._handle(json.dumps({"type": "send", "conversation_id": conversation_id, "content": "hi"}))
-        frames = [bobs.subscriber.next(timeout=5).event for _ in range(2)]
+        bobs.send({"type": "send", "conversation_id": conversation_id, "content": "hi"})
+        frames = [bobs.receive() for _ in range(2)]
         assert [(f["type"], f["message"]["role"]) for f in frames] == [
             ("message.created", "user"), ("message.created", "assistant")]
-    finally:
-        bobs.subscriber.close()
 
 
 def test_the_openai_endpoint_answers_429_in_openais_shape_and_stores_nothing(app, client, user, gated):
@@ -208,7 +193,7 @@ def test_past_the_send_rate_a_user_gets_429_with_retry_after(app, client, user, 
     assert message_count(app, refused_in) == 0
     bob = other_user(client)
     answer_of(send(bob, new_conversation(bob, "demo/demo", tokens_per_second=0), "bob's"))
-    app.extensions["bestchat_jobs"].join(15)
+    get_dispatcher(app).join(15)
 
 
 # ---- the longest generation -------------------------------------------------------------------
@@ -306,7 +291,7 @@ def test_redis_admission_counts_sends_per_user_in_the_same_script(app, celery_jo
     admission.release("m1")
     admission.admit("m3", "alice")
     admission.release("m3")
-    with pytest.raises(Exception) as refused:  # the fourth attempt within the minute
+    with pytest.raises(RateLimited) as refused:  # the fourth attempt within the minute
         admission.admit("m4", "alice")
-    assert refused.value.code == "rate_limited" and 0 < int(refused.value.headers["Retry-After"]) <= 60
+    assert refused.value.code == "rate_limited" and 0 < refused.value.retry_after <= 60
     assert admission.status()["in_flight"] == 1  # bob's; nothing refused was counted

@@ -2,14 +2,15 @@
 
 Every request is authenticated first (``security.authn.authenticate``); views opt into
 requiring a user with ``login_required``. Query parameters holding text the database cannot
-store are refused before any view runs (``validation.check_query_text``). Errors are JSON
-(``bestchat.errors``).
+store are refused before any view runs (``bestchat.validation.check_query_text``). Views raise
+the domain errors of ``bestchat.errors``; ``bestchat.error_responses`` answers them as JSON
+with their status.
 """
 
 from flask import Blueprint
 
-from bestchat.api.validation import check_query_text
 from bestchat.security.authn import authenticate
+from bestchat.validation import check_query_text
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate)

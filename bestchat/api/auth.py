@@ -15,8 +15,7 @@ from flask_login import login_user, logout_user
 
 from bestchat.api import bp
 from bestchat.api.openapi import documented, nullable, obj, ref, string
-from bestchat.api.validation import field, json_body
-from bestchat.errors import ApiError
+from bestchat.errors import DomainError, Forbidden
 from bestchat.security import ratelimit, tickets
 from bestchat.security.authn import (
     SocketCredentials, client_ip, forget_remember_cookie, login_required, remember,
@@ -26,6 +25,7 @@ from bestchat.security.csrf import check_same_origin, csrf_token
 from bestchat.security.ratelimit import limit
 from bestchat.serializers import user_json
 from bestchat.services import accounts
+from bestchat.validation import field, json_body
 
 
 @bp.post("/auth/register")
@@ -37,7 +37,7 @@ def register():
     """Create an account. Body: {email, password, display_name?}. 201 with the user."""
     check_same_origin()
     if not current_app.config["REGISTRATION_OPEN"]:
-        raise ApiError(403, "registration_closed", "registration is closed on this server")
+        raise Forbidden("registration_closed", "registration is closed on this server")
     limit("RATELIMIT_REGISTER_PER_IP", client_ip())
     body = json_body()
     email = field(body, "email", max_length=320)
@@ -65,7 +65,7 @@ def login():
     ratelimit.check_login_allowed(email, ip)
     try:
         user = accounts.check_login(email, password)
-    except ApiError as error:
+    except DomainError as error:
         if error.code == "invalid_credentials":
             ratelimit.login_failed(email, ip)
         raise

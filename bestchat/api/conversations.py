@@ -11,11 +11,11 @@ from flask import g, request
 
 from bestchat.api import bp
 from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, query, ref, string
-from bestchat.api.validation import MAX_INT, field, int_arg, json_body, parse_uuid
-from bestchat.errors import ApiError
+from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
 from bestchat.serializers import conversation_json, message_json
 from bestchat.services.conversations import ConversationManager
+from bestchat.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 
 # name -> (type, max length) of the conversation fields a client may set.
 FIELDS: dict[str, tuple[type, int | None]] = {
@@ -126,7 +126,7 @@ def send_message(conversation_id: str):
     content = field(body, "content", strip=False)
     attachments = field(body, "attachments", list, required=False, default=[])
     if not all(isinstance(item, str) for item in attachments):
-        raise ApiError(400, "invalid_field", "'attachments' must be a list of upload ids")
+        raise Invalid("invalid_field", "'attachments' must be a list of upload ids")
     parent = field(body, "parent_id", required=False)
     question, answer = ConversationManager(g.user).send(
         parse_uuid(conversation_id, "conversation"), content,

@@ -7,11 +7,11 @@ from flask_login import logout_user
 
 from bestchat.api import bp
 from bestchat.api.openapi import documented, obj, ref, string
-from bestchat.api.validation import field, json_body
 from bestchat.security.authn import login_required
 from bestchat.security.csrf import csrf_token
 from bestchat.serializers import user_json
 from bestchat.services import accounts
+from bestchat.validation import field, json_body
 
 
 @bp.get("/me")

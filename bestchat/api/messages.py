@@ -12,19 +12,17 @@ from flask import Response, g, request
 
 from bestchat.api import bp
 from bestchat.api.openapi import documented, nullable, obj, query, ref, string
-from bestchat.api.validation import MAX_INT, field, int_arg, json_body, parse_uuid
-from bestchat.errors import ApiError
-from bestchat.extensions import db
-from bestchat.models.chat import FINAL_STATUSES
+from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
 from bestchat.serializers import message_json
 from bestchat.services.conversations import ConversationManager
-from bestchat.streaming import events, get_bus
+from bestchat.streaming import events, sse
 from bestchat.streaming.bus import Delivery
-from bestchat.streaming.subscriber import Subscriber
+from bestchat.streaming.follow import follow_answer
+from bestchat.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 
-# Seconds between SSE comment lines on an idle stream.
-KEEPALIVE_SECONDS = 15
+# Milliseconds a client of the stream waits before reconnecting.
+RECONNECT_MS = 1000
 
 
 @bp.get("/messages/<message_id>")
@@ -82,28 +80,10 @@ def stream_message(message_id: str):
     after = _last_event_id()
     if after is None:
         after = int_arg("after", 0)
-    final = events.terminal(message) if message.status in FINAL_STATUSES else None
-    conversation_id, key = str(message.conversation_id), str(message.id)
-    db.session.commit()
-    subscriber = Subscriber(get_bus())
-    subscriber.resume(conversation_id, key, after, final, live=final is None)
-
-    def body():
-        try:
-            yield "retry: 1000\n\n"
-            while True:
-                delivery = subscriber.next(timeout=KEEPALIVE_SECONDS)
-                if delivery is None:
-                    yield ": keep-alive\n\n"
-                elif delivery.message_id == key:
-                    yield _sse(delivery)
-                    if delivery.kind in events.TERMINAL:
-                        return
-        finally:
-            subscriber.close()
-
-    return Response(body(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    key = str(message.id)
+    subscriber = follow_answer(message, after)
+    body = sse.answer_stream(subscriber, key, _event, first=[sse.retry(RECONNECT_MS)])
+    return Response(body, mimetype="text/event-stream", headers=sse.HEADERS)
 
 
 def _last_event_id() -> int | None:
@@ -113,12 +93,13 @@ def _last_event_id() -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a chunk seq") from None
+        raise Invalid("invalid_parameter", "Last-Event-ID must be a chunk seq") from None
     if not 0 <= value <= MAX_INT:
-        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a seq from 0 to 2**63-1")
+        raise Invalid("invalid_parameter", "Last-Event-ID must be a seq from 0 to 2**63-1")
     return value
 
 
-def _sse(delivery: Delivery) -> str:
-    head = f"id: {delivery.seq}\n" if delivery.kind == events.CHUNK else ""
-    return f"{head}event: {delivery.kind}\ndata: {delivery.text}\n\n"
+def _event(delivery: Delivery) -> list[str]:
+    """The event as sent on the WebSocket, its ``seq`` as the SSE ``id`` of a chunk."""
+    seq = delivery.seq if delivery.kind == events.CHUNK else None
+    return [sse.frame(delivery.text, event=delivery.kind, id=seq)]

@@ -22,9 +22,10 @@ from flask import current_app
 
 from bestchat import __version__
 from bestchat.api import bp
+from bestchat.models.message_status import MessageStatus
 
 DOCUMENTED_PREFIXES = ("/api/v1/", "/v1/")
-DOCUMENTED_PATHS = ("/healthz", "/readyz", "/metrics")
+DOCUMENTED_PATHS = ("/healthz", "/readyz")
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
 ATTRIBUTE = "openapi"
 
@@ -123,8 +124,7 @@ SCHEMAS: dict[str, dict] = {
     "Message": obj({
         "id": _ID, "conversation_id": _ID, "parent_id": nullable(_ID), "role": string(),
         "content": nullable(string()), "parts": array({}),
-        "status": string(enum=["pending", "queued", "streaming", "complete", "cancelled", "failed",
-                               "interrupted"]),
+        "status": string(enum=[status.value for status in MessageStatus]),
         "error": nullable(string()), "error_code": nullable(string()),
         "token_count": nullable({"type": "integer"}), "provider": nullable(string()),
         "model": nullable(string()), "last_seq": nullable({"type": "integer"}), **_STAMPS,

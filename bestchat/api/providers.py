@@ -12,12 +12,12 @@ from flask import g
 
 from bestchat.api import bp
 from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, ref, string
-from bestchat.api.validation import field, json_body, parse_uuid
 from bestchat.models import ProviderConfig
 from bestchat.security.authn import login_required
 from bestchat.security.ratelimit import limit
 from bestchat.serializers import provider_config_json
 from bestchat.services import provider_configs
+from bestchat.validation import field, json_body, parse_uuid
 
 # Body fields and their JSON types; null is allowed (it clears base_url and api_key).
 _FIELDS: dict[str, tuple[type, int | None]] = {

@@ -6,10 +6,10 @@ from flask import g
 
 from bestchat.api import bp
 from bestchat.api.openapi import array, documented, obj, ref, string
-from bestchat.api.validation import field, json_body, parse_uuid
 from bestchat.security.authn import login_required
 from bestchat.serializers import token_json
 from bestchat.services import accounts
+from bestchat.validation import field, json_body, parse_uuid
 
 
 @bp.post("/tokens")

@@ -8,7 +8,7 @@ from flask import g, request
 
 from bestchat.api import bp
 from bestchat.api.openapi import documented, query, ref, string
-from bestchat.errors import ApiError
+from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
 from bestchat.services import usage
 
@@ -27,9 +27,9 @@ def _date_arg(name: str, default: date) -> date:
     try:
         value = date.fromisoformat(raw[:10])
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"'{name}' must be a date (YYYY-MM-DD)") from None
+        raise Invalid("invalid_parameter", f"'{name}' must be a date (YYYY-MM-DD)") from None
     if not FIRST_DATE <= value <= LAST_DATE:
-        raise ApiError(400, "invalid_parameter",
+        raise Invalid("invalid_parameter",
                        f"'{name}' must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}")
     return value
 
@@ -46,7 +46,7 @@ def get_usage():
     last = _date_arg("to", today)
     first = _date_arg("from", max(FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1)))
     if first > last:
-        raise ApiError(400, "invalid_parameter", "'from' must not be after 'to'")
+        raise Invalid("invalid_parameter", "'from' must not be after 'to'")
     if (last - first).days >= MAX_DAYS:
-        raise ApiError(400, "invalid_parameter", f"the range is longer than {MAX_DAYS} days")
+        raise Invalid("invalid_parameter", f"the range is longer than {MAX_DAYS} days")
     return usage.report(g.user.id, first, last)

@@ -9,10 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bestchat.models.base import Base, IdMixin, TimestampMixin
-
-MESSAGE_STATUSES = ("pending", "queued", "streaming", "complete", "cancelled", "failed", "interrupted")
-FINAL_STATUSES = ("complete", "cancelled", "failed", "interrupted")
-ROLES = ("system", "user", "assistant", "tool")
+from bestchat.models.message_status import MessageStatus
 
 
 class Conversation(IdMixin, TimestampMixin, Base):
@@ -44,7 +41,7 @@ class Message(IdMixin, TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     parts: Mapped[list[Any]] = mapped_column(default=list)
-    status: Mapped[str] = mapped_column(String(16), default="complete")
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE.value)
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
     token_count: Mapped[int | None]

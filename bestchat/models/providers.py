@@ -29,3 +29,9 @@ class ProviderConfig(IdMixin, TimestampMixin, Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     priority: Mapped[int] = mapped_column(default=100)
     enabled: Mapped[bool] = mapped_column(default=True)
+
+
+# The order in which a user's provider configs are tried: the user's own first, then the
+# global ones, each by priority, then oldest first. Every reader of configs sorts by it (the
+# generation's claim renders it into its SQL).
+FAILOVER_ORDER = (ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)

@@ -11,11 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bestchat.models.base import Base, IdMixin, TimestampMixin
 
-EXECUTION_STATUSES = (
-    "pending_approval", "approved", "denied", "running", "succeeded", "failed", "timed_out",
-)
-RISK_LEVELS = ("low", "medium", "high")
-
 
 class ToolExecution(IdMixin, TimestampMixin, Base):
     __tablename__ = "tool_executions"
@@ -25,7 +20,8 @@ class ToolExecution(IdMixin, TimestampMixin, Base):
     tool: Mapped[str] = mapped_column(String(100))
     call_id: Mapped[str | None] = mapped_column(String(100))
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    risk: Mapped[str] = mapped_column(String(16), default="low")
+    risk: Mapped[str] = mapped_column(String(16), default="low")  # low | medium | high
+    # pending_approval | approved | denied | running | succeeded | failed | timed_out
     status: Mapped[str] = mapped_column(String(20), default="pending_approval")
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -44,5 +40,5 @@ class AutoApprovalSetting(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     tool: Mapped[str | None] = mapped_column(String(100))
-    risk_level: Mapped[str | None] = mapped_column(String(16))
+    risk_level: Mapped[str | None] = mapped_column(String(16))  # low | medium | high
     decision: Mapped[str] = mapped_column(String(16))  # approve | deny | ask

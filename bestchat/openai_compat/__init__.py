@@ -15,7 +15,8 @@ import logging
 from flask import Blueprint, g
 from werkzeug.exceptions import HTTPException
 
-from bestchat.errors import ApiError
+from bestchat.error_responses import json_response, openai_type
+from bestchat.errors import DomainError, Unauthorized
 from bestchat.openai_compat.replies import error_response
 from bestchat.security.authn import bearer_token, user_for_token
 
@@ -29,26 +30,30 @@ def authenticate() -> None:
     """Set ``g.user`` from the Bearer token: 401 without a valid one, 403 for a disabled user."""
     token = bearer_token()
     if token is None:
-        raise ApiError(401, "missing_api_key",
-                       "send your BestChat API token as 'Authorization: Bearer <token>'")
+        raise Unauthorized("missing_api_key", "send your BestChat API token as 'Authorization: Bearer <token>'")
     g.user, g.auth_method = user_for_token(token), "token"
 
 
-@bp.errorhandler(ApiError)
-def _api_error(error: ApiError):
+@bp.errorhandler(DomainError)
+def _domain_error(error: DomainError):
     return error_response(error)
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
-    code = error.name.lower().replace(" ", "_")
-    return error_response(ApiError(error.code or 500, code, error.description or error.name))
+    status = error.code or 500
+    return _openai_error(status, error.name.lower().replace(" ", "_"), error.description or error.name)
 
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception):
     log.exception("unhandled error in the OpenAI-compatible API")
-    return error_response(ApiError(500, "internal_error", "internal server error"))
+    return _openai_error(500, "internal_error", "internal server error")
+
+
+def _openai_error(status: int, code: str, message: str):
+    return json_response({"error": {"message": message, "type": openai_type(status), "code": code,
+                                    "param": None}}, status)
 
 
 from bestchat.openai_compat import views  # noqa: E402,F401  (adds the routes to ``bp``)

@@ -6,7 +6,7 @@ as a string or a list of text parts), ``stream``, ``stream_options.include_usage
 need what this endpoint cannot do (``n`` > 1, tools or functions, logprobs, tool messages,
 image/audio parts) are refused with a 400 naming the ``param``; every other field is ignored,
 as OpenAI ignores fields it does not know. The body is read as every JSON body is
-(:func:`bestchat.api.validation.request_json`): sent as ``application/json`` (else 415), at
+(:func:`bestchat.validation.request_json`): sent as ``application/json`` (else 415), at
 most ``MAX_JSON_DEPTH`` levels deep, no text the database cannot store.
 """
 
@@ -17,20 +17,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bestchat.api.validation import request_json
-from bestchat.errors import ApiError
+from bestchat.errors import Invalid
 from bestchat.providers.base import ProviderOptions
+from bestchat.validation import request_json
 
 SYSTEM_ROLES = ("system", "developer")
 MODEL_MAX = 200
 
 
-class InvalidRequest(ApiError):
-    """A 400 ``invalid_request_error`` about one request field (``param``, OpenAI's name for it)."""
+class InvalidRequest(Invalid):
+    """An ``invalid_request_error`` about one request field (``param``, OpenAI's name for it)."""
 
     def __init__(self, message: str, param: str | None, code: str = "invalid_field"):
-        super().__init__(400, code, message)
-        self.param = param
+        super().__init__(code, message, param=param)
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,9 @@ class ChatRequest:
 
 
 def read_chat_request() -> ChatRequest:
-    """The current request's body as a :class:`ChatRequest`, or an :class:`ApiError`."""
-    try:
-        body = request_json()
-    except ApiError as error:
-        if error.status != 400:
-            raise
-        raise InvalidRequest(error.message, None, error.code) from None
-    return parse_chat_request(body)
+    """The current request's body as a :class:`ChatRequest`, or the domain error refusing it
+    (:class:`~bestchat.errors.Invalid`, :class:`~bestchat.errors.UnsupportedMediaType`)."""
+    return parse_chat_request(request_json())
 
 
 def parse_chat_request(body: Any) -> ChatRequest:

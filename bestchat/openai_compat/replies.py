@@ -1,7 +1,8 @@
 """OpenAI's response objects, built from BestChat's stream events, and their delivery.
 
-An answer is followed with the same :class:`~bestchat.streaming.subscriber.Subscriber` as the
-SSE endpoint (replay + live, each chunk exactly once). Streaming, each ``chunk`` event becomes
+An answer is followed as REST's SSE endpoint follows one (:mod:`bestchat.streaming.follow`:
+replay + live, each chunk exactly once) and streamed by the same writer
+(:mod:`bestchat.streaming.sse`), with OpenAI's payloads. Streaming, each ``chunk`` event becomes
 a ``chat.completion.chunk`` with ``delta.content``; ``message.completed`` becomes the chunk
 with ``finish_reason`` (then the ``usage`` chunk when asked for, then ``data: [DONE]``), and
 ``message.failed`` an SSE ``data: {"error": ...}`` line before the stream closes. Not
@@ -14,60 +15,37 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from flask import Response, jsonify
+from flask import Response
 
-from bestchat.errors import ApiError
-from bestchat.streaming import events
+from bestchat.error_responses import FAILED_GENERATION, headers_of, json_response, openai_body, status_of
+from bestchat.errors import DomainError
+from bestchat.streaming import events, sse
 from bestchat.streaming.bus import Delivery
 from bestchat.streaming.subscriber import Subscriber
-
-# Seconds between SSE comment lines on an idle stream.
-KEEPALIVE_SECONDS = 15
-
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
-
-# A failed generation's error code -> (HTTP status, whether retrying the request may help).
-# Any other code (internal_error, interrupted) is a 500 not worth retrying.
-FAILURES: dict[str, tuple[int, bool]] = {
-    "unknown_model": (400, False),
-    "provider_key_missing": (400, False),
-    "provider_bad_request": (400, False),
-    "provider_auth": (502, False),
-    "provider_error": (502, False),
-    "provider_rate_limited": (429, True),
-    "provider_unavailable": (502, True),
-    "provider_timeout": (504, True),
-    "too_long": (504, False),
-    "unavailable": (503, True),
-}
 
 
 # ---- errors ---------------------------------------------------------------------------------
 
-def error_type(status: int) -> str:
-    return ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+def error_response(error: DomainError, status: int | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """``error`` in OpenAI's shape, with its status (or ``status``) and headers."""
+    status = status or status_of(error)
+    return json_response(openai_body(error, status), status, {**headers_of(error), **(headers or {})})
 
 
-def error_body(error: ApiError) -> dict[str, Any]:
-    """OpenAI's error object; ``code`` is BestChat's code, so it is our shape plus type/param."""
-    return {"error": {**getattr(error, "details", {}), "message": error.message,
-                      "type": error_type(error.status), "code": error.code,
-                      "param": getattr(error, "param", None)}}
+def failure_response(code: str, message: str) -> Response:
+    """The answer to a failed generation (or to a model that cannot be served), with the
+    status of :data:`~bestchat.error_responses.FAILED_GENERATION`. ``x-should-retry`` tells the
+    openai SDK whether its automatic retries are worth it (each retry is a new conversation)."""
+    status, retryable = FAILED_GENERATION.get(code, (500, False))
+    return error_response(DomainError(code, message), status,
+                          {"x-should-retry": "true" if retryable else "false"})
 
 
-def error_response(error: ApiError) -> Response:
-    response = jsonify(error_body(error))
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
-
-
-def failure(code: str, message: str) -> ApiError:
-    """The error answering a failed generation. ``x-should-retry`` tells the openai SDK whether
-    its automatic retries are worth it (each retry is a new conversation)."""
-    status, retryable = FAILURES.get(code, (500, False))
-    return ApiError(status, code, message, {"x-should-retry": "true" if retryable else "false"})
+def failure_body(code: str, message: str) -> dict[str, Any]:
+    """The error object of a failed generation, as a stream's last ``data:``."""
+    status, _retryable = FAILED_GENERATION.get(code, (500, False))
+    return openai_body(DomainError(code, message), status)
 
 
 # ---- objects --------------------------------------------------------------------------------
@@ -92,9 +70,7 @@ class Completion:
         return {**self._base("chat.completion.chunk", []), "usage": usage_of(terminal)}
 
     def completion(self, terminal: dict[str, Any]) -> dict[str, Any]:
-        """The ``chat.completion`` for the answer's terminal event (or its failure, raised)."""
-        if terminal["type"] == events.FAILED:
-            raise failure(terminal["error"]["code"], terminal["error"]["message"])
+        """The ``chat.completion`` for the answer's ``message.completed`` event."""
         message = {"role": "assistant", "content": terminal["message"]["content"], "refusal": None}
         return {**self._base("chat.completion", [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason_of(terminal)}]),
@@ -138,33 +114,23 @@ def stream(subscriber: Subscriber, message_id: str, completion: Completion, *, i
            on_abandon: Callable[[], None]) -> Iterator[str]:
     """The answer as OpenAI's SSE stream. ``on_abandon`` runs when the client goes away before
     the end (the generator is closed early)."""
-    ended = False
-    try:
-        yield _data(completion.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
-        while not ended:
-            delivery = subscriber.next(timeout=KEEPALIVE_SECONDS)
-            if delivery is None:
-                yield ": keep-alive\n\n"
-                continue
-            event = delivery.event
-            if delivery.message_id != message_id:
-                continue
-            if event["type"] == events.CHUNK:
-                yield _data(completion.chunk({"content": event["delta"]}, with_usage=include_usage))
-            elif event["type"] == events.COMPLETED:
-                ended = True
-                yield _data(completion.chunk({}, finish_reason_of(event), with_usage=include_usage))
-                if include_usage:
-                    yield _data(completion.usage_chunk(event))
-                yield "data: [DONE]\n\n"
-            elif event["type"] == events.FAILED:
-                ended = True
-                yield _data(error_body(failure(event["error"]["code"], event["error"]["message"])))
-    finally:
-        subscriber.close()
-        if not ended:
-            on_abandon()
+
+    def frames(delivery: Delivery) -> list[str]:
+        event = delivery.event
+        if event["type"] == events.CHUNK:
+            return [_data(completion.chunk({"content": event["delta"]}, with_usage=include_usage))]
+        if event["type"] == events.COMPLETED:
+            last = [_data(completion.chunk({}, finish_reason_of(event), with_usage=include_usage))]
+            if include_usage:
+                last.append(_data(completion.usage_chunk(event)))
+            return [*last, sse.frame("[DONE]")]
+        if event["type"] == events.FAILED:
+            return [_data(failure_body(event["error"]["code"], event["error"]["message"]))]
+        return []
+
+    first = _data(completion.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
+    return sse.answer_stream(subscriber, message_id, frames, first=[first], on_abandon=on_abandon)
 
 
 def _data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+    return sse.frame(json.dumps(payload, separators=(",", ":")))

@@ -19,18 +19,19 @@ from typing import Any
 from flask import Response, g, stream_with_context
 
 from bestchat.api.openapi import array, documented, nullable, obj, ref, string
-from bestchat.errors import ApiError
+from bestchat.error_responses import status_of
+from bestchat.errors import DomainError, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.openai_compat import bp
 from bestchat.openai_compat.parsing import MODEL_MAX, InvalidRequest, read_chat_request
-from bestchat.openai_compat.replies import Completion, failure, stream, wait_for_end
+from bestchat.openai_compat.replies import Completion, failure_response, stream, wait_for_end
 from bestchat.providers import registry
 from bestchat.providers.base import ProviderError, ProviderOptions
 from bestchat.security.authn import login_required
 from bestchat.services.conversations import ConversationManager
-from bestchat.streaming import get_bus
-from bestchat.streaming.subscriber import Subscriber
+from bestchat.streaming import events, sse
+from bestchat.streaming.follow import follow_answer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def get_model(model: str):
     for available in registry.available_models(g.user):
         if available["id"] == model:
             return _model_object(available)
-    raise ApiError(404, "model_not_found", f"model '{model}' does not exist or is not available to you")
+    raise NotFound(code="model_not_found", message=f"model '{model}' does not exist or is not available to you")
 
 
 @bp.post("/chat/completions")
@@ -91,33 +92,40 @@ def chat_completions():
     stored as a new conversation of the token's user (its id in ``X-BestChat-Conversation-Id``).
     """
     chat = read_chat_request()
-    _check_model(g.user, chat.model)
+    refused = _refusal_of_model(g.user, chat.model)
+    if refused is not None:
+        return refused
     answer = ConversationManager(g.user).start_from_transcript(
         chat.transcript, model=chat.model, system_prompt=chat.system_prompt,
         settings={**chat.options, "created_via": CREATED_VIA})
     answer_id, message_id, conversation_id = answer.id, str(answer.id), str(answer.conversation_id)
-    db.session.commit()
-    subscriber = Subscriber(get_bus())
-    subscriber.resume(conversation_id, message_id, 0)
+    subscriber = follow_answer(answer)
     completion = Completion(f"chatcmpl-{message_id}", int(time.time()), chat.model)
     headers = {CONVERSATION_HEADER: conversation_id}
     if not chat.stream:
-        return completion.completion(wait_for_end(subscriber, message_id)), 200, headers
+        terminal = wait_for_end(subscriber, message_id)
+        if terminal["type"] == events.FAILED:
+            return failure_response(terminal["error"]["code"], terminal["error"]["message"])
+        return completion.completion(terminal), 200, headers
     user_id = g.user.id
     body = stream(subscriber, message_id, completion, include_usage=chat.include_usage,
                   on_abandon=lambda: _cancel(user_id, answer_id))
-    return Response(stream_with_context(body), mimetype="text/event-stream",
-                    headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(stream_with_context(body), mimetype="text/event-stream", headers={**headers, **sse.HEADERS})
 
 
-def _check_model(user: User, model: str) -> None:
-    """400 unless ``model`` can be served to ``user`` (the same resolution as the generation)."""
+def _refusal_of_model(user: User, model: str) -> Response | None:
+    """The answer refusing ``model`` when it cannot be served to ``user`` (the same resolution
+    as the generation's), else None: 400 for an unknown model, a provider's failure as a
+    failed generation's."""
     try:
         registry.resolve_targets(user.id, model)
     except ProviderError as error:
-        raise failure(error.code, error.message) from None
-    except ApiError as error:
+        return failure_response(error.code, error.message)
+    except DomainError as error:
+        if status_of(error) != 400:
+            raise
         raise InvalidRequest(error.message, "model", error.code) from None
+    return None
 
 
 def _cancel(user_id: uuid.UUID, message_id: uuid.UUID) -> None:

@@ -32,19 +32,19 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, or_, select
 
 from bestchat import crypto, plugins
-from bestchat.errors import ApiError
+from bestchat.errors import Invalid, UnknownModel
 from bestchat.extensions import db
 from bestchat.security import outbound
 from bestchat.models import ProviderConfig, User
-from bestchat.providers import models_cache, wire
+from bestchat.models.providers import FAILOVER_ORDER
+from bestchat.providers import models_cache
 from bestchat.providers.base import (
     Event, ModelInfo, Provider, ProviderAuthError, ProviderBadRequest, ProviderError,
     ProviderOptions, ProviderSettings,
 )
+from bestchat.redaction import redact_key
 
 log = logging.getLogger(__name__)
-
-REDACTED = wire.REDACTED
 
 
 @dataclass
@@ -70,8 +70,8 @@ class ProviderKeyMissing(ProviderAuthError):
     code = "provider_key_missing"
 
 
-def unknown_model(model_id: str) -> ApiError:
-    return ApiError(400, "unknown_model", f"model '{model_id}' is not available")
+def unknown_model(model_id: str) -> UnknownModel:
+    return UnknownModel(f"model '{model_id}' is not available")
 
 
 def provider_classes() -> dict[str, type[Provider]]:
@@ -111,12 +111,12 @@ def user_is_admin(user_id: uuid.UUID) -> bool:
 def redact(error: ProviderError, provider: Provider) -> ProviderError:
     """``error`` with the provider's key removed from its message in any common encoding
     (providers should never put it there; this makes sure)."""
-    message = wire.redact(error.message, provider.settings.api_key)
+    message = redact_key(error.message, provider.settings.api_key)
     if message != error.message:
         error.message = message
         error.args = (message,)
     if error.detail:
-        error.detail = wire.redact(error.detail, provider.settings.api_key)
+        error.detail = redact_key(error.detail, provider.settings.api_key)
     return error
 
 
@@ -127,7 +127,8 @@ def enabled_configs(user_id: uuid.UUID) -> list[ProviderConfig]:
 
 class ConfigValues(NamedTuple):
     """What :func:`resolve_targets` reads of a :class:`ProviderConfig`, as plain values (the
-    generation job reads them with its claim, :mod:`bestchat.services.claiming`)."""
+    generation job reads them with its claim: :mod:`bestchat.store`). Its fields are the
+    columns read, in this order."""
 
     id: uuid.UUID
     provider: str
@@ -139,14 +140,12 @@ class ConfigValues(NamedTuple):
     user_id: uuid.UUID | str | None = None  # None: a global config
 
 
-# Built once: they are read at the start of every generation. (The generation job's claim on
-# PostgreSQL reads the same rows in the same order in its own SQL: bestchat.services.claiming.)
+# Built once: they are read at the start of every generation.
 _ENABLED = (ProviderConfig.enabled.is_(True),
             or_(ProviderConfig.user_id == bindparam("user_id"), ProviderConfig.user_id.is_(None)))
-_BY_PRIORITY = (ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
-_ENABLED_CONFIGS = select(ProviderConfig).where(*_ENABLED).order_by(*_BY_PRIORITY)
+_ENABLED_CONFIGS = select(ProviderConfig).where(*_ENABLED).order_by(*FAILOVER_ORDER)
 ENABLED_CONFIG_VALUES = (select(*(getattr(ProviderConfig, name) for name in ConfigValues._fields))
-                         .where(*_ENABLED).order_by(*_BY_PRIORITY))
+                         .where(*_ENABLED).order_by(*FAILOVER_ORDER))
 
 
 # ---- listing ------------------------------------------------------------------------------
@@ -206,7 +205,7 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
     """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order,
     from ``configs`` (the user's :func:`enabled_configs`, read here when not given).
 
-    Raises :class:`ApiError` 400 ``unknown_model`` when nothing can serve it, and
+    Raises :class:`UnknownModel` when nothing can serve it, and
     :class:`ProviderKeyMissing` when its provider needs a key the user does not have.
     Fallbacks that cannot be served are skipped; each model id is expanded once (no cycles).
     """
@@ -225,7 +224,7 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
         seen_models.add(fallback)
         try:
             more, fallbacks = _serving(fallback, classes, configs, admin)
-        except (ApiError, ProviderAuthError) as error:
+        except (UnknownModel, ProviderAuthError) as error:
             log.info("fallback %s skipped: %s", fallback, error)
             continue
         pending.extend(fallbacks)
@@ -279,7 +278,7 @@ SERVER_SETTINGS: dict[str, type] = {"created_via": str}
 
 
 def check_settings(settings: dict[str, Any]) -> None:
-    """400 unless every one of a conversation's ``settings`` is an option of an installed
+    """:class:`Invalid` unless every one of a conversation's ``settings`` is an option of an installed
     provider (or a :data:`SERVER_SETTINGS` entry) and valid for every provider that has it.
 
     All providers, not only the conversation model's: a message may name another model, and
@@ -294,8 +293,7 @@ def check_settings(settings: dict[str, Any]) -> None:
             continue
         owners = [cls for cls in classes.values() if name in cls.Options.model_fields]
         if not owners:
-            raise ApiError(400, "unknown_setting",
-                           f"'settings.{name}' is not an option of any installed provider")
+            raise Invalid("unknown_setting", f"'settings.{name}' is not an option of any installed provider")
         for cls in owners:
             try:
                 cls.Options.model_validate({name: value})
@@ -305,8 +303,8 @@ def check_settings(settings: dict[str, Any]) -> None:
                     raise _invalid_setting(name, about[0]["msg"]) from None
 
 
-def _invalid_setting(name: str, reason: str) -> ApiError:
-    return ApiError(400, "invalid_setting", f"'settings.{name}': {reason}")
+def _invalid_setting(name: str, reason: str) -> Invalid:
+    return Invalid("invalid_setting", f"'settings.{name}': {reason}")
 
 
 # ---- streaming ----------------------------------------------------------------------------

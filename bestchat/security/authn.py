@@ -25,7 +25,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user
 from sqlalchemy import delete, select, update
 
-from bestchat.errors import ApiError, account_disabled
+from bestchat.errors import AccountDisabled, Forbidden, Unauthorized
 from bestchat.extensions import db, login_manager
 from bestchat.models import ApiToken, User
 from bestchat.models.users import RememberToken
@@ -141,20 +141,21 @@ def init_auth(app: Flask) -> None:
 
 
 def user_for_token(plaintext: str) -> User:
-    """The active user owning ``plaintext``; 401 for unknown/revoked/expired, 403 if disabled."""
+    """The active user owning ``plaintext``; :class:`Unauthorized` for an unknown, revoked or
+    expired token, :class:`AccountDisabled` if its user is disabled."""
     return token_for(plaintext).user
 
 
 def token_for(plaintext: str) -> ApiToken:
-    """The valid token ``plaintext`` of an active user; 401 for unknown/revoked/expired, 403 if
-    its user is disabled."""
+    """The valid token ``plaintext`` of an active user; :class:`Unauthorized` for an unknown,
+    revoked or expired token, :class:`AccountDisabled` if its user is disabled."""
     token = db.session.scalar(select_token(hash_token(plaintext)))
     now = utcnow()
     if not token_valid(token, now):
-        raise ApiError(401, "invalid_token", "API token is invalid, revoked or expired")
+        raise Unauthorized("invalid_token", "API token is invalid, revoked or expired")
     user = token.user
     if user.disabled:
-        raise account_disabled()
+        raise AccountDisabled()
     last = as_utc(token.last_used_at)
     if last is None or now - last > LAST_USED_RESOLUTION:
         token.last_used_at = now
@@ -214,7 +215,7 @@ def bearer_token() -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if header:
-        raise ApiError(401, "invalid_token", "Authorization header must be 'Bearer <token>'")
+        raise Unauthorized("invalid_token", "Authorization header must be 'Bearer <token>'")
     return None
 
 
@@ -235,7 +236,7 @@ def login_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if g.get("user") is None:
-            raise ApiError(401, "unauthorized", "authentication required")
+            raise Unauthorized("unauthorized", "authentication required")
         return view(*args, **kwargs)
 
     wrapper.auth_required = True
@@ -246,9 +247,9 @@ def admin_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if g.get("user") is None:
-            raise ApiError(401, "unauthorized", "authentication required")
+            raise Unauthorized("unauthorized", "authentication required")
         if not g.user.is_admin:
-            raise ApiError(403, "forbidden", "admin role required")
+            raise Forbidden("forbidden", "admin role required")
         return view(*args, **kwargs)
 
     wrapper.auth_required = True

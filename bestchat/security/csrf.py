@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import request, session
 
-from bestchat.errors import ApiError
+from bestchat.errors import Forbidden
 
 HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -31,13 +31,13 @@ def csrf_token() -> str:
 
 
 def check_csrf() -> None:
-    """403 ``csrf_failed`` unless an unsafe request carries the session's token."""
+    """:class:`Forbidden` (``csrf_failed``) unless an unsafe request carries the session's token."""
     if request.method in SAFE_METHODS:
         return
     expected = session.get("csrf_token")
     sent = request.headers.get(HEADER) or request.form.get("csrf_token")
     if not expected or not sent or not hmac.compare_digest(expected, sent):
-        raise ApiError(403, "csrf_failed", f"missing or wrong {HEADER} header")
+        raise Forbidden("csrf_failed", f"missing or wrong {HEADER} header")
 
 
 # Sec-Fetch-Site values of requests a page of this origin (or the user) made.
@@ -45,13 +45,14 @@ _SAME_SITE_FETCH = {"same-origin", "none"}
 
 
 def check_same_origin() -> None:
-    """403 ``cross_site_request`` for a browser request made by a page of another origin."""
+    """:class:`Forbidden` (``cross_site_request``) for a browser request made by a page of
+    another origin."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site.strip().lower() not in _SAME_SITE_FETCH:
-        raise ApiError(403, "cross_site_request", "cross-site sign-in requests are refused")
+        raise Forbidden("cross_site_request", "cross-site sign-in requests are refused")
     origin = request.headers.get("Origin")
     if origin is not None and not same_origin(origin):
-        raise ApiError(403, "cross_site_request", "cross-site sign-in requests are refused")
+        raise Forbidden("cross_site_request", "cross-site sign-in requests are refused")
 
 
 def same_origin(origin: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from bestchat.errors import ApiError
+from bestchat.errors import Invalid
 
 # A few passwords no policy should let through, whatever their length.
 _COMMON = {
@@ -25,11 +25,12 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def check_policy(password: str) -> None:
-    """400 ``weak_password`` unless the password is long enough and not a known weak one."""
+    """:class:`Invalid` (``weak_password``) unless the password is long enough and not a known
+    weak one."""
     minimum = current_app.config["PASSWORD_MIN_LENGTH"]
     if len(password) < minimum:
-        raise ApiError(400, "weak_password", f"password must be at least {minimum} characters")
+        raise Invalid("weak_password", f"password must be at least {minimum} characters")
     if password.lower() in _COMMON or len(set(password)) < 3:
-        raise ApiError(400, "weak_password", "password is too easy to guess")
+        raise Invalid("weak_password", "password is too easy to guess")
     if len(password) > 1024:
-        raise ApiError(400, "invalid_field", "password is longer than 1024 characters")
+        raise Invalid("invalid_field", "password is longer than 1024 characters")

@@ -1,6 +1,7 @@
 """Fixed-window rate limits: Redis-backed when Redis is configured, in-process otherwise.
 
-``limit(rule, key)`` counts one hit and raises 429 with ``Retry-After`` past the rule.
+``limit(setting, key)`` counts one hit and raises :class:`~bestchat.errors.RateLimited` (with
+``retry_after``) past the rule.
 Rules are strings ``"count/seconds"`` from settings.
 
 Sign-in throttling (:func:`check_login_allowed`, :func:`login_failed`, :func:`login_succeeded`)
@@ -29,7 +30,7 @@ import time
 from flask import Flask, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from bestchat.errors import ApiError
+from bestchat.errors import RateLimited
 from bestchat.redis_client import get_redis
 
 
@@ -114,13 +115,17 @@ def parse_rule(rule: str) -> tuple[int, int]:
     return int(count), int(seconds)
 
 
+def _rate_limited(retry_after: int) -> RateLimited:
+    return RateLimited("rate_limited", f"too many attempts; retry in {retry_after} s", retry_after=retry_after)
+
+
 def limit(setting: str, key: str) -> None:
-    """Count one hit against the rule in setting ``setting`` for ``key``; 429 past it."""
+    """Count one hit against the rule in setting ``setting`` for ``key``; :class:`RateLimited`
+    (with ``retry_after``) past it."""
     count, seconds = parse_rule(current_app.config[setting])
     retry_after = current_app.extensions["bestchat_limiter"].hit(f"{setting}:{key}", count, seconds)
     if retry_after:
-        raise ApiError(429, "rate_limited", f"too many attempts; retry in {retry_after} s",
-                       {"Retry-After": str(retry_after)})
+        raise _rate_limited(retry_after)
 
 
 # ---- sign-in throttling ---------------------------------------------------------------------
@@ -129,11 +134,6 @@ DEVICE_COOKIE = "bestchat_device"
 DEVICE_COOKIE_PATH = "/api/v1/auth"
 DEVICE_COOKIE_DAYS = 365
 DEVICE_ACCOUNTS_KEPT = 20  # accounts one browser is remembered for
-
-
-def _rate_limited(retry_after: int):
-    return ApiError(429, "rate_limited", f"too many attempts; retry in {retry_after} s",
-                    {"Retry-After": str(retry_after)})
 
 
 def _account_key(email: str) -> str:
@@ -181,7 +181,8 @@ def _failure_counters(email: str, ip: str) -> list[tuple[str, str]]:
 
 
 def check_login_allowed(email: str, ip: str) -> None:
-    """429 when this attempt's source, or (for an unknown source) the account, failed too often."""
+    """:class:`RateLimited` when this attempt's source, or (for an unknown source) the account,
+    failed too often."""
     limiter = current_app.extensions["bestchat_limiter"]
     for setting, key in _failure_counters(email, ip):
         allowed, _ = parse_rule(current_app.config[setting])

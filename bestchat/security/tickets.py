@@ -18,7 +18,7 @@ import uuid
 
 from flask import current_app
 
-from bestchat.errors import ApiError
+from bestchat.errors import Unauthorized
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.redis_client import get_redis
@@ -86,8 +86,8 @@ def issue(credentials: SocketCredentials) -> tuple[str, int]:
 
 
 def redeem(ticket: str) -> tuple[User, SocketCredentials]:
-    """The account and credentials of ``ticket``, which is used up; 401 for an unknown,
-    expired, used or no longer valid one."""
+    """The account and credentials of ``ticket``, which is used up; :class:`Unauthorized`
+    (``invalid_ticket``) for an unknown, expired, used or no longer valid one."""
     value = _store().take(_key(ticket)) if ticket.startswith(PREFIX) else None
     if value is not None:
         data = json.loads(value)
@@ -96,4 +96,4 @@ def redeem(ticket: str) -> tuple[User, SocketCredentials]:
             token_id=uuid.UUID(data["token_id"]) if data["token_id"] else None)
         if credentials.still_valid():
             return db.session.get(User, credentials.user_id), credentials
-    raise ApiError(401, "invalid_ticket", "socket ticket is unknown, expired, used or no longer valid")
+    raise Unauthorized("invalid_ticket", "socket ticket is unknown, expired, used or no longer valid")

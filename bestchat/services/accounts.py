@@ -11,13 +11,14 @@ import uuid
 
 from sqlalchemy import delete, func, select
 
-from bestchat.errors import ApiError, not_found
+from bestchat.errors import AccountDisabled, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from bestchat.extensions import db
 from bestchat.models import (
     ApiToken, AutoApprovalSetting, Conversation, FileUpload, Message, ProviderConfig,
     Subscription, UsageLog, User,
 )
 from bestchat.models.base import utcnow
+from bestchat.models.users import ROLES
 from bestchat.security import revocation
 from bestchat.security.authn import end_sessions, new_token
 from bestchat.security.passwords import check_policy, hash_password, verify_password
@@ -27,10 +28,14 @@ from bestchat.services import audit
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$|^[^@\s]{1,64}@localhost$")
 
 
+def _wrong_password() -> Forbidden:
+    return Forbidden("invalid_password", "password is wrong")
+
+
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
     if len(email) > 320 or not EMAIL_RE.match(email):
-        raise ApiError(400, "invalid_field", "'email' is not a valid email address")
+        raise Invalid("invalid_field", "'email' is not a valid email address")
     return email
 
 
@@ -39,11 +44,12 @@ def find_by_email(email: str) -> User | None:
 
 
 def register(email: str, password: str, role: str = "user", display_name: str | None = None) -> User:
-    """Create an account; 400 for a bad email or weak password, 409 if the email is taken."""
+    """Create an account; :class:`Invalid` for a bad email or weak password, :class:`Conflict`
+    (``email_taken``) if the email is taken."""
     email = normalize_email(email)
     check_policy(password)
     if find_by_email(email) is not None:
-        raise ApiError(409, "email_taken", "an account with this email already exists")
+        raise Conflict("email_taken", "an account with this email already exists")
     user = User(email=email, password_hash=hash_password(password), role=role,
                 display_name=display_name)
     db.session.add(user)
@@ -54,17 +60,18 @@ def register(email: str, password: str, role: str = "user", display_name: str | 
 
 
 def check_login(email: str, password: str) -> User:
-    """The user for these credentials; 401 on a wrong pair, 403 for a disabled account."""
+    """The user for these credentials; :class:`Unauthorized` (``invalid_credentials``) on a
+    wrong pair, :class:`AccountDisabled` for a disabled account."""
     user = find_by_email(email.strip().lower())
     if not verify_password(user.password_hash if user else None, password):
         audit.record("login.failure", user.id if user else None, "user",
                      user.id if user else None, reason="bad_credentials")
         db.session.commit()
-        raise ApiError(401, "invalid_credentials", "wrong email or password")
+        raise Unauthorized("invalid_credentials", "wrong email or password")
     if user.disabled:
         audit.record("login.failure", user.id, "user", user.id, reason="disabled")
         db.session.commit()
-        raise ApiError(403, "account_disabled", "this account is disabled")
+        raise AccountDisabled()
     user.last_login_at = utcnow()
     audit.record("login.success", user.id, "user", user.id)
     db.session.commit()
@@ -90,7 +97,7 @@ def list_tokens(user: User) -> list[ApiToken]:
 def get_token(user: User, token_id: uuid.UUID) -> ApiToken:
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise not_found("token")
+        raise NotFound("token")
     return token
 
 
@@ -104,8 +111,8 @@ def revoke_token(user: User, token_id: uuid.UUID) -> None:
 
 
 def set_role(actor: User | None, user: User, role: str) -> None:
-    if role not in ("admin", "user"):
-        raise ApiError(400, "invalid_field", "role must be 'admin' or 'user'")
+    if role not in ROLES:
+        raise Invalid("invalid_field", "role must be 'admin' or 'user'")
     if user.role != role:
         audit.record("user.role_changed", actor.id if actor else None, "user", user.id,
                      old=user.role, new=role)
@@ -137,9 +144,10 @@ def set_password(actor: User | None, user: User, password: str) -> None:
 
 
 def change_password(user: User, current: str, new: str) -> None:
-    """The user's own password change: 403 unless ``current`` is right."""
+    """The user's own password change: :class:`Forbidden` (``invalid_password``) unless
+    ``current`` is right."""
     if not verify_password(user.password_hash, current):
-        raise ApiError(403, "invalid_password", "password is wrong")
+        raise _wrong_password()
     set_password(user, user, new)
 
 
@@ -191,7 +199,7 @@ def export(user: User) -> dict:
 def delete_account(user: User, password: str) -> None:
     """Delete the account and everything it owns in one transaction (after a password check)."""
     if not verify_password(user.password_hash, password):
-        raise ApiError(403, "invalid_password", "password is wrong")
+        raise _wrong_password()
     user_id = user.id
     audit.record("user.deleted", user_id, "user", user_id)
     db.session.execute(delete(User).where(User.id == user_id))

@@ -7,19 +7,20 @@ API) is admitted here first, before anything is written:
 - fewer generations in flight than the capacity: it starts ``pending`` (a job slot is free);
 - else, while fewer than ``GENERATION_QUEUE_LIMIT`` are already waiting: it starts ``queued``
   (clients show that it waits for a slot; the job claims it like a pending one);
-- else it is refused: :class:`Overloaded`, a 503 ``overloaded`` with ``Retry-After``, and the
-  caller stores nothing.
+- else it is refused: :class:`~bestchat.errors.Overloaded` (503 ``overloaded`` with
+  ``Retry-After``), and the caller stores nothing.
 
 Each user is also held to a fair share, in the same atomic decision, checked first: at most
 ``USER_MAX_ACTIVE_GENERATIONS`` of the user's answers in flight (beyond it
 :class:`TooManyGenerations`, 429 ``too_many_generations``), and at most
-``RATELIMIT_SEND_PER_USER`` new answers per window (beyond it 429 ``rate_limited`` with
-``Retry-After``; every admission attempt counts). Without them one account could fill every
+``RATELIMIT_SEND_PER_USER`` new answers per window (beyond it
+:class:`~bestchat.errors.RateLimited`, 429 ``rate_limited`` with ``Retry-After``; every
+admission attempt counts). Without them one account could fill every
 slot and the whole queue with answers it makes slow on purpose, and every other user would be
 refused as ``overloaded``.
 
 In flight means admitted and not yet released. A generation is released when its job ends
-(the ``bestchat.generate`` task, in a ``finally``), when it is cancelled before its job ran,
+(the generation task, in a ``finally``), when it is cancelled before its job ran,
 or, for jobs that died without a word, by the reaper (:func:`forget_finished`), which drops
 entries older than ``REAPER_STALE_AFTER`` whose message is no longer active.
 
@@ -30,24 +31,29 @@ Two implementations, chosen in :func:`init_admission` by where jobs run:
   are also in ``bc:gen:user:<user id>``, whose members no longer in flight are dropped at the
   user's next admission (so every release, whoever makes it, gives the user's place back too),
   and the user's send window is the counter ``bc:gen:rate:<user id>``. Capacity is the sum
-  of the slots of the live workers: each worker registers its concurrency
-  (:class:`WorkerSlots`, started by :mod:`bestchat.tasks.worker_slots`) under a key that
-  expires unless refreshed, so a dead worker's slots disappear within ``WORKER_TTL`` seconds.
-  One Lua script counts, decides and records in one atomic round trip (the user's share
-  included), so web processes admitting at the same moment cannot overshoot together. With
-  no worker registered at all the capacity is unknown: answers start ``pending`` (a worker
-  that comes picks them up) and nothing is refused (the user's share still applies).
+  of the slots of the live workers: each worker registers its concurrency under
+  ``bc:gen:worker:<worker id>`` (:class:`bestchat.tasks.worker_slots.WorkerSlots`), a key that
+  expires unless refreshed, so a dead worker's slots disappear within seconds. One Lua script
+  counts, decides and records in one atomic round trip (the user's share included), so web
+  processes admitting at the same moment cannot overshoot together. With no worker
+  registered at all the capacity is unknown: answers start ``pending`` (a worker that comes
+  picks them up) and nothing is refused (the user's share still applies). If Redis cannot
+  be reached the answer is refused as :class:`~bestchat.errors.Unavailable` (503).
 - :class:`InProcessAdmission` (embedded mode, ``JOBS_IN_PROCESS``): the same decision over
   dicts, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool.
+
+:meth:`Admission.start` begins one answer's admission and returns an :class:`Admitting`; the
+Redis admission runs its round trip in a greenlet meanwhile, so it overlaps the caller's
+database work.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from string import Template
 from typing import Any, Callable
 
 import gevent
@@ -55,11 +61,11 @@ import redis
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from bestchat.errors import ApiError
+from bestchat.errors import Overloaded, RateLimited, Unavailable
 from bestchat.extensions import db
 from bestchat.models import Message
+from bestchat.models.message_status import ACTIVE, MessageStatus
 from bestchat.security.ratelimit import MemoryLimiter, parse_rule
-from bestchat.services.message_status import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -69,46 +75,35 @@ RATE = "bc:gen:rate:"
 # A user's in-flight set is dropped this many seconds after their last admission (only keys
 # of users who stopped sending go: an active user's set is refreshed with each admission).
 USER_TTL = 86400
+# The ids of the registered workers, and each one's slot count (bestchat.tasks.worker_slots).
 WORKERS = "bc:gen:workers"
 WORKER = "bc:gen:worker:"
-# A worker's registration lives this long unless refreshed every WORKER_REFRESH seconds.
-WORKER_TTL = 30
-WORKER_REFRESH = 10
 # Seconds a refused client is told to wait before trying again.
 RETRY_AFTER = 5
 # In-flight entries the reaper looks at per pass.
 PRUNE_BATCH = 500
 
-PENDING, QUEUED = "pending", "queued"
+PENDING, QUEUED = MessageStatus.PENDING, MessageStatus.QUEUED
 
 
-class Overloaded(ApiError):
-    """Every slot is busy and the queue is full: refused before anything is stored."""
-
-    def __init__(self) -> None:
-        super().__init__(503, "overloaded",
-                         "the server is at capacity and its queue is full; try again shortly",
-                         {"Retry-After": str(RETRY_AFTER)})
-
-
-class TooManyGenerations(ApiError):
+class TooManyGenerations(RateLimited):
     """The user already has their share of answers in flight: refused before anything is stored."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(429, "too_many_generations",
+        super().__init__("too_many_generations",
                          f"you already have {limit} answers being generated, the most one user may "
                          "have at once; wait for one to finish (or cancel one) and try again",
-                         {"Retry-After": str(RETRY_AFTER)}, {"limit": limit})
+                         details={"limit": limit}, retry_after=RETRY_AFTER)
         self.limit = limit
 
 
-def send_rate_exceeded(retry_after: int) -> ApiError:
+def send_rate_exceeded(retry_after: int) -> RateLimited:
     """The user sent more than ``RATELIMIT_SEND_PER_USER`` allows."""
-    return ApiError(429, "rate_limited", f"too many messages sent; retry in {retry_after} s",
-                    {"Retry-After": str(retry_after)})
+    return RateLimited("rate_limited", f"too many messages sent; retry in {retry_after} s",
+                       retry_after=retry_after)
 
 
-def decide(in_flight: int, capacity: int, queue_limit: int) -> str | None:
+def decide(in_flight: int, capacity: int, queue_limit: int) -> MessageStatus | None:
     """The status of one more generation: ``pending``, ``queued``, or None (refuse).
     A capacity of 0 means unknown (no worker registered): never queued nor refused."""
     if capacity <= 0 or in_flight < capacity:
@@ -127,19 +122,22 @@ class Admission(ABC):
         self.send_rate = send_rate
 
     @abstractmethod
-    def admit(self, message_id: str, user_id: str) -> str:
+    def admit(self, message_id: str, user_id: str) -> MessageStatus:
         """Count ``message_id`` (an answer of ``user_id``) in flight and return its starting
-        status (``pending`` or ``queued``). Raise (counting nothing in flight) ``rate_limited``
-        past the user's send rate, :class:`TooManyGenerations` when the user has
-        ``user_limit`` answers in flight, :class:`Overloaded` when the queue is full."""
+        status (``pending`` or ``queued``). Raise (counting nothing in flight)
+        :class:`~bestchat.errors.RateLimited` past the user's send rate,
+        :class:`TooManyGenerations` when the user has ``user_limit`` answers in flight,
+        :class:`~bestchat.errors.Overloaded` when the queue is full."""
 
     @abstractmethod
     def release(self, *message_ids: str) -> None:
         """These generations ended (or will never run): no longer in flight."""
 
     def start(self, message_id: str, user_id: str) -> Admitting:
-        """:meth:`admit` ``message_id`` while the caller goes on (see :class:`Admitting`)."""
-        return Admitting(self, message_id, user_id)
+        """Admit ``message_id`` for the caller to take later (see :class:`Admitting`); here
+        at once: nothing to overlap."""
+        outcome = _outcome(self.admit, message_id, user_id)
+        return Admitting(self, message_id, lambda: outcome)
 
     @abstractmethod
     def admitted_before(self, timestamp: float, limit: int = PRUNE_BATCH) -> list[str]:
@@ -152,29 +150,26 @@ class Admission(ABC):
 
 class Admitting:
     """One answer's admission, started before the caller's reads and settled before its
-    write: on a Redis admission the round trip overlaps the caller's database read (a
-    greenlet). :meth:`status` gives the result (or raises as :meth:`Admission.admit`) and
-    hands the admission over to the caller; :meth:`abandon` gives it back when the caller
-    fails before taking it."""
+    write. ``outcome`` gives the status or the exception :meth:`Admission.admit` raised,
+    waiting for it if it is still on its way. :meth:`status` gives the result (or raises as
+    :meth:`Admission.admit`) and hands the admission over to the caller; :meth:`abandon`
+    gives it back when the caller fails before taking it."""
 
-    def __init__(self, admission: Admission, message_id: str, user_id: str):
+    def __init__(self, admission: Admission, message_id: str, outcome: Callable[[], Any]):
         self.message_id = message_id
         self._admission = admission
         self._taken = False
-        self._greenlet: gevent.Greenlet | None = None
-        if isinstance(admission, RedisAdmission):
-            self._greenlet = gevent.spawn(_outcome, admission.admit, message_id, user_id)
-        else:  # (local: nothing to overlap)
-            self._result: Any = _outcome(admission.admit, message_id, user_id)
+        self._outcome: Callable[[], Any] | None = outcome
+        self._result: Any = None
 
     def _settled(self) -> Any:
         """The status, or the exception admit() raised."""
-        if self._greenlet is not None:
-            self._result = self._greenlet.get()
-            self._greenlet = None
+        if self._outcome is not None:
+            self._result = self._outcome()
+            self._outcome = None
         return self._result
 
-    def status(self) -> str:
+    def status(self) -> MessageStatus:
         self._taken = True
         result = self._settled()
         if isinstance(result, BaseException):
@@ -211,7 +206,7 @@ class InProcessAdmission(Admission):
         self.by_user: dict[str, set[str]] = {}
         self.sends = MemoryLimiter()
 
-    def admit(self, message_id: str, user_id: str) -> str:
+    def admit(self, message_id: str, user_id: str) -> MessageStatus:
         if self.send_rate is not None:
             retry_after = self.sends.hit(user_id, *self.send_rate)
             if retry_after:
@@ -221,7 +216,7 @@ class InProcessAdmission(Admission):
             raise TooManyGenerations(self.user_limit)
         status = decide(len(self.in_flight), self.capacity, self.queue_limit)
         if status is None:
-            raise Overloaded()
+            raise Overloaded(RETRY_AFTER)
         self.in_flight[message_id] = time.time()
         self.owner[message_id] = user_id
         self.by_user.setdefault(user_id, set()).add(message_id)
@@ -252,7 +247,7 @@ class InProcessAdmission(Admission):
 # user's limit, "rate" past the send rate (then the second value is the seconds to wait).
 # The user's members no longer in flight (released by a job, a cancel, the reaper) are dropped
 # before counting. Same rule as decide().
-_ADMIT = """
+_ADMIT = Template("""
 local capacity = 0
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local slots = redis.call('GET', ARGV[4] .. worker)
@@ -277,10 +272,10 @@ if user_limit > 0 then
   end
   if redis.call('ZCARD', KEYS[3]) >= user_limit then return {'user', in_flight, capacity} end
 end
-local status = 'pending'
+local status = '$pending'
 if capacity > 0 and in_flight >= capacity then
   if in_flight - capacity >= tonumber(ARGV[2]) then return {'refused', in_flight, capacity} end
-  status = 'queued'
+  status = '$queued'
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if user_limit > 0 then
@@ -288,7 +283,7 @@ if user_limit > 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[8])
 end
 return {status, in_flight, capacity}
-"""
+""").substitute(pending=PENDING.value, queued=QUEUED.value)
 
 
 class RedisAdmission(Admission):
@@ -308,19 +303,24 @@ class RedisAdmission(Admission):
                   USER_TTL])
         return status.decode() if isinstance(status, bytes) else status, int(in_flight), int(capacity)
 
-    def admit(self, message_id: str, user_id: str) -> str:
+    def start(self, message_id: str, user_id: str) -> Admitting:
+        """Admit ``message_id`` in a greenlet: the round trip overlaps the caller's work until
+        it takes the result (see :class:`Admitting`)."""
+        return Admitting(self, message_id, gevent.spawn(_outcome, self.admit, message_id, user_id).get)
+
+    def admit(self, message_id: str, user_id: str) -> MessageStatus:
         try:
             status, waited, _ = self._run(message_id, user_id)
         except redis.RedisError as error:
-            raise ApiError(503, "unavailable", "the generation queue is unreachable; try again",
-                           {"Retry-After": str(RETRY_AFTER)}) from error
+            raise Unavailable("unavailable", "the generation queue is unreachable; try again",
+                              retry_after=RETRY_AFTER) from error
         if status == "rate":
             raise send_rate_exceeded(waited)
         if status == "user":
             raise TooManyGenerations(self.user_limit)
         if status == "refused":
-            raise Overloaded()
-        return status
+            raise Overloaded(RETRY_AFTER)
+        return MessageStatus(status)
 
     def release(self, *message_ids: str) -> None:
         if message_ids:
@@ -332,55 +332,6 @@ class RedisAdmission(Admission):
     def status(self) -> dict[str, int]:
         _, in_flight, capacity = self._run("")
         return {"capacity": capacity, "in_flight": in_flight, "queue_limit": self.queue_limit}
-
-
-class WorkerSlots:
-    """One Celery worker's registered capacity: ``slots`` generations under ``worker_id``.
-
-    :meth:`start` registers now and refreshes every ``refresh`` seconds in a background thread
-    (a greenlet under gevent); :meth:`stop` unregisters. A worker that dies stops refreshing
-    and its slots expire after ``ttl`` seconds."""
-
-    def __init__(self, client: redis.Redis, worker_id: str, slots: int, *,
-                 ttl: int = WORKER_TTL, refresh: float = WORKER_REFRESH):
-        self.redis = client
-        self.worker_id = worker_id
-        self.slots = slots
-        self.ttl = ttl
-        self.refresh = refresh
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def register(self) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(WORKER + self.worker_id, self.slots, ex=self.ttl)
-        pipe.sadd(WORKERS, self.worker_id)
-        pipe.execute()
-
-    def unregister(self) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(WORKER + self.worker_id)
-        pipe.srem(WORKERS, self.worker_id)
-        pipe.execute()
-
-    def start(self) -> None:
-        self.register()
-        self._thread = threading.Thread(target=self._keep, name="bestchat-worker-slots", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        try:
-            self.unregister()
-        except redis.RedisError:
-            log.warning("could not unregister worker %s (its slots expire in %ss)", self.worker_id, self.ttl)
-
-    def _keep(self) -> None:
-        while not self._stopped.wait(self.refresh):
-            try:
-                self.register()
-            except redis.RedisError as error:  # the next refresh tries again
-                log.warning("could not refresh worker %s: %s", self.worker_id, error)
 
 
 def init_admission(app: Flask, *, in_process: bool) -> None:

@@ -1,12 +1,16 @@
-"""Recording sensitive actions in the audit log (the caller's transaction commits the row)."""
+"""Recording sensitive actions in the audit log (the caller's transaction commits the row).
+
+A row made while a request is served carries the client's address, from the facts the adapter
+hands over (:mod:`bestchat.request_facts`); rows made outside a request (the command line, a
+worker) carry none.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from flask import has_request_context, request
-
+from bestchat import request_facts
 from bestchat.extensions import db
 from bestchat.models import AuditLog
 
@@ -19,7 +23,7 @@ def record(action: str, actor_id: uuid.UUID | None = None, target_type: str | No
         action=action,
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
-        ip=request.remote_addr if has_request_context() else None,
+        ip=request_facts.current().ip,
         details=details,
     )
     db.session.add(entry)

@@ -1,17 +1,18 @@
 """One generation job: write an assistant message by streaming from its provider.
 
 :func:`generate` is what the ``bestchat.generate`` task runs (on a Celery worker, or on the
-in-process pool in embedded mode). It claims the message (``pending``/``queued`` ->
-``streaming``), builds the prompt, runs the ``before_generate`` filters, resolves the provider
-targets and streams with failover. The provider runs in its own greenlet and does nothing per
-event but make the text storable (:func:`bestchat.text.storable`: no NUL, no lone surrogate,
-so what is streamed is what is saved) and hand it to this process's
-:class:`bestchat.services.running.Running`, whose shared greenlets publish frames (gap-free
-``seq``), save the partial content at least every ``STREAM_SAVE_INTERVAL`` seconds (the
-heartbeat the reaper watches), end idle streams and route cancellations. The job's own
-greenlet sleeps until the generation is *settled* (provider done or failed, cancel, message
-gone), then publishes what is left and stores the content, a usage row and runs the
-``after_generate`` filters, or ends the message ``failed``/``cancelled``.
+in-process pool in embedded mode). It claims the message through the message store
+(:mod:`bestchat.store`: ``pending``/``queued`` -> ``streaming``), builds the prompt, runs the
+``before_generate`` filters, resolves the provider targets and streams with failover. The
+provider runs in its own greenlet and does nothing per event but make the text storable
+(:func:`bestchat.text.storable`: no NUL, no lone surrogate, so what is streamed is what is
+saved) and hand it to this process's frame writer (:class:`bestchat.streaming.frame_writer.Running`),
+whose shared greenlets publish frames (gap-free ``seq``), save the partial content at least
+every ``STREAM_SAVE_INTERVAL`` seconds (the heartbeat the reaper watches), end idle streams and
+route cancellations. The job's own greenlet sleeps until the generation is *settled* (provider
+done or failed, cancel, message gone), then publishes what is left and ends the message through
+the store: ``complete`` with its content, a usage row and the ``after_generate`` filters, or
+``failed``/``cancelled``.
 
 Every write is conditional on the message still being ``streaming``: if the reaper or a
 delete got there first, the job stops quietly.
@@ -30,17 +31,21 @@ import gevent
 from flask import Flask, current_app
 
 from bestchat import plugins
-from bestchat.database import once_more_if_dropped
-from bestchat.errors import ApiError
+from bestchat.errors import DomainError
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, UsageLog
+from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, Usage
-from bestchat.services import claiming, conversations, message_status
-from bestchat.services.running import CANCEL, END, STOPPED, Live, running
+from bestchat.services import titles
+from bestchat.services.conversations import announce
+from bestchat.streaming.frame_writer import CANCEL, END, STOPPED, Live, running
+from bestchat.store import Claimed, get_store
 from bestchat.text import storable
 
 log = logging.getLogger(__name__)
+
+_STREAMING = (MessageStatus.STREAMING,)
 
 
 class _Stopped(Exception):
@@ -51,12 +56,13 @@ def generate(message_id: str) -> None:
     """Generate the answer ``message_id``; safe to run twice (a redelivered job after its worker
     died finds the message ``streaming`` and marks it ``interrupted`` rather than starting over)."""
     key = uuid.UUID(message_id)
-    start = once_more_if_dropped(lambda: claiming.claim(key))
+    store = get_store()
+    start = store.claim(key)
     if start is None:
         message = db.session.get(Message, key)
-        if message is not None and message.status == "streaming":
+        if message is not None and message.status == MessageStatus.STREAMING:
             log.warning("generation of %s was redelivered; marking it interrupted", message_id)
-            message_status.interrupt(message)
+            store.interrupt(message)
         return
     Generation(current_app._get_current_object(), start).run()
 
@@ -65,7 +71,7 @@ class Generation:
     """The state of one running generation. Holds ids and plain values only, so no database
     connection stays checked out between its short transactions."""
 
-    def __init__(self, app: Flask, start: claiming.Claimed):
+    def __init__(self, app: Flask, start: Claimed):
         self.app = app
         self.start = start
         self.running = running(app)
@@ -76,6 +82,7 @@ class Generation:
         self.finish_reason: str | None = None
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
+        self.store = get_store(app)
 
     @property
     def seq(self) -> int:
@@ -91,7 +98,7 @@ class Generation:
                 self._end_complete()
         except _Stopped:
             log.info("generation of %s stopped: the message is no longer streaming", self.key)
-        except (ProviderError, ApiError) as error:
+        except (ProviderError, DomainError) as error:
             self._end_failed(error.code, error.message)
         except Exception:
             log.exception("generation of %s failed", self.key)
@@ -194,32 +201,32 @@ class Generation:
         def on_finished(message: Message) -> None:
             self._log_usage(message, usage)
             plugins.run_after_generate(message)
-            titled = self.start.title != conversations.DEFAULT_TITLE  # (no branch to read then)
-            conversation = None if titled else conversations.auto_title(message)
+            titled = self.start.title != titles.DEFAULT_TITLE  # (no branch to read then)
+            conversation = None if titled else titles.auto_title(message)
             if conversation is not None:
                 renamed.append(conversation)
 
-        message = message_status.finish(
-            self.message_id, "complete", from_statuses=("streaming",), usage=_usage_json(usage),
+        message = self.store.finish(
+            self.message_id, MessageStatus.COMPLETE, from_statuses=_STREAMING, usage=_usage_json(usage),
             finish_reason=self.finish_reason, on_finished=on_finished, content=self._content(),
             last_seq=self.seq, token_count=usage.completion_tokens, **self._served())
         if message is None:
             raise _Stopped()
         for conversation in renamed:
-            conversations.announce(conversation)
+            announce(conversation)
 
     def _end_cancelled(self) -> None:
         usage = self._usage()
-        message_status.finish(
-            self.message_id, "cancelled", from_statuses=("streaming",), usage=_usage_json(usage),
+        self.store.finish(
+            self.message_id, MessageStatus.CANCELLED, from_statuses=_STREAMING, usage=_usage_json(usage),
             on_finished=lambda message: self._log_usage(message, usage),
             content=self._content(), last_seq=self.seq, token_count=usage.completion_tokens,
             **self._served())
 
     def _end_failed(self, code: str, text: str) -> None:
         db.session.rollback()
-        message_status.finish(
-            self.message_id, "failed", from_statuses=("streaming",), error=storable(text),
+        self.store.finish(
+            self.message_id, MessageStatus.FAILED, from_statuses=_STREAMING, error=storable(text),
             error_code=code, content=self._content(), last_seq=self.seq, **self._served())
 
 

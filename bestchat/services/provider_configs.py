@@ -13,7 +13,7 @@ base URL points at a server the user chose (a local Ollama, vLLM or LiteLLM prox
 often needs no key, so the key is then optional.
 
 A ``base_url`` must pass the outbound policy (``bestchat.security.outbound``) of its config's
-owner when it is saved (400 ``base_url_refused``); providers check it again at every connection,
+owner when it is saved (``base_url_refused``); providers check it again at every connection,
 since DNS answers change. Global configs and admins' own configs are trusted (they may use
 ``OUTBOUND_ADMIN_ALLOW``, by default loopback).
 
@@ -32,12 +32,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from bestchat import crypto
-from bestchat.errors import ApiError, not_found
+from bestchat.errors import Forbidden, Invalid, NotFound
 from bestchat.extensions import db
 from bestchat.models import ProviderConfig, User
+from bestchat.models.providers import FAILOVER_ORDER
 from bestchat.providers import models_cache, registry
 from bestchat.providers.base import Provider, ProviderError
-from bestchat.providers.wire import message_for
+from bestchat.providers.upstream_errors import message_for
 from bestchat.security import outbound
 from bestchat.services import audit
 
@@ -66,11 +67,11 @@ def provider_types() -> list[dict[str, Any]]:
 
 
 def list_configs(user: User) -> list[ProviderConfig]:
-    """The user's configs, then the global ones, each by priority."""
+    """The user's configs, then the global ones, in failover order."""
     return list(db.session.scalars(
         select(ProviderConfig)
         .where((ProviderConfig.user_id == user.id) | ProviderConfig.user_id.is_(None))
-        .order_by(ProviderConfig.user_id.is_(None), ProviderConfig.priority, ProviderConfig.created_at)
+        .order_by(*FAILOVER_ORDER)
     ))
 
 
@@ -79,30 +80,30 @@ def can_edit(user: User, config: ProviderConfig) -> bool:
 
 
 def get_config(user: User, config_id: uuid.UUID) -> ProviderConfig:
-    """A config the user may see (own or global); 404 otherwise."""
+    """A config the user may see (own or global); :class:`NotFound` otherwise."""
     config = db.session.get(ProviderConfig, config_id)
     if config is None or (config.user_id is not None and config.user_id != user.id):
-        raise not_found("provider config")
+        raise NotFound("provider config")
     return config
 
 
 def _editable(user: User, config_id: uuid.UUID) -> ProviderConfig:
     config = get_config(user, config_id)
     if not can_edit(user, config):
-        raise ApiError(403, "forbidden", "global provider configs are read-only to non-admins")
+        raise Forbidden("forbidden", "global provider configs are read-only to non-admins")
     return config
 
 
 def create_config(user: User, values: dict[str, Any]) -> ProviderConfig:
-    """Create a config from type-checked ``values`` (the request's fields). 400 on invalid
-    values, 403 for ``scope: global`` from a non-admin."""
+    """Create a config from type-checked ``values`` (the request's fields). :class:`Invalid`
+    for invalid values, :class:`Forbidden` for ``scope: global`` from a non-admin."""
     scope = values.get("scope") or "user"
     if scope not in ("user", "global"):
-        raise ApiError(400, "invalid_field", "'scope' must be 'user' or 'global'")
+        raise Invalid("invalid_field", "'scope' must be 'user' or 'global'")
     if scope == "global" and not user.is_admin:
-        raise ApiError(403, "forbidden", "only admins create global provider configs")
+        raise Forbidden("forbidden", "only admins create global provider configs")
     if not values.get("provider"):
-        raise ApiError(400, "missing_field", "'provider' is required")
+        raise Invalid("missing_field", "'provider' is required")
     cls = _provider_class(values["provider"])
     config = ProviderConfig(user_id=None if scope == "global" else user.id, provider=cls.name,
                             name=cls.label or cls.name, enabled_models=[], fallbacks=[], options={},
@@ -123,10 +124,10 @@ def update_config(user: User, config_id: uuid.UUID, values: dict[str, Any]) -> P
     """Change the given fields; an omitted ``api_key`` keeps the stored key, null removes it."""
     config = _editable(user, config_id)
     if values.get("provider", config.provider) != config.provider:
-        raise ApiError(400, "invalid_field", "'provider' cannot be changed; create a new config")
+        raise Invalid("invalid_field", "'provider' cannot be changed; create a new config")
     current_scope = "global" if config.user_id is None else "user"
     if values.get("scope", current_scope) != current_scope:
-        raise ApiError(400, "invalid_field", "'scope' cannot be changed; create a new config")
+        raise Invalid("invalid_field", "'scope' cannot be changed; create a new config")
     cls = _provider_class(config.provider)
     changes = {k: v for k, v in values.items() if k in UPDATABLE}
     _apply(config, cls, changes, trusted=config.user_id is None or user.is_admin)
@@ -214,7 +215,7 @@ def reencrypt_keys() -> int:
 def _provider_class(name: str) -> type[Provider]:
     cls = registry.provider_classes().get(name)
     if cls is None:
-        raise ApiError(400, "unknown_provider", f"unknown provider '{name}'")
+        raise Invalid("unknown_provider", f"unknown provider '{name}'")
     return cls
 
 
@@ -236,18 +237,18 @@ def _apply(config: ProviderConfig, cls: type[Provider], values: dict[str, Any], 
     if "priority" in values and values["priority"] is not None:
         low, high = PRIORITY_RANGE
         if not low <= values["priority"] <= high:
-            raise ApiError(400, "invalid_field", f"'priority' must be between {low} and {high}")
+            raise Invalid("invalid_field", f"'priority' must be between {low} and {high}")
         config.priority = values["priority"]
     if "enabled" in values and values["enabled"] is not None:
         config.enabled = values["enabled"]
     if "api_key" in values:
         _set_key(config, values["api_key"])
     if cls.needs_base_url and not config.base_url:
-        raise ApiError(400, "missing_field", f"'base_url' is required for provider '{cls.name}'")
+        raise Invalid("missing_field", f"'base_url' is required for provider '{cls.name}'")
     if cls.needs_key and config.api_key_encrypted is None and not config.base_url:
-        raise ApiError(400, "missing_field",
-                       f"'api_key' is required for provider '{cls.name}' "
-                       "(or set 'base_url' to a server that needs no key)")
+        raise Invalid("missing_field",
+                      f"'api_key' is required for provider '{cls.name}' "
+                      "(or set 'base_url' to a server that needs no key)")
 
 
 def _set_key(config: ProviderConfig, key: str | None) -> None:
@@ -256,10 +257,10 @@ def _set_key(config: ProviderConfig, key: str | None) -> None:
         return
     key = key.strip()
     if not key:
-        raise ApiError(400, "invalid_field", "'api_key' must not be empty")
+        raise Invalid("invalid_field", "'api_key' must not be empty")
     if len(key) > MAX_KEY_LENGTH or any(ch.isspace() for ch in key):
-        raise ApiError(400, "invalid_field",
-                       f"'api_key' must be at most {MAX_KEY_LENGTH} characters without spaces")
+        raise Invalid("invalid_field",
+                      f"'api_key' must be at most {MAX_KEY_LENGTH} characters without spaces")
     config.api_key_encrypted = crypto.encrypt(key)
     config.key_last4 = key[-4:] if len(key) >= LAST4_MIN_KEY_LENGTH else None
 
@@ -273,39 +274,39 @@ def _base_url(value: str | None) -> str | None:
         hostname = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for an invalid port
     except ValueError:
-        raise ApiError(400, "invalid_field", message) from None
+        raise Invalid("invalid_field", message) from None
     if parts.scheme not in ("http", "https") or not hostname or parts.username or parts.password \
             or any(ch.isspace() for ch in value) or len(value) > 500:
-        raise ApiError(400, "invalid_field", message)
+        raise Invalid("invalid_field", message)
     return value.rstrip("/")
 
 
 def _check_address(base_url: str, trusted: bool) -> None:
-    """400 ``base_url_refused`` when the outbound policy refuses the URL's addresses. A name
+    """``base_url_refused`` when the outbound policy refuses the URL's addresses. A name
     that does not resolve now is accepted: every connection checks it again."""
     try:
         outbound.policy_for(trusted).check_url(base_url)
     except outbound.Unresolvable:
         pass
     except outbound.OutboundRefused as refused:
-        raise ApiError(400, "base_url_refused",
-                       f"'base_url' is not allowed: {refused.host} is {refused.reason.removeprefix('refused: ')}"
-                       " (an admin can allow addresses with OUTBOUND_ALLOW)") from None
+        raise Invalid("base_url_refused",
+                      f"'base_url' is not allowed: {refused.host} is {refused.reason.removeprefix('refused: ')}"
+                      " (an admin can allow addresses with OUTBOUND_ALLOW)") from None
 
 
 def _models(value: list[Any]) -> list[str]:
     if len(value) > MAX_MODELS or not all(
         isinstance(m, str) and m.strip() and len(m) <= MAX_MODEL_LENGTH for m in value
     ):
-        raise ApiError(400, "invalid_field",
-                       f"'enabled_models' must be up to {MAX_MODELS} non-empty model names")
+        raise Invalid("invalid_field",
+                      f"'enabled_models' must be up to {MAX_MODELS} non-empty model names")
     return list(dict.fromkeys(m.strip() for m in value))
 
 
 def _fallbacks(value: list[Any]) -> list[str]:
     if len(value) > MAX_FALLBACKS or not all(_is_model_id(m) for m in value):
-        raise ApiError(400, "invalid_field",
-                       f"'fallbacks' must be up to {MAX_FALLBACKS} model ids '<provider>/<model>'")
+        raise Invalid("invalid_field",
+                      f"'fallbacks' must be up to {MAX_FALLBACKS} model ids '<provider>/<model>'")
     return list(dict.fromkeys(value))
 
 
@@ -322,5 +323,5 @@ def _options(cls: type[Provider], value: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as error:
         detail = error.errors()[0]
         where = ".".join(str(part) for part in detail["loc"]) or "options"
-        raise ApiError(400, "invalid_field", f"'options.{where}': {detail['msg']}") from None
+        raise Invalid("invalid_field", f"'options.{where}': {detail['msg']}") from None
     return options.model_dump(mode="json", exclude_unset=True)

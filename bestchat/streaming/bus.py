@@ -1,11 +1,19 @@
 """The stream bus interface, the unit it delivers, and the one place an implementation is chosen.
 
-A bus does two things. It keeps each assistant message's events in a replayable, capped
-*stream* (chunks with their ``seq``, then one terminal event), and it delivers every event
-live to whoever in this process follows the message's *conversation*. Publishers (the
-generation job, the reaper, the conversation service) call :meth:`StreamBus.append` or
-:meth:`StreamBus.broadcast`; readers (WebSocket and SSE handlers) go through
+A bus does three things. It keeps each assistant message's events in a replayable, capped
+*stream* (chunks with their ``seq``, then one terminal event); it delivers every event live
+to whoever in this process follows the message's *conversation*; and it carries requests to
+cancel a generation to the process that runs it. Publishers: the frame writer
+(:mod:`bestchat.streaming.frame_writer`) appends chunks with :meth:`StreamBus.append_many`,
+whoever ends a message appends its terminal event with :meth:`StreamBus.append_final`, and
+events that are not part of a message's stream (``message.created``, typing, conversation
+changes) go out with :meth:`StreamBus.broadcast` (the dispatcher announces answers with
+:meth:`StreamBus.broadcast_many`). Readers (WebSocket and SSE handlers) go through
 :class:`bestchat.streaming.subscriber.Subscriber`.
+
+:func:`init_bus` chooses the implementation once, at app start: the Redis bus whenever
+``REDIS_URL`` is set (which Celery workers require too), else the in-memory bus of embedded
+mode.
 """
 
 from __future__ import annotations
@@ -82,19 +90,14 @@ class StreamBus(ABC):
     """Streams per message, live delivery per conversation, and cancellation flags."""
 
     @abstractmethod
-    def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> bool:
-        """Add ``event`` to the message's stream and deliver it live. ``final`` marks the
-        terminal event: the stream then expires after the configured TTL.
-
-        Returns whether a cancellation of the message has been requested, read in the same
-        round trip, so a generation notices a cancel within one chunk at no extra cost."""
-
     def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Append several non-terminal events ``(conversation_id, message_id, event)`` in order,
-        in one go where the implementation can (one Redis round trip)."""
-        for conversation_id, message_id, event in items:
-            self.append(conversation_id, message_id, event)
+        """Add chunks ``(conversation_id, message_id, event)`` to their messages' streams and
+        deliver them live, in order, in one go (one Redis round trip)."""
+
+    @abstractmethod
+    def append_final(self, conversation_id: str, message_id: str, event: dict[str, Any]) -> None:
+        """Add the message's terminal event to its stream and deliver it live: the stream then
+        expires after the configured TTL, and the message's cancel flag is dropped."""
 
     @abstractmethod
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
@@ -102,7 +105,7 @@ class StreamBus(ABC):
         """Deliver ``event`` live to the conversation's followers without storing it."""
 
     def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]]) -> None:
-        """:meth:`broadcast` each of ``events_`` in order (one Redis round trip)."""
+        """:meth:`broadcast` each of ``events_`` in order, in one go (one Redis round trip)."""
         for event in events_:
             self.broadcast(conversation_id, event)
 
@@ -117,11 +120,14 @@ class StreamBus(ABC):
 
     @abstractmethod
     def request_cancel(self, message_id: str) -> None:
-        """Ask the job generating ``message_id`` to stop (it checks between chunks)."""
+        """Ask the job generating ``message_id`` to stop: its cancel flag is set (until the
+        message ends, see :meth:`cancel_requested`) and every process's :meth:`on_cancel`
+        listeners are told at once."""
 
     @abstractmethod
     def cancel_requested(self, message_id: str) -> bool:
-        """Whether cancellation of ``message_id`` was asked for."""
+        """Whether cancellation of ``message_id`` was asked for (read when a generation starts,
+        and while :meth:`on_cancel` cannot deliver live)."""
 
     @abstractmethod
     def on_cancel(self, listener: CancelListener) -> Callable[[], bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bestchat.models import Message
+from bestchat.models.message_status import MessageStatus
 from bestchat.serializers import message_json
 
 CHUNK = "chunk"
@@ -47,12 +48,13 @@ def terminal(message: Message, usage: dict[str, int] | None = None,
     base = {"message_id": str(message.id), "conversation_id": str(message.conversation_id),
             "status": message.status, "last_seq": message.last_seq,
             "message": message_json(message)}
-    if message.status in ("complete", "cancelled"):
+    if message.status in (MessageStatus.COMPLETE, MessageStatus.CANCELLED):
         completed = {"type": COMPLETED, **base, "usage": usage or {}}
         if finish_reason is not None:
             completed["finish_reason"] = finish_reason
         return completed
-    code = message.error_code or ("interrupted" if message.status == "interrupted" else "failed")
+    ended = MessageStatus.INTERRUPTED if message.status == MessageStatus.INTERRUPTED else MessageStatus.FAILED
+    code = message.error_code or ended.value
     return {"type": FAILED, **base,
             "error": {"code": code, "message": message.error or "generation failed"}}
 

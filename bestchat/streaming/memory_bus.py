@@ -29,19 +29,22 @@ class MemoryBus(StreamBus):
         self._cancel_listeners: list[CancelListener] = []
         self._next_prune = 0.0
 
-    def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> bool:
-        delivery = Delivery.of(event)
+    def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for conversation_id, message_id, event in items:
+            self._append(conversation_id, message_id, Delivery.of(event))
+
+    def append_final(self, conversation_id: str, message_id: str, event: dict[str, Any]) -> None:
+        self._expires[message_id] = time.monotonic() + self.ttl
+        self._cancels.pop(message_id, None)
+        self._append(conversation_id, message_id, Delivery.of(event))
+
+    def _append(self, conversation_id: str, message_id: str, delivery: Delivery) -> None:
         stream = self._streams.setdefault(message_id, [])
         stream.append(delivery)
         if len(stream) > self.maxlen:
             del stream[: len(stream) - self.maxlen]
-        if final:
-            self._expires[message_id] = time.monotonic() + self.ttl
-            self._cancels.pop(message_id, None)
         self._prune()
         self._deliver(conversation_id, delivery)
-        return message_id in self._cancels
 
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:

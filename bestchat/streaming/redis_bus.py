@@ -1,17 +1,21 @@
 """The production bus: one Redis Stream per assistant message, pub/sub for live delivery.
 
-Publishing an event is ``XADD`` to ``bc:stream:<message>`` (approximately capped at
-``maxlen``) then ``PUBLISH`` to ``bc:conv:<conversation>`` on the same connection, so the
-stream always has an event before anyone is told of it: a reader that subscribes first and
-then replays the stream misses nothing. The stream's ``EXPIRE`` is set with its first chunk
-(a day, so an orphan cannot stay forever) and with the terminal event (``ttl``). A batch of
-chunks (:meth:`RedisBus.append_many`, the frame writer of each worker process) is one
-pipelined round trip, whatever its size.
+Appending an event to a message's stream is ``XADD`` to ``bc:stream:<message>``
+(approximately capped at ``maxlen``) then ``PUBLISH`` to ``bc:conv:<conversation>`` on the
+same connection, so the stream always has an event before anyone is told of it: a reader that
+subscribes first and then replays the stream misses nothing. The stream's ``EXPIRE`` is set
+with its first chunk (a day, so an orphan cannot stay forever) and with the terminal event
+(``ttl``). A batch of chunks (:meth:`RedisBus.append_many`, the frame writer of each worker
+process) is one pipelined round trip, whatever its size. Every ``PUBLISH`` on a
+conversation's channel is built here in one place (:func:`publish_command`), which the Celery
+dispatcher also uses to send an answer's announcement with its job
+(:mod:`bestchat.dispatch.celery`).
 
 Cancellation: :meth:`RedisBus.request_cancel` sets ``bc:cancel:<message>`` and publishes the
 id on ``bc:cancels``; each process that runs generations keeps ONE more pub/sub connection
 on that channel (:meth:`RedisBus.on_cancel`), so a generation learns of its cancel at once
-without any per-chunk Redis work.
+without any per-chunk Redis work. The flag is read when a generation starts and while that
+connection is down; the terminal event deletes it.
 
 Each process has ONE reader greenlet holding ONE pub/sub connection, started on the first
 subscription and fanning out to this process's listeners by a dict lookup on the channel
@@ -30,7 +34,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import gevent
 import redis
@@ -58,6 +62,15 @@ READY_TIMEOUT = 5.0
 MAX_BACKOFF = 5.0
 
 
+def publish_command(conversation_id: str, event: dict[str, Any], origin: str | None = None) -> tuple[str, str, str]:
+    """The Redis command that delivers ``event`` live to the conversation's followers."""
+    return _publish(conversation_id, Delivery.of(event, origin))
+
+
+def _publish(conversation_id: str, delivery: Delivery) -> tuple[str, str, str]:
+    return ("PUBLISH", CHANNEL + conversation_id, delivery.wire())
+
+
 class RedisBus(StreamBus):
     def __init__(self, client: redis.Redis, *, maxlen: int, ttl: int):
         self.redis = client
@@ -75,26 +88,21 @@ class RedisBus(StreamBus):
 
     # ---- publishing ---------------------------------------------------------------------
 
-    def append(self, conversation_id: str, message_id: str, event: dict[str, Any], *,
-               final: bool = False) -> bool:
+    def append_final(self, conversation_id: str, message_id: str, event: dict[str, Any]) -> None:
         delivery = Delivery.of(event)
         key = STREAM + message_id
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(key, {"e": delivery.text}, maxlen=self.maxlen, approximate=True)
-        pipe.expire(key, self.ttl if final else ORPHAN_TTL)
-        pipe.publish(CHANNEL + conversation_id, delivery.wire())
-        if final:
-            pipe.delete(CANCEL + message_id)
-        else:
-            pipe.exists(CANCEL + message_id)
-        results = pipe.execute()
-        return not final and bool(results[-1])
+        pipe.expire(key, self.ttl)
+        pipe.execute_command(*_publish(conversation_id, delivery))
+        pipe.delete(CANCEL + message_id)
+        pipe.execute()
 
     def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """One write and one read for the whole batch, on a connection of its own: redis-py's
-        pipeline machinery costs ~5 times the round trip itself. Only one greenlet per process
-        (the frame writer) calls this. After a failure the batch is retried whole by the caller;
-        chunks written twice are dropped by ``seq`` downstream."""
+        """One write and one read for the whole batch, on a connection of its own, without
+        redis-py's pipeline object (which costs more than the round trip). Only one greenlet
+        per process (the frame writer) calls this. After a failure the batch is retried whole
+        by the caller; chunks written twice are dropped by ``seq`` downstream."""
         maxlen = str(self.maxlen)
         commands: list[tuple[str, ...]] = []
         for conversation_id, message_id, event in items:
@@ -103,7 +111,7 @@ class RedisBus(StreamBus):
             commands.append(("XADD", key, "MAXLEN", "~", maxlen, "*", "e", delivery.text))
             if delivery.seq == 1:
                 commands.append(("EXPIRE", key, str(ORPHAN_TTL)))
-            commands.append(("PUBLISH", CHANNEL + conversation_id, delivery.wire()))
+            commands.append(_publish(conversation_id, delivery))
         connection = self._writer_connection
         if connection is None:
             connection = self._writer_connection = self.redis.connection_pool.make_connection()
@@ -118,14 +126,10 @@ class RedisBus(StreamBus):
 
     def broadcast(self, conversation_id: str, event: dict[str, Any], *,
                   origin: str | None = None) -> None:
-        self.redis.publish(CHANNEL + conversation_id, Delivery.of(event, origin).wire())
+        self.redis.execute_command(*publish_command(conversation_id, event, origin))
 
-    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]], *,
-                       then: Sequence[tuple[str, ...]] = ()) -> None:
-        """The events, then the Redis commands ``then`` (e.g. a job's LPUSH), in one round trip."""
-        channel = CHANNEL + conversation_id
-        run_commands(self.redis, [*(("PUBLISH", channel, Delivery.of(event).wire()) for event in events_),
-                                  *then])
+    def broadcast_many(self, conversation_id: str, events_: list[dict[str, Any]]) -> None:
+        run_commands(self.redis, [publish_command(conversation_id, event) for event in events_])
 
     def replay(self, message_id: str, after_seq: int = 0) -> list[Delivery]:
         entries = self.redis.xrange(STREAM + message_id)

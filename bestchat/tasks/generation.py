@@ -1,4 +1,5 @@
-"""The ``bestchat.generate`` Celery task: a thin adapter around the generation service.
+"""The generation Celery task (:data:`bestchat.dispatch.GENERATE_TASK`): a thin adapter around
+the generation service.
 
 Late acknowledgement plus ``reject_on_worker_lost``: a job taken but not started by a worker
 that shuts down goes back on the queue. A job whose worker dies is not redelivered (no
@@ -10,11 +11,12 @@ However the job ends, its generation stops counting as in flight
 
 from celery import shared_task
 
+from bestchat.dispatch import GENERATE_TASK
 from bestchat.services import generation
 from bestchat.services.admission import release_quietly
 
 
-@shared_task(name="bestchat.generate", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def generate(message_id: str) -> None:
     try:
         generation.generate(message_id)

@@ -7,10 +7,10 @@ litellm's bundled model price map.
 
 litellm is heavy (hundreds of MB, seconds to import), so this module does not import it: the
 first :meth:`LiteLLMProvider.stream` call does, which only happens in a worker, and then
-exempts litellm's objects from the garbage collector's full passes (``bestchat.heap``). Everything stays
-offline: the bundled price map is used instead of fetching one (``LITELLM_LOCAL_MODEL_COST_MAP``)
-and litellm points tiktoken at its bundled encodings itself. No litellm retries run: failover
-decides what to retry.
+exempts litellm's objects from the garbage collector's full passes (``bestchat.gc_freeze``).
+Everything stays offline: the bundled price map is used instead of fetching one
+(``LITELLM_LOCAL_MODEL_COST_MAP``) and litellm points tiktoken at its bundled encodings itself.
+No litellm retries run: failover decides what to retry.
 
 Credentials: only model families that take the configured key explicitly are served
 (:data:`EXPLICIT_KEY_FAMILIES`). Families that sign requests with credentials found in the
@@ -36,13 +36,15 @@ from typing import Any, Iterator
 
 import httpx
 
-from bestchat.heap import freeze_imported_objects
+from bestchat.gc_freeze import freeze_imported_objects
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
     Event, Finish, Provider, ProviderAddressRefused, ProviderBadRequest, ProviderError,
     ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
 )
-from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact, with_detail
+from bestchat.providers.tool_calls import ToolCallAssembler
+from bestchat.providers.upstream_errors import error_for_status, with_detail
+from bestchat.redaction import redact_key
 from bestchat.security.outbound import OutboundRefused
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -52,14 +54,14 @@ os.environ.setdefault("LITELLM_LOG", "ERROR")
 @functools.cache
 def load_litellm() -> ModuleType:
     """Import litellm once, quietly: no debug banners, no message logging in callbacks, and no
-    per-chunk success logging (BestChat records usage itself; that logging more than doubles
-    litellm's CPU per streamed chunk)."""
+    per-chunk success logging (BestChat records usage itself, and that logging costs CPU on
+    every streamed chunk)."""
     import litellm  # noqa: PLC0415 - deliberately lazy, see the module docstring
 
     litellm.suppress_debug_info = True
     litellm.turn_off_message_logging = True
     litellm.disable_streaming_logging = True
-    freeze_imported_objects()  # (its ~340,000 objects: a 210 ms pass each full collection)
+    freeze_imported_objects()  # litellm's many objects: out of the collector's full passes
     return litellm
 
 
@@ -225,7 +227,7 @@ def provider_error(litellm: ModuleType, exc: Exception, model: str, key: str | N
         if isinstance(exc, (litellm.APIConnectionError, httpx.TransportError)):
             return with_detail(ProviderUnavailable(f"{model}: connection failed"), type(exc).__name__)
         return None
-    detail = redact(str(getattr(exc, "message", None) or exc), key)
+    detail = redact_key(str(getattr(exc, "message", None) or exc), key)
     headers = getattr(getattr(exc, "response", None), "headers", None)
     return error_for_status(model, status, detail, headers)
 

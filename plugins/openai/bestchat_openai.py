@@ -35,7 +35,9 @@ from bestchat.providers.base import (
     Event, Finish, Provider, ProviderAddressRefused, ProviderAuthError, ProviderError,
     ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
 )
-from bestchat.providers.wire import ToolCallAssembler, error_for_status, redact, with_detail
+from bestchat.providers.tool_calls import ToolCallAssembler
+from bestchat.providers.upstream_errors import error_for_status, with_detail
+from bestchat.redaction import redact_key
 from bestchat.security.outbound import OutboundRefused
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -195,14 +197,14 @@ def status_error(host: str, status: int, content: bytes, headers: Mapping[str, s
     try:
         detail = _error_message(json.loads(text), key)
     except ValueError:
-        detail = redact(text, key)
+        detail = redact_key(text, key)
     return error_for_status(host, status, detail, headers)
 
 
 def _error_message(payload: Any, key: str | None) -> str:
     error = payload.get("error") if isinstance(payload, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
-    return redact(str(message if message else payload), key)
+    return redact_key(str(message if message else payload), key)
 
 
 @hookimpl

@@ -2,10 +2,9 @@
 they arrive, over keep-alive HTTP/1.1 connections pooled per origin.
 
 Why not httpx for this one request: on a streamed answer every token is one network read, and
-httpx spends about 100 µs of CPU per read in its layers (httpcore, h11, the byte/text/line
-iterators) against about 50 µs for the standard library's ``http.client`` used directly
-(measured with 40 concurrent streams at 50 tokens/s; ``benchmarks/README.md``). At hundreds of
-concurrent streams per worker that is most of the worker's CPU. Everything else (errors, model
+httpx spends more CPU per read in its layers (httpcore, h11, the byte/text/line iterators) than
+the standard library's ``http.client`` used directly. At hundreds of concurrent streams per worker, that per-read cost is
+what the worker's CPU goes to. Everything else (errors, model
 lists, proxies) stays on httpx: :func:`proxied` tells the provider when a proxy applies to the
 origin, and the provider then uses httpx, which honours the proxy environment variables.
 

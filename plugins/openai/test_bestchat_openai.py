@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from importlib.metadata import entry_points
 
 import pytest
@@ -149,24 +150,38 @@ def test_tool_arguments_that_are_not_json_raise():
         list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
 
 
-def test_streams_reuse_one_kept_alive_connection_per_base_url(provider, fake_openai):
-    pool = bestchat_openai_http.pool_for(fake_openai.url)
-    assert pool is bestchat_openai_http.pool_for(fake_openai.url)
-    assert pool is not bestchat_openai_http.pool_for("http://other/v1")
+def counting_loopback() -> tuple[Policy, list[tuple[str, int]]]:
+    """A loopback policy that records every connection it opens."""
+    opened: list[tuple[str, int]] = []
+
+    def connect(address, timeout, source_address):
+        opened.append(address)
+        return socket.create_connection(address, timeout, source_address)
+
+    return Policy.allowing("127.0.0.0/8", connector=connect), opened
+
+
+def test_streams_reuse_one_kept_alive_connection_per_base_url(fake_openai):
+    assert bestchat_openai_http.pool_for(fake_openai.url) is bestchat_openai_http.pool_for(fake_openai.url)
+    assert bestchat_openai_http.pool_for(fake_openai.url) is not bestchat_openai_http.pool_for("http://other/v1")
+    policy, opened = counting_loopback()
+    provider = OpenAIProvider(ProviderSettings(api_key=KEY, base_url=fake_openai.url, outbound=policy))
     list(provider.stream("gpt-4o-mini", USER))
-    (first,) = pool._idle
     list(provider.stream("gpt-4o-mini", USER))
-    assert list(pool._idle) == [first]  # the same connection served both answers
+    assert opened == [("127.0.0.1", fake_openai.port)]  # the same connection served both answers
+    assert len(fake_openai.requests) == 2
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_transparently():
+    policy, opened = counting_loopback()
     with FakeOpenAI() as server:
         url, port = server.url, server.port
-        provider = OpenAIProvider(ProviderSettings(api_key=KEY, base_url=url, outbound=LOOPBACK))
+        provider = OpenAIProvider(ProviderSettings(api_key=KEY, base_url=url, outbound=policy))
         assert list(provider.stream("m?content=one", USER))[0] == TextDelta("one")
-    assert len(bestchat_openai_http.pool_for(url)._idle) == 1  # now stale: its server is gone
+    assert len(opened) == 1  # kept idle, and now stale: its server is gone
     with FakeOpenAI(port=port):
         assert list(provider.stream("m?content=two", USER))[0] == TextDelta("two")
+    assert len(opened) == 2  # the stale one failed before any answer: one fresh connection
 
 
 def test_a_proxy_in_the_environment_sends_the_request_through_httpx(monkeypatch, fake_openai):

@@ -271,6 +271,7 @@ def test_other_users_and_anonymous_are_refused(stack, alice):
     assert mallory.api("GET", f"/conversations/{conversation_id}").status_code == 404
     response = mallory.api("POST", f"/conversations/{conversation_id}/messages", json={"content": "x"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert alice.api("GET", f"/conversations/{conversation_id}/messages").json()["messages"] == []
     url = stack.url().replace("http://", "ws://") + "/ws"
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(url, timeout=10)

@@ -1,4 +1,5 @@
-"""The generations running in this process, and the three greenlets they share.
+"""The stream bus's frame writer: the generations running in this process, and the three
+greenlets they share.
 
 A generation's provider greenlet only parses the provider's events and adds their text to the
 generation's *pending* text (see :mod:`bestchat.services.generation`). Everything periodic or
@@ -44,6 +45,7 @@ from sqlalchemy import values as sa_values
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
+from bestchat.models.message_status import MessageStatus
 from bestchat.providers.base import ProviderError
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
@@ -127,8 +129,8 @@ class Running:
     def check_cancelled(self, live: Live) -> None:
         """Settle ``live`` if a cancel was requested before it was added (known from the cancel
         route while it has been live for a while, else asked of the bus). A generation runs it
-        in a greenlet beside its provider call: the question to the bus costs no time to the
-        first token."""
+        in a greenlet beside its provider call, so the question to the bus does not delay the
+        provider's first token."""
         if self._cancels_live() and time.monotonic() - self._cancels_since > RECENT_CANCELS:
             cancelled = live.key in self._recent_cancels
         else:
@@ -265,7 +267,7 @@ class Running:
                 self._end_idle(now)
                 if now >= next_save:
                     next_save = now + self.save_seconds
-                    self._save_all()
+                    self.save_all()
             except Exception:  # noqa: BLE001
                 log.exception("generation housekeeping failed")
 
@@ -280,7 +282,7 @@ class Running:
                 live.settle(TooLong(f"the answer took longer than the limit of {self.max_seconds:g} "
                                     "seconds; it ends here"))
 
-    def _save_all(self) -> None:
+    def save_all(self) -> None:
         """Partial content and heartbeat of every running generation, in one transaction (on
         PostgreSQL one statement: ``UPDATE ... FROM (VALUES ...) RETURNING id``). A row not
         updated is no longer ``streaming`` (reaped, deleted): its generation stops. When the
@@ -312,7 +314,7 @@ def _save_partials(rows: list[tuple[uuid.UUID, int, str]]) -> set[uuid.UUID]:
         updated = set()
         for message_id, seq, text in rows:
             result = db.session.execute(
-                update(Message).where(Message.id == message_id, Message.status == "streaming")
+                update(Message).where(Message.id == message_id, Message.status == MessageStatus.STREAMING)
                 .values(content=text, last_seq=seq, updated_at=now)
                 .execution_options(synchronize_session=False))
             if result.rowcount == 1:
@@ -322,7 +324,7 @@ def _save_partials(rows: list[tuple[uuid.UUID, int, str]]) -> set[uuid.UUID]:
                         name="partial").data(rows)
     return set(db.session.scalars(
         update(Message)
-        .where(Message.id == partial.c.id, Message.status == "streaming")
+        .where(Message.id == partial.c.id, Message.status == MessageStatus.STREAMING)
         .values(content=partial.c.content, last_seq=partial.c.last_seq, updated_at=now)
         .returning(Message.id)
         .execution_options(synchronize_session=False)))
@@ -340,7 +342,7 @@ def _save_each(rows: list[tuple[uuid.UUID, int, str]]) -> set[uuid.UUID]:
             log.error("the database refused the partial content of message %s; saving its "
                       "heartbeat only", row[0])
             result = db.session.execute(
-                update(Message).where(Message.id == row[0], Message.status == "streaming")
+                update(Message).where(Message.id == row[0], Message.status == MessageStatus.STREAMING)
                 .values(updated_at=utcnow()).execution_options(synchronize_session=False))
             if result.rowcount == 1:
                 updated.add(row[0])

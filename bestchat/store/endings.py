@@ -1,10 +1,11 @@
-"""Ends an assistant message, in one place for every path that can end one.
+"""Ending an assistant message, in one place for every path that can end one.
 
 The worker (complete, failed, cancelled), a cancel before the job starts, and the reaper
 (interrupted) all call :func:`finish`: a conditional UPDATE (so exactly one of them wins; run
 once more on a fresh connection if the database had dropped the one it got), the commit, then
-the terminal event on the message's stream. :func:`interrupt` first rebuilds
-the partial content from the stream, since the row may lag behind it by up to a second.
+the terminal event on the message's stream. :func:`interrupt` first rebuilds the partial
+content from the stream, since the row may lag behind it by up to a second. Both dialects'
+stores end messages through these.
 
 A message must never stay ``streaming`` because its final save fails: when the database
 refuses a value of it (:data:`bestchat.text.VALUE_REFUSED`; text from providers is made
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import update
 
@@ -26,17 +27,17 @@ from bestchat.database import once_more_if_dropped
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.models.base import utcnow
+from bestchat.models.message_status import ACTIVE, MessageStatus
 from bestchat.streaming import events, get_bus
 from bestchat.text import VALUE_REFUSED, storable
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("pending", "queued", "streaming")
 INTERRUPTED_ERROR = "the generation was interrupted (its worker stopped); the partial answer is kept"
 UNSTORABLE_ERROR = "the answer could not be stored; the text saved while it streamed is kept"
 
 
-def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...] = ACTIVE,
+def finish(message_id: uuid.UUID, status: MessageStatus, *, from_statuses: Iterable[MessageStatus] = ACTIVE,
            error: str | None = None, error_code: str | None = None,
            usage: dict[str, int] | None = None, finish_reason: str | None = None,
            on_finished: Callable[[Message], None] | None = None,
@@ -50,6 +51,7 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
     ``usage`` and ``finish_reason`` go into the terminal event only. When the database refuses
     a value, the message ends without ``fields`` (see the module docstring).
     """
+    from_statuses = tuple(from_statuses)
     try:
         return _finish(message_id, status, from_statuses, error, error_code, usage, finish_reason,
                        on_finished, stale_before, fields)
@@ -57,22 +59,22 @@ def finish(message_id: uuid.UUID, status: str, *, from_statuses: tuple[str, ...]
         db.session.rollback()
         log.exception("the database refused the final save of message %s; ending it without "
                       "its new content", message_id)
-    if status == "complete":
-        status, error, error_code = "failed", UNSTORABLE_ERROR, "unstorable"
+    if status == MessageStatus.COMPLETE:
+        status, error, error_code = MessageStatus.FAILED, UNSTORABLE_ERROR, "unstorable"
     return _finish(message_id, status, from_statuses, error and storable(error), error_code,
                    usage, finish_reason, None, stale_before, {})
 
 
-def _finish(message_id: uuid.UUID, status: str, from_statuses: tuple[str, ...], error: str | None,
-            error_code: str | None, usage: dict[str, int] | None, finish_reason: str | None,
-            on_finished: Callable[[Message], None] | None, stale_before: datetime | None,
-            fields: dict[str, Any]) -> Message | None:
+def _finish(message_id: uuid.UUID, status: MessageStatus, from_statuses: tuple[MessageStatus, ...],
+            error: str | None, error_code: str | None, usage: dict[str, int] | None,
+            finish_reason: str | None, on_finished: Callable[[Message], None] | None,
+            stale_before: datetime | None, fields: dict[str, Any]) -> Message | None:
     """:func:`finish`, once: the conditional UPDATE, ``on_finished``, the commit, the event."""
-    condition = [Message.id == message_id, Message.status.in_(from_statuses)]
+    condition = [Message.id == message_id, Message.status.in_([str(s) for s in from_statuses])]
     if stale_before is not None:
         condition.append(Message.updated_at < stale_before)
     statement = (update(Message).where(*condition)
-                 .values(status=status, error=error, error_code=error_code, updated_at=utcnow(), **fields)
+                 .values(status=str(status), error=error, error_code=error_code, updated_at=utcnow(), **fields)
                  .returning(Message))  # the updated row, without another SELECT
     message = once_more_if_dropped(lambda: db.session.scalars(
         statement, execution_options={"populate_existing": True, "synchronize_session": False}).first())
@@ -86,7 +88,7 @@ def _finish(message_id: uuid.UUID, status: str, from_statuses: tuple[str, ...], 
     event = events.terminal(message, usage, finish_reason)
     stream = (str(message.conversation_id), str(message.id))
     db.session.commit()
-    get_bus().append(*stream, event, final=True)
+    get_bus().append_final(*stream, event)
     return message
 
 
@@ -100,5 +102,5 @@ def interrupt(message: Message, stale_before: datetime | None = None) -> Message
         if event.get("type") == events.CHUNK and event["seq"] == last_seq + 1:
             content += event["delta"]
             last_seq += 1
-    return finish(message.id, "interrupted", error=INTERRUPTED_ERROR, error_code="interrupted",
+    return finish(message.id, MessageStatus.INTERRUPTED, error=INTERRUPTED_ERROR, error_code="interrupted",
                   stale_before=stale_before, content=storable(content), last_seq=last_seq)

@@ -3,11 +3,10 @@
 What ``celery.send_task(name, args=args)`` puts on a Redis broker is one ``LPUSH <queue>
 <json>``: kombu's Redis transport envelope (``body``, ``content-type``, ``content-encoding``,
 ``headers``, ``properties``) around Celery's task message, protocol 2 (the headers name the
-task and its id; the body is ``[args, kwargs, embed]`` as JSON, base64-encoded). Building it
-through ``send_task`` costs ~1.5 ms of CPU per message (a producer, a channel and a new redis
-client per publish), more than the LPUSH itself, and on the path of every first token. So the
-web process builds the same envelope here and pushes it itself, in the same round trip as the
-``message.created`` events (:func:`bestchat.tasks.queue.enqueue_after`).
+task and its id; the body is ``[args, kwargs, embed]`` as JSON, base64-encoded). ``send_task``
+sets up a producer, a channel and a Redis client for each message, which costs more than the
+LPUSH itself; the web process builds the same envelope here instead and pushes it in the same
+round trip as the events that announce the answer (:mod:`bestchat.dispatch.celery`).
 
 The worker side is plain Celery: it cannot tell these messages from ``send_task``'s
 (``tests/test_celery_message.py`` compares the two field by field, and every integration

@@ -1,6 +1,9 @@
-"""Reading and checking request input: JSON bodies, fields, ids, pagination, query text.
+"""Reading and checking client input, for every adapter (REST, WebSocket frames, ``/v1``):
+JSON bodies and frames, fields, ids, pagination, query text.
 
-Every failure is an :class:`ApiError` naming the field, so no handler parses input itself.
+Every failure is a domain error naming the field (:class:`~bestchat.errors.Invalid`, 400;
+:class:`~bestchat.errors.UnsupportedMediaType`, 415; :class:`~bestchat.errors.NotFound` for a
+malformed id), so no handler parses input itself.
 Every JSON document a client sends (REST bodies, ``/v1`` bodies, WebSocket frames) is read by
 :func:`parse_json`, which refuses what would fail later: malformed JSON, nesting deeper than
 ``MAX_JSON_DEPTH`` (400 ``json_too_deep``) and strings the databases cannot store, NUL or a
@@ -19,7 +22,7 @@ from typing import Any
 
 from flask import request
 
-from bestchat.errors import ApiError, not_found
+from bestchat.errors import Invalid, NotFound, UnsupportedMediaType
 from bestchat.text import is_storable
 
 _MISSING = object()
@@ -34,7 +37,7 @@ def json_body() -> dict[str, Any]:
     when it is not an object."""
     data = request_json()
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+        raise Invalid("invalid_json", "request body must be a JSON object")
     return data
 
 
@@ -42,11 +45,11 @@ def request_json() -> Any:
     """The request's body as JSON (any value), checked by :func:`parse_json`; 415 when the
     request does not say it is JSON."""
     if not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       "send the body as JSON, with Content-Type: application/json")
+        raise UnsupportedMediaType(None,
+                                   "send the body as JSON, with Content-Type: application/json")
     raw = request.get_data(cache=True)
     if not raw:
-        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+        raise Invalid("invalid_json", "request body must be a JSON object")
     return parse_json(raw)
 
 
@@ -60,7 +63,7 @@ def parse_json(raw: str | bytes) -> Any:
     except RecursionError:  # (nesting far deeper than the limit stops the parser itself)
         raise _too_deep() from None
     except ValueError:  # (undecodable bytes too: UnicodeDecodeError is a ValueError)
-        raise ApiError(400, "invalid_json", "not valid JSON") from None
+        raise Invalid("invalid_json", "not valid JSON") from None
     # Only an escape (or a surrogate sent raw) makes a string unstorable, and only that many
     # brackets can nest that deep: most documents need no walk at all.
     texts = "\\u" in text or not is_storable(text)
@@ -120,12 +123,12 @@ def _culprit(parents: list[Any]) -> str:
     return "a string in a list"
 
 
-def _too_deep() -> ApiError:
-    return ApiError(400, "json_too_deep", f"JSON is nested more than {MAX_JSON_DEPTH} levels deep")
+def _too_deep() -> Invalid:
+    return Invalid("json_too_deep", f"JSON is nested more than {MAX_JSON_DEPTH} levels deep")
 
 
-def _unstorable(what: str) -> ApiError:
-    return ApiError(400, "invalid_text", f"{what} contains a NUL character or an unpaired surrogate "
+def _unstorable(what: str) -> Invalid:
+    return Invalid("invalid_text", f"{what} contains a NUL character or an unpaired surrogate "
                                          "(\\u0000, \\ud800-\\udfff), which cannot be stored")
 
 
@@ -143,20 +146,20 @@ def field(body: dict, name: str, kind: type | tuple = str, *, required: bool = T
     value = body.get(name, _MISSING)
     if value is _MISSING or value is None:
         if required:
-            raise ApiError(400, "missing_field", f"'{name}' is required")
+            raise Invalid("missing_field", f"'{name}' is required")
         return default
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ApiError(400, "invalid_field", f"'{name}' must be of type {names}")
+        raise Invalid("invalid_field", f"'{name}' must be of type {names}")
     if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
-        raise ApiError(400, "invalid_field", f"'{name}' is out of range")
+        raise Invalid("invalid_field", f"'{name}' is out of range")
     if isinstance(value, str):
         if strip:
             value = value.strip()
         if required and not value:
-            raise ApiError(400, "missing_field", f"'{name}' must not be empty")
+            raise Invalid("missing_field", f"'{name}' must not be empty")
         if max_length is not None and len(value) > max_length:
-            raise ApiError(400, "invalid_field", f"'{name}' is longer than {max_length} characters")
+            raise Invalid("invalid_field", f"'{name}' is longer than {max_length} characters")
     return value
 
 
@@ -165,7 +168,7 @@ def parse_uuid(value: str, what: str = "resource") -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise not_found(what) from None
+        raise NotFound(what) from None
 
 
 def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
@@ -177,7 +180,7 @@ def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_INT
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer") from None
+        raise Invalid("invalid_parameter", f"'{name}' must be an integer") from None
     if value < minimum or value > maximum:
-        raise ApiError(400, "invalid_parameter", f"'{name}' is out of range")
+        raise Invalid("invalid_parameter", f"'{name}' is out of range")
     return value

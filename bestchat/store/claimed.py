@@ -1,0 +1,63 @@
+"""What a generation's claim gives its job: the answer, its conversation, the branch before it
+and the user's provider configs, as plain values (no ORM objects, no connection held)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, NamedTuple
+
+from bestchat.models.message_status import MessageStatus
+from bestchat.providers.registry import ConfigValues
+from bestchat.services.branches import ancestry
+from bestchat.store.columns import CLAIMED_CONVERSATION, CLAIMED_MESSAGE
+
+
+class BranchEntry(NamedTuple):
+    """What a claim reads of each message of the conversation, for the branch walk (its fields
+    are the columns read, in this order)."""
+
+    id: Any
+    parent_id: Any
+    role: str
+    status: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed answer and its conversation, as plain values."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    model: str | None
+    last_seq: int
+    content: str
+    user_id: uuid.UUID
+    title: str
+    system_prompt: str | None
+    settings: dict[str, Any]
+    history: list[dict[str, str]]  # the branch before the answer: ``{"role", "content"}``
+    configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
+
+
+def claimed(message_id: uuid.UUID, row: Mapping[str, Any], entries: Iterable[BranchEntry],
+            configs: list[ConfigValues]) -> Claimed:
+    """The :class:`Claimed` of ``row`` (the :data:`CLAIMED_MESSAGE` and
+    :data:`CLAIMED_CONVERSATION` columns by name) and the conversation's messages."""
+    values = {name: row[name] for name in (*CLAIMED_MESSAGE, *CLAIMED_CONVERSATION)}
+    values["content"] = values["content"] or ""
+    values["settings"] = dict(values["settings"] or {})
+    return Claimed(message_id=message_id, history=history(entries, values["parent_id"]), configs=configs,
+                   **values)
+
+
+def history(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[dict[str, str]]:
+    """The branch ending at ``parent_id``, oldest first, without failed or empty answers. Ids
+    are compared as text (a JSON aggregate gives them as text)."""
+    by_id = {str(entry.id): entry for entry in entries}
+    chain = ancestry(by_id, str(parent_id) if parent_id else None,
+                     lambda entry: str(entry.parent_id) if entry.parent_id else None)
+    return [{"role": entry.role, "content": entry.content} for entry in chain
+            if not (entry.role == "assistant" and (entry.status == MessageStatus.FAILED or not entry.content))]
