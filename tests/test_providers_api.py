@@ -12,6 +12,7 @@ from sqlalchemy import select, text, update
 from bestchat.extensions import db
 from bestchat.models import AuditLog, ProviderConfig
 from bestchat.providers import registry
+from bestchat.redaction import REDACTED
 from bestchat.services import accounts
 from bestchat.testing.client import assert_error
 from tests import fake_providers
@@ -111,7 +112,7 @@ def test_key_never_in_responses_errors_or_logs(client, user, app, caplog):
 
     everything = "\n".join(bodies) + caplog.text
     assert KEY not in everything and bad not in everything
-    assert registry.REDACTED in result["error"]
+    assert REDACTED in result["error"]
 
 
 def test_update_keeps_replaces_and_removes_key(client, user, app):

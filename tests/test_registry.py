@@ -17,8 +17,9 @@ from bestchat.providers.base import (
     ProviderTimeout, ProviderUnavailable, TextDelta,
 )
 from bestchat.providers.registry import (
-    REDACTED, ProviderKeyMissing, Target, available_models, resolve_targets, stream_with_failover,
+    ProviderKeyMissing, Target, available_models, resolve_targets, stream_with_failover,
 )
+from bestchat.redaction import REDACTED
 from bestchat.services import accounts, provider_configs
 from bestchat.testing.fake_openai import FakeOpenAI, Script
 from tests.fake_providers import KeyedProvider, ScriptedProvider, installed
