@@ -50,7 +50,7 @@ def reap(app: Flask, *, orphans_only: bool = False) -> int:
     candidates = list(db.session.scalars(
         select(Message.id).where(or_(
             (Message.status == MessageStatus.STREAMING.value) & (Message.updated_at < stale),
-            Message.status.in_([status.value for status in CLAIMABLE]) & (Message.updated_at < pending),
+            Message.status.in_(CLAIMABLE) & (Message.updated_at < pending),
         )).limit(BATCH)))
     db.session.commit()
     reaped = 0

@@ -153,7 +153,8 @@ class Admitting:
     write. ``outcome`` gives the status or the exception :meth:`Admission.admit` raised,
     waiting for it if it is still on its way. :meth:`status` gives the result (or raises as
     :meth:`Admission.admit`) and hands the admission over to the caller; :meth:`abandon`
-    gives it back when the caller fails before taking it."""
+    gives it back when the caller fails before taking it; used as a context manager, it is
+    given back on leaving unless it was taken."""
 
     def __init__(self, admission: Admission, message_id: str, outcome: Callable[[], Any]):
         self.message_id = message_id
@@ -175,6 +176,12 @@ class Admitting:
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def __enter__(self) -> Admitting:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.abandon()  # (given back unless the caller took it)
 
     def abandon(self) -> None:
         if self._taken:

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 UPDATABLE = ("title", "model", "system_prompt", "settings")
 # Messages written together get created_at one tick apart, so the newest is always the last.
 TICK = timedelta(microseconds=1)
-_ACTIVE = [status.value for status in ACTIVE]
 
 
 class ConversationManager:
@@ -113,7 +112,7 @@ class ConversationManager:
         """Delete it with its messages; running generations are asked to stop."""
         conversation = self.get(conversation_id)
         active = db.session.execute(select(Message.id, Message.status).where(
-            Message.conversation_id == conversation.id, Message.status.in_(_ACTIVE))).all()
+            Message.conversation_id == conversation.id, Message.status.in_(ACTIVE))).all()
         for message_id, _status in active:
             get_bus().request_cancel(str(message_id))
         db.session.delete(conversation)
@@ -163,8 +162,7 @@ class ConversationManager:
         (so once ownership is established) and before its events are announced: a WebSocket
         follows the conversation there."""
         _check_content(content)
-        admitting = get_admission().start(str(uuid.uuid4()), str(self.user.id))
-        try:
+        with self._admitting() as admitting:
             parts = self._attachment_parts(attachments or [])
             question = _new_message(conversation_id=conversation_id, parent_id=parent_id, role="user",
                                     content=content, parts=parts, status=MessageStatus.COMPLETE,
@@ -173,8 +171,6 @@ class ConversationManager:
             self._store(Exchange(self.user.id, [question, answer], after_newest=parent_id is None), admitting)
             _announce_and_start(answer, [question, answer], client_id, before_announce)
             return question, answer
-        finally:
-            admitting.abandon()  # (given back unless the answer took it)
 
     def start_from_transcript(self, transcript: list[tuple[str, str]], *, model: str | None = None,
                               system_prompt: str | None = None,
@@ -188,8 +184,7 @@ class ConversationManager:
             raise ValueError("a transcript must end with a user message")
         _check_content(content)
         first = next(text for speaker, text in transcript if speaker == "user")
-        admitting = get_admission().start(str(uuid.uuid4()), str(self.user.id))
-        try:
+        with self._admitting() as admitting:
             now = utcnow()
             conversation = Conversation(id=uuid.uuid4(), user_id=self.user.id, title=short_title(first),
                                         provider=None, model=model, system_prompt=system_prompt,
@@ -207,8 +202,6 @@ class ConversationManager:
             self._store(Exchange(self.user.id, [*messages, answer], conversation=conversation), admitting)
             _announce_and_start(answer, [question, answer])
             return answer
-        finally:
-            admitting.abandon()
 
     def edit(self, message_id: uuid.UUID, content: str, *,
              model: str | None = None) -> tuple[Message, Message]:
@@ -218,8 +211,7 @@ class ConversationManager:
         if original.role != "user":
             raise Conflict("not_editable", "only a user message can be edited")
         _check_content(content)
-        admitting = get_admission().start(str(uuid.uuid4()), str(self.user.id))
-        try:
+        with self._admitting() as admitting:
             question = _new_message(conversation_id=original.conversation_id, parent_id=original.parent_id,
                                     role="user", content=content, parts=list(original.parts or []),
                                     status=MessageStatus.COMPLETE, created_at=utcnow())
@@ -227,8 +219,6 @@ class ConversationManager:
             self._store(Exchange(self.user.id, [question, answer]), admitting)
             _announce_and_start(answer, [question, answer])
             return question, answer
-        finally:
-            admitting.abandon()
 
     def regenerate(self, message_id: uuid.UUID, *, model: str | None = None) -> Message:
         """A new answer to the same user message, as a sibling of ``message_id`` (with its
@@ -238,16 +228,13 @@ class ConversationManager:
             raise Conflict("not_regenerable", "only an assistant message can be regenerated")
         if original.status in ACTIVE:
             raise Conflict("generation_in_progress", "this answer is still being generated")
-        admitting = get_admission().start(str(uuid.uuid4()), str(self.user.id))
-        try:
+        with self._admitting() as admitting:
             answer = _new_message(id=uuid.UUID(admitting.message_id), conversation_id=original.conversation_id,
                                   parent_id=original.parent_id, role="assistant", status=MessageStatus.PENDING,
                                   model=model or original.model, created_at=utcnow())
             self._store(Exchange(self.user.id, [answer], inherit_model=False), admitting)
             _announce_and_start(answer, [answer])
             return answer
-        finally:
-            admitting.abandon()
 
     def cancel(self, message_id: uuid.UUID) -> Message:
         """Stop an answer: at once if its job has not started, else within one chunk."""
@@ -262,6 +249,11 @@ class ConversationManager:
         return self.message(message_id)
 
     # ---- helpers --------------------------------------------------------------------------
+
+    def _admitting(self) -> Admitting:
+        """A new answer's admission, started now; given back on leaving its ``with`` block
+        unless the answer took it (:class:`Admitting`)."""
+        return get_admission().start(str(uuid.uuid4()), str(self.user.id))
 
     def _store(self, exchange: Exchange, admitting: Admitting) -> Found:
         """Store ``exchange`` with its answer admitted by ``admitting``; the refusal when the

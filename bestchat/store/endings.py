@@ -70,7 +70,7 @@ def _finish(message_id: uuid.UUID, status: MessageStatus, from_statuses: tuple[M
             finish_reason: str | None, on_finished: Callable[[Message], None] | None,
             stale_before: datetime | None, fields: dict[str, Any]) -> Message | None:
     """:func:`finish`, once: the conditional UPDATE, ``on_finished``, the commit, the event."""
-    condition = [Message.id == message_id, Message.status.in_([str(s) for s in from_statuses])]
+    condition = [Message.id == message_id, Message.status.in_(from_statuses)]
     if stale_before is not None:
         condition.append(Message.updated_at < stale_before)
     statement = (update(Message).where(*condition)

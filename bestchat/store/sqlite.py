@@ -47,7 +47,7 @@ _INSERT_CONVERSATION = insert(Conversation.__table__)
 _INSERT_MESSAGES = insert(Message.__table__)
 
 _CLAIM = (update(Message)
-          .where(Message.id == bindparam("message_id"), Message.status.in_([s.value for s in CLAIMABLE]))
+          .where(Message.id == bindparam("message_id"), Message.status.in_(CLAIMABLE))
           .values(status=MessageStatus.STREAMING.value, updated_at=bindparam("now"))
           .returning(*(getattr(Message, name) for name in CLAIMED_MESSAGE)))
 _CONVERSATION_OF = (select(*(getattr(Conversation, name) for name in CLAIMED_CONVERSATION))
