@@ -15,7 +15,7 @@ from flask_login import login_user, logout_user
 
 from bestchat.api import bp
 from bestchat.api.openapi import documented, nullable, obj, ref, string
-from bestchat.errors import DomainError, Forbidden
+from bestchat.errors import Forbidden, Unauthorized
 from bestchat.security import ratelimit, tickets
 from bestchat.security.authn import (
     SocketCredentials, client_ip, forget_remember_cookie, login_required, remember,
@@ -65,9 +65,8 @@ def login():
     ratelimit.check_login_allowed(email, ip)
     try:
         user = accounts.check_login(email, password)
-    except DomainError as error:
-        if error.code == "invalid_credentials":
-            ratelimit.login_failed(email, ip)
+    except Unauthorized:  # (a wrong pair; a disabled account is not a failed attempt)
+        ratelimit.login_failed(email, ip)
         raise
     session.clear()  # a fresh session on sign-in: no fixation
     login_user(user)

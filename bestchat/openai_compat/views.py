@@ -19,8 +19,7 @@ from typing import Any
 from flask import Response, g, stream_with_context
 
 from bestchat.api.openapi import array, documented, nullable, obj, ref, string
-from bestchat.error_responses import status_of
-from bestchat.errors import DomainError, NotFound
+from bestchat.errors import Invalid, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.openai_compat import bp
@@ -121,9 +120,7 @@ def _refusal_of_model(user: User, model: str) -> Response | None:
         registry.resolve_targets(user.id, model)
     except ProviderError as error:
         return failure_response(error.code, error.message)
-    except DomainError as error:
-        if status_of(error) != 400:
-            raise
+    except Invalid as error:
         raise InvalidRequest(error.message, "model", error.code) from None
     return None
 
