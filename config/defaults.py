@@ -176,3 +176,35 @@ LITELLM_AMBIENT_CREDENTIAL_PROVIDERS = []
 # from their environment at start, so no provider library can pick them up. True keeps them
 # (needed when LITELLM_AMBIENT_CREDENTIAL_PROVIDERS is used).
 WORKER_KEEP_CLOUD_CREDENTIALS = False
+
+# ---- tools (docs/tools.md; the sandbox: docs/security.md "Tool sandbox") ----
+# Tools nobody may use (names), whatever the plugins register.
+TOOLS_DISABLED = []
+# Most model <-> tool rounds in one answer; the answer then ends failed/tool_rounds.
+TOOLS_MAX_ROUNDS = 8
+# Seconds a call waits for its approval; no answer counts as denied (status timed_out).
+TOOL_APPROVAL_TIMEOUT = 600
+# The highest risk a user's auto-approval may cover: "low", "medium", "high" or "none". Calls
+# above it always ask, whatever the user chose.
+TOOL_AUTO_APPROVE_MAX_RISK = "medium"
+# Which sandbox runs tools: "auto" (bubblewrap when it works, else a plain child process that
+# may run only low-risk tools), "bwrap" (required: refuse every tool without it) or "none"
+# (never isolate: low-risk tools only).
+TOOL_SANDBOX = "auto"
+# The bubblewrap binary.
+TOOL_BWRAP = "bwrap"
+# Limits of one tool run (a tool may ask for a shorter timeout).
+TOOL_TIMEOUT = 30
+TOOL_CPU_SECONDS = 10
+TOOL_MEMORY_MB = 512
+TOOL_FILE_SIZE_MB = 16
+TOOL_OPEN_FILES = 64
+TOOL_PROCESSES = 32
+TOOL_OUTPUT_MAX_BYTES = 1024 * 1024
+# The URL-fetch tool: host names it may fetch (empty: any host the outbound policy permits)
+# and host names it never fetches; both also through OUTBOUND_ALLOW / OUTBOUND_DENY.
+URL_FETCH_ALLOW_HOSTS = []
+URL_FETCH_DENY_HOSTS = []
+URL_FETCH_MAX_BYTES = 512 * 1024
+URL_FETCH_TIMEOUT = 10
+URL_FETCH_MAX_REDIRECTS = 5
