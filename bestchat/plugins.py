@@ -24,6 +24,7 @@ tells the callbacks which plugin is registering (the name stamped on what it reg
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -205,8 +206,7 @@ class _Plugins:
                 raise TypeError(f"register_tools: expected a Tool or a function, got {tool!r}")
             tool = Tool.from_function(tool)
         if self._claim(self.tools, "tool", tool.name):
-            self.tools[tool.name] = Tool(tool.name, tool.description, tool.parameters,
-                                         tool.function, tool.risk, plugin=self._current())
+            self.tools[tool.name] = dataclasses.replace(tool, plugin=self._current())
 
     def _register_strategy(self, strategy: type[ContextStrategy]) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, ContextStrategy) and strategy.name):

@@ -34,7 +34,7 @@ def conversation_json(conversation: Conversation) -> dict:
         "id": str(conversation.id), "title": conversation.title,
         "provider": conversation.provider, "model": conversation.model,
         "system_prompt": conversation.system_prompt, "settings": conversation.settings or {},
-        **_stamps(conversation),
+        "disabled_tools": conversation.disabled_tools or [], **_stamps(conversation),
     }
 
 

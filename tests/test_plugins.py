@@ -277,7 +277,7 @@ def test_hook_register_tools(app):
         tools = plugins.get_tools()
         assert tools["word_count"].description == "Count the words of a text."
         assert tools["word_count"].parameters == {
-            "type": "object", "required": ["text"],
+            "type": "object", "required": ["text"], "additionalProperties": False,
             "properties": {"text": {"type": "string"}, "unique": {"type": "boolean"}},
         }
         assert tools["word_count"].function("a b a", unique=True) == 2

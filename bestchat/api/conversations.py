@@ -20,6 +20,7 @@ from bestchat.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 # name -> (type, max length) of the conversation fields a client may set.
 FIELDS: dict[str, tuple[type, int | None]] = {
     "title": (str, 200), "model": (str, 200), "system_prompt": (str, 100_000), "settings": (dict, None),
+    "disabled_tools": (list, None),
 }
 
 
@@ -68,8 +69,9 @@ def get_conversation(conversation_id: str):
 @documented(body=fields_schema(FIELDS), responses={200: ref("Conversation")})
 @login_required
 def update_conversation(conversation_id: str):
-    """Rename or reconfigure. Body: any of {title, model, system_prompt, settings}. New
-    ``settings`` are checked as at creation (400, nothing changed)."""
+    """Rename or reconfigure. Body: any of {title, model, system_prompt, settings,
+    disabled_tools}. New ``settings`` are checked as at creation, ``disabled_tools`` must name
+    installed tools (400, nothing changed)."""
     changes = conversation_fields(json_body())
     conversation = ConversationManager(g.user).update(parse_uuid(conversation_id, "conversation"), **changes)
     return conversation_json(conversation)

@@ -21,6 +21,8 @@ class Conversation(IdMixin, TimestampMixin, Base):
     model: Mapped[str | None] = mapped_column(String(200))
     system_prompt: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Tools the owner switched off for this conversation (names); every other enabled tool is offered.
+    disabled_tools: Mapped[list[Any]] = mapped_column(default=list)
 
     messages: Mapped[list["Message"]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,

@@ -26,3 +26,7 @@ class UsageLog(IdMixin, TimestampMixin, Base):
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     cost: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
+    # The model <-> tool round of the answer this row counts (one row per round), and the
+    # milliseconds its tool calls ran.
+    round: Mapped[int] = mapped_column(default=0)
+    tool_ms: Mapped[int] = mapped_column(default=0)

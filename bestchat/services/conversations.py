@@ -35,6 +35,7 @@ from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.models.message_status import ACTIVE, CLAIMABLE, MessageStatus
 from bestchat.providers.registry import check_settings
+from bestchat.services.tool_rules import check_tool_names
 from bestchat.serializers import conversation_json
 from bestchat.services.admission import Admitting, get_admission, release_quietly
 from bestchat.services.titles import DEFAULT_TITLE, short_title
@@ -43,7 +44,7 @@ from bestchat.streaming import events, get_bus
 
 log = logging.getLogger(__name__)
 
-UPDATABLE = ("title", "model", "system_prompt", "settings")
+UPDATABLE = ("title", "model", "system_prompt", "settings", "disabled_tools")
 # Messages written together get created_at one tick apart, so the newest is always the last.
 TICK = timedelta(microseconds=1)
 
@@ -57,12 +58,15 @@ class ConversationManager:
     # ---- conversations --------------------------------------------------------------------
 
     def create(self, *, title: str | None = None, model: str | None = None,
-               system_prompt: str | None = None, settings: dict[str, Any] | None = None) -> Conversation:
+               system_prompt: str | None = None, settings: dict[str, Any] | None = None,
+               disabled_tools: list[str] | None = None) -> Conversation:
         """A new conversation; its ``settings`` are checked against the providers' options
-        first (:class:`Invalid` naming the setting, nothing stored)."""
+        first, ``disabled_tools`` against the installed tools (:class:`Invalid` naming the
+        setting, nothing stored)."""
         check_settings(settings or {})
         conversation = Conversation(user_id=self.user.id, title=title or DEFAULT_TITLE, model=model,
-                                    system_prompt=system_prompt, settings=settings or {})
+                                    system_prompt=system_prompt, settings=settings or {},
+                                    disabled_tools=check_tool_names(disabled_tools or []))
         db.session.add(conversation)
         db.session.commit()
         return conversation
@@ -100,10 +104,13 @@ class ConversationManager:
             if name not in UPDATABLE:
                 raise ValueError(f"not an updatable field: {name}")
         check_settings(changes.get("settings") or {})
+        if "disabled_tools" in changes:
+            changes["disabled_tools"] = check_tool_names(changes["disabled_tools"] or [])
         for name, value in changes.items():
             setattr(conversation, name, value)
         conversation.title = conversation.title or DEFAULT_TITLE
         conversation.settings = conversation.settings or {}
+        conversation.disabled_tools = conversation.disabled_tools or []
         db.session.commit()
         announce(conversation)
         return conversation

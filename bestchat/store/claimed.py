@@ -22,6 +22,7 @@ class BranchEntry(NamedTuple):
     role: str
     status: str
     content: str
+    parts: Any
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,14 @@ class Claimed:
     model: str | None
     last_seq: int
     content: str
+    # The answer's parts: the tool rounds of a generation that paused for an approval, or the
+    # tools an OpenAI-compatible client offered (``bestchat.services.tool_loop``).
+    parts: list[Any]
     user_id: uuid.UUID
     title: str
     system_prompt: str | None
     settings: dict[str, Any]
+    disabled_tools: list[str]  # tools the owner switched off for the conversation
     history: list[dict[str, str]]  # the branch before the answer: ``{"role", "content"}``
     configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
 
@@ -49,6 +54,8 @@ def claimed(message_id: uuid.UUID, row: Mapping[str, Any], entries: Iterable[Bra
     values = {name: row[name] for name in (*CLAIMED_MESSAGE, *CLAIMED_CONVERSATION)}
     values["content"] = values["content"] or ""
     values["settings"] = dict(values["settings"] or {})
+    values["parts"] = list(values["parts"] or [])
+    values["disabled_tools"] = list(values["disabled_tools"] or [])
     return Claimed(message_id=message_id, history=history(entries, values["parent_id"]), configs=configs,
                    **values)
 

@@ -39,8 +39,8 @@ def _columns(model: type) -> tuple[Column, ...]:
 MESSAGE = _columns(Message)
 CONVERSATION = _columns(Conversation)
 
-CLAIMED_MESSAGE = ("conversation_id", "parent_id", "model", "last_seq", "content")
-CLAIMED_CONVERSATION = ("user_id", "title", "system_prompt", "settings")
+CLAIMED_MESSAGE = ("conversation_id", "parent_id", "model", "last_seq", "content", "parts")
+CLAIMED_CONVERSATION = ("user_id", "title", "system_prompt", "settings", "disabled_tools")
 
 
 def names(columns: Iterable[Column]) -> str:

@@ -1,8 +1,8 @@
 """The server -> client events of the public contract, built in one place.
 
 Every event is a JSON object with ``type``. ``chunk`` events carry the message's gap-free
-``seq``; ``message.completed`` and ``message.failed`` are terminal: the last event of a
-message's stream. The WebSocket and the SSE endpoint send exactly these objects.
+``seq``; ``tool.*`` events sit between them in the message's stream; ``message.completed`` and
+``message.failed`` are terminal: the last event of a message's stream. The WebSocket and the SSE endpoint send exactly these objects.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ FAILED = "message.failed"
 TYPING = "typing"
 CONVERSATION_UPDATED = "conversation.updated"
 CONVERSATION_DELETED = "conversation.deleted"
+TOOL_CALL = "tool.call"
+TOOL_APPROVAL_REQUIRED = "tool.approval_required"
+TOOL_RESULT = "tool.result"
 TERMINAL = frozenset({COMPLETED, FAILED})
 
 
@@ -57,6 +60,15 @@ def terminal(message: Message, usage: dict[str, int] | None = None,
     code = message.error_code or ended.value
     return {"type": FAILED, **base,
             "error": {"code": code, "message": message.error or "generation failed"}}
+
+
+def tool(kind: str, execution: dict[str, Any], *, conversation_id: str, seq: int) -> dict[str, Any]:
+    """``tool.call``, ``tool.approval_required`` or ``tool.result`` of a call
+    (``execution`` is its :func:`bestchat.serializers.tool_execution_json`). It is part of its
+    message's stream: ``seq`` is the message's last chunk before it (the event is not a chunk
+    and takes no ``seq`` of its own; a replay from any ``after_seq`` includes it)."""
+    return {"type": kind, "message_id": execution["message_id"], "conversation_id": conversation_id,
+            "seq": seq, "execution": execution}
 
 
 def typing(conversation_id: str, user: dict[str, Any]) -> dict[str, Any]:
