@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "bestchat"
 # Distributions shipped in this repository's plugins/ directory (trusted in SAFE_MODE).
-FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm"})
+FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm", "bestchat-tools"})
 
 Status = Literal["loaded", "failed", "blocked"]
 

@@ -31,6 +31,7 @@ from bestchat.models.tools import DecidedBy, Decision, ExecutionStatus
 from bestchat.services import audit
 from bestchat.services import tool_rules
 from bestchat.tools.base import RISKS, Tool
+from bestchat.tools.sandbox import isolation, runnable_risks
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ def available_tools(user_id: uuid.UUID) -> list[Tool]:
 
 def runnable(tool: Tool) -> bool:
     """Whether this server's sandbox can run ``tool`` (a risky tool needs isolation)."""
-    from bestchat.tools.sandbox import isolation  # noqa: PLC0415 - the sandbox module probes lazily
-
-    return tool.risk == "low" and current_app.config["TOOL_SANDBOX"] != "bwrap" or isolation(current_app.config).available
+    return tool.risk in runnable_risks(current_app.config)
 
 
 def tool_json(tool: Tool, *, decision: str) -> dict[str, Any]:
@@ -66,8 +65,6 @@ def list_tools(user_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 def sandbox_json() -> dict[str, Any]:
-    from bestchat.tools.sandbox import isolation  # noqa: PLC0415
-
     found = isolation(current_app.config)
     return {"available": found.available, "method": found.method, "detail": found.detail}
 
