@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,6 @@ The tools are in tests/sandbox_tools.py. Nothing here opens a connection outside
 
 from __future__ import annotations
 
-import glob
 import os
 import socket
 import threading
