@@ -14,6 +14,7 @@ import errno
 import os
 import secrets
 import signal
+import threading
 import time
 from functools import lru_cache
 
@@ -31,7 +32,19 @@ def cgroup_parent() -> str | None:
         return None
     if not (os.access(parent, os.W_OK) and os.path.exists(os.path.join(parent, "cgroup.procs"))):
         return None
+    _remove_stale(parent)
     return parent
+
+
+def _remove_stale(parent: str) -> None:
+    """Remove runs' cgroups left by processes that ended (the kernel refuses to remove one
+    that still has processes; recent ones may belong to another server process starting up)."""
+    for entry in os.scandir(parent):
+        try:
+            if entry.is_dir() and time.time() - entry.stat().st_mtime > 60:
+                _kill_and_remove(entry.path)
+        except OSError:
+            continue
 
 
 def method() -> str:
@@ -46,6 +59,8 @@ class ProcessLimit:
     only make system calls), :meth:`release` kills what is left and removes the cgroup."""
 
     def __init__(self, processes: int):
+        if _pending:
+            sweep()
         self.processes = processes
         self.cgroup: str | None = None
         self.nproc: int | None = None
@@ -76,19 +91,37 @@ class ProcessLimit:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.nproc, self.nproc))
 
     def release(self) -> None:
-        """Kill every process still in the cgroup and remove it (retried while it empties)."""
+        """Kill every process still in the cgroup and remove it once they are gone; one whose
+        processes take longer than a second to exit is removed by a later run (:func:`sweep`)."""
         if self.cgroup is None:
             return
-        deadline = time.monotonic() + 5
-        while True:
-            for pid in _members(self.cgroup):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if _rmdir(self.cgroup) or time.monotonic() > deadline:
+        deadline = time.monotonic() + 1
+        while not _kill_and_remove(self.cgroup):
+            if time.monotonic() > deadline:
+                with _pending_lock:
+                    _pending.append(self.cgroup)
                 return
-            time.sleep(0.01)
+            time.sleep(0.001)
+
+
+_pending: list[str] = []
+_pending_lock = threading.Lock()
+
+
+def sweep() -> int:
+    """Kill and remove the cgroups left by earlier runs; how many are still left."""
+    with _pending_lock:
+        _pending[:] = [path for path in _pending if not _kill_and_remove(path)]
+        return len(_pending)
+
+
+def _kill_and_remove(path: str) -> bool:
+    for pid in _members(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return _rmdir(path)
 
 
 def _members(path: str) -> list[int]:
