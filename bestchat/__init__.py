@@ -9,13 +9,19 @@ command line.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    # Flask is imported here, not at the top: a sandboxed tool run imports this package (for
+    # bestchat.tools.context) and starts faster without it.
+    from flask import Flask
+
     from bestchat.settings import default_instance_path, load_settings
 
     overrides = dict(test_config or {})

@@ -1,7 +1,7 @@
 """The ``bestchat`` command line (also ``flask --app wsgi ...``).
 
-``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys`` and
-``plugins list``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
+``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys``,
+``plugins list`` and ``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
 area; domain errors end the command with their message.
 """
 
@@ -162,6 +162,21 @@ def list_plugins(as_json: bool) -> None:
             click.echo(f"    {line}")
 
 
+@click.command("doctor")
+@with_appcontext
+def doctor() -> None:
+    """Check this machine's tool sandbox: which method, why, and which risk levels can run."""
+    from bestchat.tools.sandbox import isolation, runnable_risks
+
+    status = isolation(current_app.config)
+    risks = runnable_risks(current_app.config)
+    click.echo(f"Tool sandbox: {'available' if status.available else 'NOT available'} "
+               f"(TOOL_SANDBOX={current_app.config['TOOL_SANDBOX']!r})")
+    click.echo(f"  method: {status.method}")
+    click.echo(f"  detail: {status.detail}")
+    click.echo(f"  risk levels that can run: {', '.join(risks) or 'none (every tool is refused)'}")
+
+
 def register_commands(app: Flask) -> None:
-    for command in (create_admin, serve, worker, rotate_keys, plugins_command):
+    for command in (create_admin, serve, worker, rotate_keys, plugins_command, doctor):
         app.cli.add_command(command)

@@ -30,7 +30,9 @@ def readyz():
 
     ``generation`` reports ``{capacity, in_flight, queue_limit}``: the slots of the live
     workers (or of the in-process pool; 0 = no worker registered yet), the answers running or
-    waiting, and how many may wait before new ones are refused. Informational only."""
+    waiting, and how many may wait before new ones are refused. ``tool_sandbox`` reports
+    ``{available, method, detail, risks}``: whether tools run isolated and which risk levels
+    can run. Both are informational only."""
     checks = {"database": _check(lambda: db.session.execute(text("SELECT 1")))}
     client = get_redis()
     if client is not None:
@@ -45,7 +47,19 @@ def readyz():
             body["generation"] = get_admission().status()
         except Exception:  # noqa: BLE001 - informational; readiness is the checks above
             body["generation"] = None
+    body["tool_sandbox"] = _tool_sandbox()
     return body, 200 if ready else 503
+
+
+def _tool_sandbox() -> dict | None:
+    from bestchat.tools.sandbox import isolation, runnable_risks
+
+    try:
+        status = isolation(current_app.config)
+        return {"available": status.available, "method": status.method, "detail": status.detail,
+                "risks": list(runnable_risks(current_app.config))}
+    except Exception:  # noqa: BLE001 - informational; never a reason to be unready
+        return None
 
 
 def _check(probe) -> str:

@@ -6,7 +6,8 @@ A running job saves its message at least every ``STREAM_SAVE_INTERVAL`` seconds.
 machine gone): :func:`reap` marks it ``interrupted`` with the partial content the stream got
 to, and its clients receive ``message.failed`` with code ``interrupted``. Each pass then
 gives back the generation slots that such dead jobs never released
-(:func:`bestchat.services.admission.forget_finished`). Each message is reaped in its own
+(:func:`bestchat.services.admission.forget_finished`) and ends the tool approvals nobody gave
+in time (:func:`bestchat.services.tools.expire_approvals`). Each message is reaped in its own
 transaction: one that cannot be saved is logged and left for the next pass, and never stops
 the others (nor the slots' release).
 
@@ -31,6 +32,7 @@ from bestchat.models.base import utcnow
 from bestchat.models.message_status import ACTIVE, CLAIMABLE, MessageStatus
 from bestchat.redis_client import get_redis
 from bestchat.services.admission import forget_finished
+from bestchat.services.tools import expire_approvals
 from bestchat.store import get_store
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,14 @@ def reap(app: Flask, *, orphans_only: bool = False) -> int:
     released = forget_finished(app)
     if released:
         log.warning("%d generation(s) ended without releasing their slot: released", released)
+    try:
+        expired = expire_approvals()
+    except Exception:  # noqa: BLE001 - the next pass tries again
+        db.session.rollback()
+        log.exception("could not expire tool approvals; the next pass tries again")
+    else:
+        if expired:
+            log.info("%d tool call(s) waited past TOOL_APPROVAL_TIMEOUT: treated as denied", expired)
     return reaped
 
 

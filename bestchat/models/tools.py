@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bestchat.models.base import Base, IdMixin, TimestampMixin
+from bestchat.models.base import Base, IdMixin, JSONType, TimestampMixin
 
 
 class ExecutionStatus(StrEnum):
@@ -59,7 +59,7 @@ class ToolExecution(IdMixin, TimestampMixin, Base):
     risk: Mapped[str] = mapped_column(String(16), default="low")  # low | medium | high
     # pending_approval | approved | denied | running | succeeded | failed | timed_out
     status: Mapped[str] = mapped_column(String(20), default=ExecutionStatus.PENDING_APPROVAL.value)
-    result: Mapped[dict[str, Any] | None]
+    result: Mapped[Any | None] = mapped_column(JSONType)  # the tool's JSON value
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

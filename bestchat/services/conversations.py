@@ -35,6 +35,7 @@ from bestchat.models import Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.models.message_status import ACTIVE, CLAIMABLE, MessageStatus
 from bestchat.providers.registry import check_settings
+from bestchat.services.tool_loop import close_open_calls
 from bestchat.services.tool_rules import check_tool_names
 from bestchat.serializers import conversation_json
 from bestchat.services.admission import Admitting, get_admission, release_quietly
@@ -45,6 +46,8 @@ from bestchat.streaming import events, get_bus
 log = logging.getLogger(__name__)
 
 UPDATABLE = ("title", "model", "system_prompt", "settings", "disabled_tools")
+# Answers no job is running: a cancel ends them at once (a running one is stopped by its job).
+NOT_RUNNING = CLAIMABLE | {MessageStatus.WAITING}
 # Messages written together get created_at one tick apart, so the newest is always the last.
 TICK = timedelta(microseconds=1)
 
@@ -250,7 +253,8 @@ class ConversationManager:
             raise Conflict("not_cancellable", "only an assistant message can be cancelled")
         if message.status in ACTIVE:
             get_bus().request_cancel(str(message.id))
-            if get_store().finish(message.id, MessageStatus.CANCELLED, from_statuses=CLAIMABLE):
+            if get_store().finish(message.id, MessageStatus.CANCELLED, from_statuses=NOT_RUNNING,
+                                  on_finished=lambda ended: close_open_calls(ended.id)):
                 release_quietly(str(message.id))  # its job will find it cancelled and do nothing
         db.session.expire_all()
         return self.message(message_id)

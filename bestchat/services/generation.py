@@ -29,16 +29,19 @@ from typing import Any
 
 import gevent
 from flask import Flask, current_app
+from sqlalchemy import update
 
 from bestchat import plugins
 from bestchat.errors import DomainError
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, UsageLog
+from bestchat.models.base import utcnow
 from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
-from bestchat.providers.base import Finish, ProviderError, TextDelta, Usage
-from bestchat.services import titles
+from bestchat.providers.base import Finish, ProviderError, TextDelta, ToolCall, Usage
+from bestchat.services import titles, tool_rules
 from bestchat.services.conversations import announce
+from bestchat.services.tool_loop import Paused, RoundUsage, ToolLoop, close_open_calls
 from bestchat.streaming.frame_writer import CANCEL, END, STOPPED, Live, running
 from bestchat.store import Claimed, get_store
 from bestchat.text import storable
@@ -50,6 +53,10 @@ _STREAMING = (MessageStatus.STREAMING,)
 
 class _Stopped(Exception):
     """The message left ``streaming`` under the job (reaped, cancelled before start, deleted)."""
+
+
+# How a generation ended besides END/CANCEL/STOPPED: a tool call waits for a person.
+PAUSED = "paused"
 
 
 def generate(message_id: str) -> None:
@@ -78,11 +85,12 @@ class Generation:
         self.live = Live(start.message_id, str(start.conversation_id), start.last_seq, start.content)
         self.message_id = start.message_id
         self.key = str(start.message_id)
-        self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
         self.store = get_store(app)
+        self.tools: ToolLoop | None = None
+        self.rounds: list[RoundUsage] = []  # this job's model rounds
 
     @property
     def seq(self) -> int:
@@ -91,10 +99,10 @@ class Generation:
     def run(self) -> None:
         try:
             targets, options = self._prepare()
-            cancelled = self._stream(targets, options)
-            if cancelled:
+            outcome = self._stream(targets, options)
+            if outcome is CANCEL:
                 self._end_cancelled()
-            else:
+            elif outcome is not PAUSED:
                 self._end_complete()
         except _Stopped:
             log.info("generation of %s stopped: the message is no longer streaming", self.key)
@@ -117,10 +125,16 @@ class Generation:
             self.prompt = plugins.run_before_generate(conversation, self.prompt)
             db.session.commit()  # ends the read transaction: no connection held while streaming
         targets = registry.resolve_targets(start.user_id, start.model, start.configs)
+        offered = tool_rules.offered_tools(start.disabled_tools) if targets and targets[0].provider.supports_tools else []
+        if offered or any(part.get("type") == "tool_round" for part in start.parts):
+            self.tools = ToolLoop(self.app, message_id=start.message_id, conversation_id=start.conversation_id,
+                                  user_id=start.user_id, tools=offered, parts=start.parts,
+                                  emit=lambda build: self.running.emit(self.live, build))
         return targets, dict(start.settings)
 
-    def _stream(self, targets: list[registry.Target], options: dict[str, Any]) -> bool:
-        """Stream until settled; True if cancelled. Whatever was received is published."""
+    def _stream(self, targets: list[registry.Target], options: dict[str, Any]) -> Any:
+        """Stream until settled; how it ended (END, CANCEL or PAUSED). Whatever was received is
+        published."""
         live = self.live
         self.running.add(live)
         # A cancel that came before the add: found at once when this process knows (then the
@@ -134,10 +148,12 @@ class Generation:
             producer.kill(block=True, timeout=5)
         if live.outcome is STOPPED:
             raise _Stopped()
+        if live.outcome is PAUSED:
+            return PAUSED
         self.running.flush(live)
         if isinstance(live.outcome, BaseException):
             raise live.outcome
-        return live.outcome is CANCEL
+        return live.outcome
 
     def _check_cancelled(self) -> None:
         """:meth:`Running.check_cancelled` in its own greenlet; its failure fails the generation."""
@@ -147,26 +163,81 @@ class Generation:
             self.live.settle(error)
 
     def _produce(self, targets: list[registry.Target], options: dict[str, Any]) -> None:
-        """The provider greenlet: text to the frame writer, the rest noted; settles at the end."""
-        live, received = self.live, self.running.received
+        """The provider greenlet: the model's rounds (one, or one per tool round), text to the
+        frame writer, the rest noted; settles at the end."""
+        live = self.live
         with self.app.app_context():
             try:
-                for target, event in registry.stream_with_failover(targets, self.prompt, options):
-                    live.last_event = time.monotonic()
-                    self.target = target
-                    if isinstance(event, TextDelta):
-                        if event.text:
-                            received(live, storable(event.text))  # streamed as stored
-                    elif isinstance(event, Usage):
-                        self.usage = event
-                    elif isinstance(event, Finish):
-                        self.finish_reason = event.reason
-                    else:
-                        log.info("generation of %s: ignoring %s (not supported yet)",
-                                 self.key, type(event).__name__)
+                tools = self.tools
+                if tools is not None and tools.rounds:  # resumed after a tool approval
+                    if self._next_step(tools.resume(self._round(tools.next_round - 1)), live):
+                        return
+                while True:
+                    text, calls = self._model_round(targets, options)
+                    if not calls or tools is None:
+                        break
+                    if self._next_step(tools.run_round(text, calls, self.rounds[-1]), live):
+                        return
                 live.settle(END)
             except Exception as error:  # the job's greenlet ends the message
                 live.settle(error)
+
+    def _round(self, number: int) -> RoundUsage:
+        """A new usage record for round ``number`` of the answer."""
+        self.rounds.append(RoundUsage(round=number))
+        return self.rounds[-1]
+
+    def _model_round(self, targets: list[registry.Target], options: dict[str, Any]) -> tuple[str, list[ToolCall]]:
+        """Stream one model round: its text (published as it comes) and the calls it asks for."""
+        live, received = self.live, self.running.received
+        usage = self._round(self.tools.next_round if self.tools is not None else 0)
+        tools = self.tools.schemas if self.tools is not None else None
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        for target, event in registry.stream_with_failover(targets, self.prompt, options, tools=tools):
+            live.last_event = time.monotonic()
+            self.target = usage.target = target
+            if isinstance(event, TextDelta):
+                if event.text:
+                    piece = storable(event.text)
+                    text.append(piece)
+                    received(live, piece)  # streamed as stored
+            elif isinstance(event, ToolCall):
+                calls.append(event)
+            elif isinstance(event, Usage):
+                usage.usage = event
+            elif isinstance(event, Finish):
+                self.finish_reason = event.reason
+        if usage.usage is None:
+            usage.usage = _estimate(self.prompt, "".join(text))
+        return "".join(text), calls
+
+    def _next_step(self, step: list[dict[str, Any]] | Paused, live: Live) -> bool:
+        """Carry a tool round's results into the prompt; True when the generation paused."""
+        if isinstance(step, Paused):
+            self._pause(step)
+            live.settle(PAUSED)
+            return True
+        self.prompt = self.prompt + step
+        return False
+
+    def _pause(self, paused: Paused) -> None:
+        """Save the answer ``waiting`` with its text and rounds; its job ends here."""
+        self.running.flush(self.live)
+        saved = db.session.execute(
+            update(Message).where(Message.id == self.message_id, Message.status == MessageStatus.STREAMING.value)
+            .values(status=MessageStatus.WAITING.value, content=self._content(), last_seq=self.seq,
+                    parts=paused.parts, updated_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount
+        if not saved:
+            db.session.rollback()
+            raise _Stopped()
+        message = db.session.get(Message, self.message_id)
+        self._log_usage(message)
+        db.session.commit()
+        from bestchat.services.tools import resume_if_decided  # noqa: PLC0415 - a decision may have come already
+
+        resume_if_decided(self.message_id)
 
     def _content(self) -> str:
         return self.live.text()
@@ -179,27 +250,34 @@ class Generation:
         return {"provider": self.target.provider_name, "model": self.target.model_id}
 
     def _usage(self) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        prompt_chars = sum(len(str(m.get("content") or "")) for m in self.prompt)
-        return Usage(prompt_tokens=math.ceil(prompt_chars / 4),
-                     completion_tokens=math.ceil(len(self._content()) / 4))
+        """This job's tokens, every round summed."""
+        if not self.rounds:
+            return _estimate(self.prompt, self._content())
+        usages = [r.usage or Usage(0, 0) for r in self.rounds]
+        costs = [u.cost for u in usages if u.cost is not None]
+        return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
+                     completion_tokens=sum(u.completion_tokens for u in usages),
+                     cost=sum(costs) if costs else None)
 
-    def _log_usage(self, message: Message, usage: Usage) -> None:
-        if self.target is None:
-            return
-        db.session.add(UsageLog(
-            user_id=self.start.user_id, conversation_id=message.conversation_id, message_id=message.id,
-            provider=self.target.provider_name, model=self.target.model,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            cost=Decimal(str(usage.cost or 0))))
+    def _log_usage(self, message: Message) -> None:
+        """One usage row per model round of this job (tokens, cost, and its tools' run time)."""
+        for round_ in self.rounds:
+            target = round_.target or self.target
+            if target is None:
+                continue
+            usage = round_.usage or Usage(0, 0)
+            db.session.add(UsageLog(
+                user_id=self.start.user_id, conversation_id=message.conversation_id, message_id=message.id,
+                provider=target.provider_name, model=target.model, round=round_.round, tool_ms=round_.tool_ms,
+                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                cost=Decimal(str(usage.cost or 0))))
 
     def _end_complete(self) -> None:
         usage = self._usage()
         renamed: list[Any] = []
 
         def on_finished(message: Message) -> None:
-            self._log_usage(message, usage)
+            self._log_usage(message)
             plugins.run_after_generate(message)
             titled = self.start.title != titles.DEFAULT_TITLE  # (no branch to read then)
             conversation = None if titled else titles.auto_title(message)
@@ -209,7 +287,7 @@ class Generation:
         message = self.store.finish(
             self.message_id, MessageStatus.COMPLETE, from_statuses=_STREAMING, usage=_usage_json(usage),
             finish_reason=self.finish_reason, on_finished=on_finished, content=self._content(),
-            last_seq=self.seq, token_count=usage.completion_tokens, **self._served())
+            last_seq=self.seq, token_count=usage.completion_tokens, **self._parts(), **self._served())
         if message is None:
             raise _Stopped()
         for conversation in renamed:
@@ -219,15 +297,31 @@ class Generation:
         usage = self._usage()
         self.store.finish(
             self.message_id, MessageStatus.CANCELLED, from_statuses=_STREAMING, usage=_usage_json(usage),
-            on_finished=lambda message: self._log_usage(message, usage),
-            content=self._content(), last_seq=self.seq, token_count=usage.completion_tokens,
-            **self._served())
+            on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
+            token_count=usage.completion_tokens, **self._parts(), **self._served())
 
     def _end_failed(self, code: str, text: str) -> None:
         db.session.rollback()
         self.store.finish(
             self.message_id, MessageStatus.FAILED, from_statuses=_STREAMING, error=storable(text),
-            error_code=code, content=self._content(), last_seq=self.seq, **self._served())
+            error_code=code, on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
+            **self._parts(), **self._served())
+
+    def _on_ended(self, message: Message) -> None:
+        """A cancelled or failed answer: its usage so far; calls left open never finish."""
+        self._log_usage(message)
+        if self.tools is not None:
+            close_open_calls(self.message_id)
+
+    def _parts(self) -> dict[str, Any]:
+        """The answer's ``parts`` when it made tool rounds (kept as its record)."""
+        return {"parts": self.tools.all_parts()} if self.tools is not None and self.tools.rounds else {}
+
+
+def _estimate(prompt: list[dict[str, Any]], text: str) -> Usage:
+    """Tokens guessed at four characters each, for a provider that reports none."""
+    prompt_chars = sum(len(str(m.get("content") or "")) for m in prompt)
+    return Usage(prompt_tokens=math.ceil(prompt_chars / 4), completion_tokens=math.ceil(len(text) / 4))
 
 
 def _usage_json(usage: Usage) -> dict[str, Any]:

@@ -23,6 +23,7 @@ CONVERSATION_DELETED = "conversation.deleted"
 TOOL_CALL = "tool.call"
 TOOL_APPROVAL_REQUIRED = "tool.approval_required"
 TOOL_RESULT = "tool.result"
+TOOL_EVENTS = frozenset({TOOL_CALL, TOOL_APPROVAL_REQUIRED, TOOL_RESULT})
 TERMINAL = frozenset({COMPLETED, FAILED})
 
 

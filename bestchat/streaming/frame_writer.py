@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 from flask import Flask
@@ -81,6 +81,9 @@ class Live:
         self.seq = seq
         self.content: list[str] = [content] if content else []  # published text
         self.pending: list[str] = []  # received, not yet published
+        # Events (tool calls) to publish after the pending text, each built from the seq of the
+        # message's last chunk before it.
+        self.extra: list[Callable[[int], dict[str, Any]]] = []
         self.started = self.last_event = time.monotonic()
         self.last_frame = 0.0
         self.unwritten = 0  # frames taken by the writer and not yet written
@@ -152,12 +155,18 @@ class Running:
             self._dirty[live.key] = live
             self._wake.set()
 
+    def emit(self, live: Live, build: Callable[[int], dict[str, Any]]) -> None:
+        """Publish the event ``build(seq)`` in ``live``'s stream after its pending text (``seq``
+        is its last chunk's) and wait until it is written."""
+        live.extra.append(build)
+        self.flush(live)
+
     def flush(self, live: Live) -> None:
         """Publish ``live``'s pending text now and wait until all its frames are written (so
         the terminal event published next comes after them)."""
         deadline = time.monotonic() + FLUSH_TIMEOUT
         try:
-            while live.pending or live.unwritten:
+            while live.pending or live.extra or live.unwritten:
                 live.flushed.clear()
                 live.last_frame = 0.0  # no frame window for the last frame
                 self._flushing.add(live)
@@ -198,23 +207,27 @@ class Running:
             if self.frame_seconds and live.seq and now - live.last_frame < self.frame_seconds:
                 continue  # its frame window is still open
             del self._dirty[key]
-            if not live.pending:
+            if not live.pending and not live.extra:
                 continue
-            text = "".join(live.pending)
-            live.pending.clear()
-            live.seq += 1
-            live.content.append(text)
-            live.last_frame = now
+            if live.pending:
+                text = "".join(live.pending)
+                live.pending.clear()
+                live.seq += 1
+                live.content.append(text)
+                live.last_frame = now
+                batch.append((live.conversation_id, live.key, events.chunk(
+                    message_id=live.key, conversation_id=live.conversation_id, seq=live.seq, delta=text)))
+            for build in live.extra:
+                batch.append((live.conversation_id, live.key, build(live.seq)))
+            live.extra.clear()
             live.unwritten += 1
             taken.append(live)
-            batch.append((live.conversation_id, live.key, events.chunk(
-                message_id=live.key, conversation_id=live.conversation_id, seq=live.seq, delta=text)))
         if batch:
             self._append_with_retry(batch)
         for live in taken:
             live.unwritten -= 1
         for live in list(self._flushing):
-            if not live.unwritten and not live.pending:
+            if not live.unwritten and not live.pending and not live.extra:
                 self._flushing.discard(live)
                 live.flushed.set()
 

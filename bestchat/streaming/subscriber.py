@@ -46,6 +46,9 @@ class Subscriber:
         self._conversation_of: dict[str, str] = {}
         self._holding = 0
         self._held: list[Delivery] = []
+        # Tool events already sent (their text): one that comes from a replay and live too is
+        # sent once. Insertion-ordered, the oldest dropped past FINISHED_KEPT.
+        self._tool_events: dict[str, None] = {}
 
     def follow(self, conversation_id: str) -> None:
         """Receive the conversation's live events (idempotent)."""
@@ -121,6 +124,12 @@ class Subscriber:
             self._sent_seq[message_id] = delivery.seq
             if message_id not in self._conversation_of:
                 self._conversation_of[message_id] = delivery.event["conversation_id"]
+        elif kind in events.TOOL_EVENTS:
+            if delivery.text in self._tool_events:
+                return False
+            self._tool_events[delivery.text] = None
+            if len(self._tool_events) > FINISHED_KEPT:
+                del self._tool_events[next(iter(self._tool_events))]
         elif kind in events.TERMINAL:
             message_id = delivery.message_id
             if message_id in self._finished:

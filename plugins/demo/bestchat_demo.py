@@ -5,6 +5,11 @@ and no network, so a fresh install can chat at once and tests get exact streams.
 "Tokens" here are words: the reply is split into word-sized deltas (each with the whitespace
 before it), and usage counts words.
 
+Tool mode, for trying tools offline: when tools are offered and the last user message contains
+``[[tool_name {json arguments}]]`` (for instance ``[[calculator {"expression": "6*7"}]]``), the
+model calls each such tool that is offered, in order; once the results are back it answers
+``Tool results: <tool>: <result>; ...``.
+
 Its options are bounded so that no conversation can make one answer last long: at least
 ``MIN_TOKENS_PER_SECOND`` words per second (or 0, as fast as possible), and at most
 ``QUOTE_MAX_WORDS`` words of the user's message quoted; so a reply takes minutes at most.
@@ -12,6 +17,7 @@ Its options are bounded so that no conversation can make one answer last long: a
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any, Iterator
@@ -20,10 +26,12 @@ from pydantic import Field, field_validator
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderOptions, TextDelta, Usage,
+    Event, Finish, Provider, ProviderOptions, TextDelta, ToolCall, Usage,
 )
 
 WORD_RE = re.compile(r"\s*\S+")
+# A tool call written in a user message: [[name {"json": "arguments"}]] (the object optional).
+CALL_RE = re.compile(r"\[\[([A-Za-z0-9_-]{1,64})\s*(\{.*?\})?\s*\]\]", re.DOTALL)
 # The slowest pace a conversation may ask for (words per second), and the most words of the
 # user's message the reply quotes: together they keep one reply to about 17 minutes at worst.
 MIN_TOKENS_PER_SECOND = 1
@@ -51,6 +59,7 @@ class DemoProvider(Provider):
     name = "demo"
     label = "Demo (offline)"
     needs_key = False
+    supports_tools = True
     default_models = ("demo",)
     Options = DemoOptions
 
@@ -58,6 +67,13 @@ class DemoProvider(Provider):
                options: ProviderOptions | None = None,
                tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
         settings = DemoOptions(**(options.model_dump() if options else {}))
+        calls = tool_calls_in(messages, tools) if tools else []
+        if calls:
+            yield TextDelta(" ".join(f"Calling {call.name}." for call in calls))
+            yield from calls
+            yield Usage(prompt_tokens=len(messages), completion_tokens=len(calls), cost=0.0)
+            yield Finish("tool_calls")
+            return
         words = WORD_RE.findall(reply_to(messages))
         if settings.max_tokens is not None and len(words) > settings.max_tokens:
             words, reason = words[: settings.max_tokens], "length"
@@ -73,8 +89,44 @@ class DemoProvider(Provider):
         yield Finish(reason)
 
 
+def tool_calls_in(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[ToolCall]:
+    """The calls the last user message writes out, of offered tools, when no result came yet."""
+    if not messages or messages[-1].get("role") != "user":
+        return []
+    offered = {(t.get("function") or t).get("name") for t in tools}
+    calls = []
+    for index, (name, arguments) in enumerate(CALL_RE.findall(text_of(messages[-1].get("content")))):
+        try:
+            parsed = json.loads(arguments) if arguments else {}
+        except ValueError:
+            continue
+        if name in offered and isinstance(parsed, dict):
+            calls.append(ToolCall(id=f"call_demo_{index}", name=name, arguments=parsed))
+    return calls
+
+
+def tool_results(messages: list[dict[str, Any]]) -> str | None:
+    """``Tool results: ...`` when the conversation ends with tool results, else None."""
+    results = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.append(message)
+    if not results:
+        return None
+    names = {call.get("id"): (call.get("function") or {}).get("name")
+             for message in messages if message.get("role") == "assistant"
+             for call in message.get("tool_calls") or ()}
+    return "Tool results: " + "; ".join(f"{names.get(m.get('tool_call_id'), 'tool')}: {text_of(m.get('content'))}"
+                                        for m in reversed(results))
+
+
 def reply_to(messages: list[dict[str, Any]]) -> str:
-    """The demo's answer to a conversation: a greeting that quotes the last user message."""
+    """The demo's answer to a conversation: the results of the tools it called, else a
+    greeting that quotes the last user message."""
+    results = tool_results(messages)
+    if results is not None:
+        return results
     said = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     words = said.split()
     said = " ".join(words[:QUOTE_MAX_WORDS]) + (" …" if len(words) > QUOTE_MAX_WORDS else "")
