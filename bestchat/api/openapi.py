@@ -148,7 +148,8 @@ SCHEMAS: dict[str, dict] = {
     "Tool": obj({
         "name": string(), "description": string(), "parameters": {"type": "object"},
         "risk": string(enum=list(RISKS)), "network": {"type": "boolean"}, "plugin": nullable(string()),
-        "runnable": {"type": "boolean"}, "approval": string(enum=[d.value for d in Decision]),
+        "timeout": {"type": "number"}, "runnable": {"type": "boolean"},
+        "approval": string(enum=[d.value for d in Decision]),
     }, ("name", "description", "parameters", "risk", "network", "runnable", "approval")),
     "Sandbox": obj({"available": {"type": "boolean"}, "method": string(), "detail": string()},
                    ("available", "method", "detail")),

@@ -8,7 +8,7 @@ waits for a person is a 409.
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import g, request
 
 from bestchat.api import bp
 from bestchat.api.openapi import array, documented, nullable, obj, ref, string
@@ -16,7 +16,6 @@ from bestchat.security.authn import login_required
 from bestchat.serializers import auto_approval_json, tool_execution_json
 from bestchat.services import tools
 from bestchat.tools.base import RISKS
-from bestchat.tools.sandbox import isolation
 from bestchat.validation import field, json_body, parse_uuid
 
 DECISIONS = ("always", "ask", "never")
@@ -32,13 +31,11 @@ def list_tools():
     """The tools this user's conversations may offer, and whether this server can sandbox them.
 
     Each tool has its risk, whether it needs the network, whether it can run here
-    (``runnable``: a ``medium`` or ``high`` tool needs the sandbox) and the user's effective
-    ``approval`` (``always``, ``ask`` or ``never``). ``sandbox`` says which isolation runs tools
+    (``runnable``: a ``medium`` or ``high`` tool needs the sandbox), its ``timeout`` in seconds
+    and the user's effective ``approval`` (``always``, ``ask`` or ``never``). ``sandbox`` says which isolation runs tools
     (``method``: ``bwrap`` or ``none``) and why.
     """
-    sandbox = isolation(current_app.config)
-    return {"tools": tools.list_tools(g.user.id),
-            "sandbox": {"available": sandbox.available, "method": sandbox.method, "detail": sandbox.detail}}
+    return {"tools": tools.list_tools(g.user.id), "sandbox": tools.sandbox_json()}
 
 
 def _decide(execution_id: str, decision: str):
