@@ -3,8 +3,8 @@
 The handshake is authenticated before the upgrade (session cookie from this origin, a
 single-use ``?ticket=`` from ``POST /api/v1/ws-ticket``, ``Authorization: Bearer <api token>``,
 or ``?token=<api token>``): a refused one gets a JSON 401/403, not a socket. Then each text frame
-is one command (``subscribe``, ``send``, ``cancel``, ``typing``, ``ping``) handed to the
-conversation service or the bus; everything the client receives goes through one
+is one command (``subscribe``, ``send``, ``cancel``, ``typing``, ``approve``, ``ping``) handed
+to the conversation or tool service or the bus; everything the client receives goes through one
 :class:`Subscriber` and one writer greenlet. A bad frame (not JSON, unknown type, missing or
 wrong field, too big, nested too deep, text that cannot be stored: see
 :func:`bestchat.validation.parse_json`) or a failed command gets an ``error`` frame
@@ -40,6 +40,7 @@ from bestchat.extensions import db, sock
 from bestchat.models import User
 from bestchat.security import revocation, tickets
 from bestchat.security.authn import SocketCredentials, bearer_token, token_for
+from bestchat.services import tools
 from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
@@ -50,6 +51,9 @@ from bestchat.validation import field, parse_json, parse_uuid
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ws", __name__)
+
+# The decisions of an ``approve`` frame.
+DECISIONS = ("approve", "deny")
 
 # Queued after the last frame of a socket whose credentials were revoked: the writer closes it.
 CLOSE = "socket.close"
@@ -273,6 +277,16 @@ class ChatSocket:
     def cancel(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
         manager.cancel(parse_uuid(field(frame, "message_id"), "message"))
 
+    def approve(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
+        """A decision on a tool call waiting for the user; nothing is answered on success (the
+        call's events follow on its conversation), another user's call is not found."""
+        execution_id = parse_uuid(field(frame, "execution_id"), "tool execution")
+        decision = field(frame, "decision")
+        if decision not in DECISIONS:
+            raise Invalid("invalid_field", "'decision' must be 'approve' or 'deny'")
+        remember = field(frame, "remember", bool, required=False, default=False)
+        tools.decide(manager.user.id, str(execution_id), decision, remember=remember)
+
     def typing(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
         conversation_id = self._conversation(manager, frame)
         user = {"id": str(manager.user.id), "display_name": manager.user.display_name}
@@ -299,6 +313,7 @@ COMMANDS: dict[str, Command] = {
     "send": Command(ChatSocket.send, reads_account=False),
     "cancel": Command(ChatSocket.cancel, reads_account=True),
     "typing": Command(ChatSocket.typing, reads_account=True),
+    "approve": Command(ChatSocket.approve, reads_account=True),
 }
 
 

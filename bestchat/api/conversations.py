@@ -13,7 +13,8 @@ from bestchat.api import bp
 from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, query, ref, string
 from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
-from bestchat.serializers import conversation_json, message_json
+from bestchat.serializers import conversation_json, message_json, tool_execution_json
+from bestchat.services import tools
 from bestchat.services.conversations import ConversationManager
 from bestchat.validation import MAX_INT, field, int_arg, json_body, parse_uuid
 
@@ -99,14 +100,25 @@ def list_messages(conversation_id: str):
 
     ``?limit=`` (max 200); ``?before=<message id>`` for the previous page. Returns
     {messages, siblings, leaf_id, has_more}: ``siblings`` maps each message id to the ids
-    sharing its parent (branches, oldest first); ``leaf_id`` ends the active branch.
+    sharing its parent (branches, oldest first); ``leaf_id`` ends the active branch. Each
+    assistant message carries its ``tool_executions``, in the order they were made.
     """
     before = request.args.get("before")
     page = ConversationManager(g.user).messages(
         parse_uuid(conversation_id, "conversation"), limit=int_arg("limit", 50, minimum=1, maximum=200),
         before=parse_uuid(before, "message") if before else None)
-    return {"messages": [message_json(m) for m in page["messages"]], "siblings": page["siblings"],
+    answers = [m.id for m in page["messages"] if m.role == "assistant"]
+    calls = tools.executions_of_messages(answers) if answers else {}
+    return {"messages": [_with_calls(m, calls) for m in page["messages"]], "siblings": page["siblings"],
             "leaf_id": str(page["leaf_id"]) if page["leaf_id"] else None, "has_more": page["has_more"]}
+
+
+def _with_calls(message, calls: dict) -> dict:
+    """``message_json``, plus an assistant message's tool calls."""
+    data = message_json(message)
+    if message.role == "assistant":
+        data["tool_executions"] = [tool_execution_json(e) for e in calls.get(str(message.id), ())]
+    return data
 
 
 @bp.post("/conversations/<conversation_id>/messages")

@@ -23,6 +23,8 @@ from flask import current_app
 from bestchat import __version__
 from bestchat.api import bp
 from bestchat.models.message_status import MessageStatus
+from bestchat.models.tools import Decision, ExecutionStatus
+from bestchat.tools.base import RISKS
 
 DOCUMENTED_PREFIXES = ("/api/v1/", "/v1/")
 DOCUMENTED_PATHS = ("/healthz", "/readyz")
@@ -43,6 +45,8 @@ def nullable(schema: dict) -> dict:
     if "$ref" in schema:
         return {"anyOf": [schema, {"type": "null"}]}
     kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    if "enum" in schema:  # (an enum lists every allowed value: null too)
+        return {**schema, "type": [*kinds, "null"], "enum": [*schema["enum"], None]}
     return {**schema, "type": [*kinds, "null"]}
 
 
@@ -119,7 +123,8 @@ SCHEMAS: dict[str, dict] = {
     }, ("id", "name", "prefix", "created_at")),
     "Conversation": obj({
         "id": _ID, "title": nullable(string()), "provider": nullable(string()), "model": nullable(string()),
-        "system_prompt": nullable(string()), "settings": {"type": "object"}, **_STAMPS,
+        "system_prompt": nullable(string()), "settings": {"type": "object"},
+        "disabled_tools": array(string()), **_STAMPS,
     }, ("id", "title", "model", "system_prompt", "settings", "created_at")),
     "Message": obj({
         "id": _ID, "conversation_id": _ID, "parent_id": nullable(_ID), "role": string(),
@@ -127,7 +132,9 @@ SCHEMAS: dict[str, dict] = {
         "status": string(enum=[status.value for status in MessageStatus]),
         "error": nullable(string()), "error_code": nullable(string()),
         "token_count": nullable({"type": "integer"}), "provider": nullable(string()),
-        "model": nullable(string()), "last_seq": nullable({"type": "integer"}), **_STAMPS,
+        "model": nullable(string()), "last_seq": nullable({"type": "integer"}),
+        # (in a conversation's message list: each assistant message's tool calls, in order)
+        "tool_executions": array(ref("ToolExecution")), **_STAMPS,
     }, ("id", "conversation_id", "role", "content", "status", "created_at")),
     "ProviderConfig": obj({
         "id": _ID, "provider": string(), "name": nullable(string()), "scope": string(enum=["user", "global"]),
@@ -138,6 +145,25 @@ SCHEMAS: dict[str, dict] = {
     }, ("id", "provider", "scope", "has_key", "enabled", "editable")),
     "Model": obj({"id": string(), "provider": string(), "name": string(), "source": string(),
                   "capabilities": {"type": "object"}}, ("id", "provider", "name")),
+    "Tool": obj({
+        "name": string(), "description": string(), "parameters": {"type": "object"},
+        "risk": string(enum=list(RISKS)), "network": {"type": "boolean"}, "plugin": nullable(string()),
+        "timeout": {"type": "number"}, "runnable": {"type": "boolean"},
+        "approval": string(enum=[d.value for d in Decision]),
+    }, ("name", "description", "parameters", "risk", "network", "runnable", "approval")),
+    "Sandbox": obj({"available": {"type": "boolean"}, "method": string(), "detail": string()},
+                   ("available", "method", "detail")),
+    "ToolExecution": obj({
+        "id": _ID, "message_id": _ID, "tool": string(), "call_id": nullable(string()),
+        "arguments": {"type": "object"}, "risk": string(enum=list(RISKS)),
+        "status": string(enum=[status.value for status in ExecutionStatus]), "result": {},
+        "error": nullable(string()), "started_at": _TIME, "finished_at": _TIME,
+        "duration_ms": nullable({"type": "integer"}), "approver_id": nullable(_ID), **_STAMPS,
+    }, ("id", "message_id", "tool", "arguments", "risk", "status")),
+    "AutoApproval": obj({
+        "id": _ID, "tool": nullable(string()), "risk_level": nullable(string(enum=list(RISKS))),
+        "decision": string(enum=[d.value for d in Decision]), **_STAMPS,
+    }, ("id", "tool", "risk_level", "decision")),
     "Exchange": obj({"user_message": ref("Message"), "assistant_message": ref("Message")},
                     ("user_message", "assistant_message")),
     "Usage": obj({

@@ -10,7 +10,11 @@ import { toolCard } from "./toolcard.js";
 // A queued answer waits for a free generation slot (the server is at capacity).
 const QUEUED_NOTE = "Queued: the server is busy, this answer starts as soon as a slot is free.";
 
+// A waiting answer is paused until the person approves or denies a tool call (its card below).
+const WAITING_NOTE = "Waiting for your decision on a tool call below.";
+
 const STATUS_NOTES = {
+  waiting: WAITING_NOTE,
   cancelled: "Stopped.",
   interrupted: "The answer was interrupted.",
 };
@@ -57,7 +61,8 @@ function renderBody(body, message, busy) {
   if (busy && !message.content) {
     replaceChildren(body, h("span", { class: "thinking", attrs: { role: "img", "aria-label": "Assistant is thinking" } },
       h("span"), h("span"), h("span")),
-      message.status === "queued" ? h("p", { class: "status-note queued-note", text: QUEUED_NOTE }) : null);
+      message.status === "queued" ? h("p", { class: "status-note queued-note", text: QUEUED_NOTE }) : null,
+      message.status === "waiting" ? h("p", { class: "status-note waiting-note", text: WAITING_NOTE }) : null);
     return;
   }
   replaceChildren(body, renderMarkdown(message.content));

@@ -2,9 +2,14 @@
 // same parent), which branch is shown, and each streaming message's text assembled from
 // chunks strictly in seq order: duplicates are dropped, early chunks wait for the missing ones.
 
-export const BUSY = new Set(["pending", "queued", "streaming"]);
+// "waiting": the answer is paused until the person decides on a tool call.
+export const BUSY = new Set(["pending", "queued", "streaming", "waiting"]);
 const FINAL = new Set(["complete", "cancelled", "failed", "interrupted"]);
 const ROOT = "root";
+// A tool call's statuses in the order they happen: an older copy never replaces a newer one.
+const EXECUTION_STEP = {
+  pending_approval: 0, approved: 1, running: 2, denied: 3, succeeded: 3, failed: 3, timed_out: 3,
+};
 
 export class ConversationStore {
   constructor(conversationId) {
@@ -16,7 +21,9 @@ export class ConversationStore {
   }
 
   /** Add or refresh a message from the server without losing text streamed in meanwhile. */
-  upsert(incoming) {
+  upsert(message) {
+    const { tool_executions: executions, ...incoming } = message;
+    for (const execution of executions || []) this.trackExecution(execution);
     const known = this.messages.get(incoming.id);
     if (!known) {
       this.messages.set(incoming.id, { ...incoming, last_seq: incoming.last_seq || 0 });
@@ -123,9 +130,21 @@ export class ConversationStore {
     return path[path.length - 1] || null;
   }
 
+  /** Add or refresh a tool call (from an event or a message list), never going back a step. */
   trackExecution(execution) {
-    this.executions.set(execution.id, { ...this.executions.get(execution.id), ...execution });
+    const known = this.executions.get(execution.id);
+    if (known && (EXECUTION_STEP[known.status] ?? 0) > (EXECUTION_STEP[execution.status] ?? 0)) return known;
+    this.executions.set(execution.id, { ...known, ...execution });
     return this.executions.get(execution.id);
+  }
+
+  /** A running answer waits while one of its tool calls waits for the person's decision. */
+  noteWaiting(messageId) {
+    const message = this.messages.get(messageId);
+    if (!message || !BUSY.has(message.status)) return;
+    const waiting = this.executionsFor(messageId).some((e) => e.status === "pending_approval");
+    if (waiting) message.status = "waiting";
+    else if (message.status === "waiting") message.status = "pending";
   }
 
   executionsFor(messageId) {

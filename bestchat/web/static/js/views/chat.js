@@ -13,6 +13,7 @@ import { Sidebar } from "../chat/sidebar.js";
 import { ConversationStore } from "../chat/store.js";
 import { broadcast, onBroadcast } from "../chat/tabsync.js";
 import { Thread } from "../chat/thread.js";
+import { ToolsMenu } from "../chat/tools-menu.js";
 import { errorText } from "../chat/message-view.js";
 
 const TYPING_SEND_EVERY_MS = 3000;
@@ -44,6 +45,7 @@ export class ChatPage {
       onStop: () => this.stop(),
       onTyping: () => this.typing(),
     });
+    this.toolsMenu = new ToolsMenu({ onChange: (disabled) => this.setDisabledTools(disabled) });
     this.title = h("h1", { class: "chat-title", text: "New chat" });
     this.typingNote = h("p", { class: "typing-note", attrs: { "aria-live": "polite" } });
     this.sidebarToggle = h("button", {
@@ -53,7 +55,7 @@ export class ChatPage {
     }, icon("menu"), " Chats");
     this.el = h("div", { class: "chat-page" }, this.sidebar.el,
       h("div", { class: "chat-main" },
-        h("div", { class: "chat-head" }, this.sidebarToggle, this.title),
+        h("div", { class: "chat-head" }, this.sidebarToggle, this.title, this.toolsMenu.el),
         this.thread.el, this.typingNote, this.composer.form));
     this.listen();
     this.loadConversations();
@@ -73,6 +75,7 @@ export class ChatPage {
     if (this.store && this.store.conversationId === id && id) return;
     this.store = new ConversationStore(id);
     this.modelPickedFor = null;
+    if (!id) this.toolsMenu.setDisabled([]);
     this.typingNote.textContent = "";
     this.setTitle();
     this.thread.show(this.store);
@@ -158,6 +161,7 @@ export class ChatPage {
     // Pick the conversation's model once when it opens; later updates keep the person's choice.
     if (conversation && this.modelPickedFor !== conversation.id) {
       this.composer.selectModel(conversation.model);
+      this.toolsMenu.setDisabled(conversation.disabled_tools);
       this.modelPickedFor = conversation.id;
     }
   }
@@ -178,7 +182,10 @@ export class ChatPage {
     this.composer.setBusy(true);
     try {
       if (!this.store.conversationId) {
-        const conversation = await api("POST", "/conversations", model ? { model } : {});
+        const disabled = this.toolsMenu.disabled;
+        const conversation = await api("POST", "/conversations", {
+          model, disabled_tools: disabled.length ? disabled : undefined,
+        });
         this.sidebar.upsert(conversation);
         broadcast({ type: "conversation.updated", conversation });
         this.store = new ConversationStore(conversation.id);
@@ -265,15 +272,25 @@ export class ChatPage {
     }
   }
 
+  /** Approve or deny a tool call; the answer carries the call's new state at once. */
   async decide(execution, decision, remember) {
-    const frame = { type: "approve", execution_id: execution.id, decision, remember };
-    if (this.socket.send(frame)) return;
+    const store = this.store;
     try {
-      await api("POST", `/tool-executions/${execution.id}/${decision}`, { remember });
+      const data = await api("POST", `/tool-executions/${execution.id}/${decision}`, { remember: Boolean(remember) });
+      if (store === this.store) this.onExecution(data.execution);
     } catch (error) {
       toast(friendlyError(error), { kind: "error" });
-      this.thread.update(execution.message_id);
+      if (store === this.store) this.thread.update(execution.message_id);
     }
+  }
+
+  /** The Tools menu's switches: the open chat's `disabled_tools` (kept for a new chat). */
+  async setDisabledTools(disabled) {
+    const id = this.store && this.store.conversationId;
+    if (!id) return;
+    const updated = await api("PATCH", `/conversations/${id}`, { disabled_tools: disabled });
+    this.sidebar.upsert(updated);
+    broadcast({ type: "conversation.updated", conversation: updated });
   }
 
   async rename(conversation, title) {
@@ -324,6 +341,7 @@ export class ChatPage {
     s.on("chunk", (e) => this.onChunk(e));
     s.on("message.completed", (e) => this.onFinished(e));
     s.on("message.failed", (e) => this.onFinished(e));
+    s.on("tool.call", (e) => this.onExecution(e.execution));
     s.on("tool.approval_required", (e) => this.onExecution(e.execution));
     s.on("tool.result", (e) => this.onExecution(e.execution));
     s.on("typing", (e) => this.onTyping(e));
@@ -398,7 +416,9 @@ export class ChatPage {
   onExecution(execution) {
     if (!execution || !this.store || !this.store.messages.has(execution.message_id)) return;
     this.store.trackExecution(execution);
+    this.store.noteWaiting(execution.message_id);
     this.thread.update(execution.message_id);
+    this.refreshBusy();
   }
 
   onTyping({ conversation_id: conversationId, user }) {
@@ -412,6 +432,8 @@ export class ChatPage {
   onConversation(conversation) {
     if (!conversation) return;
     this.sidebar.upsert(conversation);
-    if (this.isCurrent(conversation.id)) this.setTitle();
+    if (!this.isCurrent(conversation.id)) return;
+    this.setTitle();
+    if (conversation.disabled_tools) this.toolsMenu.setDisabled(conversation.disabled_tools);
   }
 }
