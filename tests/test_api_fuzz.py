@@ -55,8 +55,8 @@ def _memory_bus(app) -> None:
 
 
 def _known_objects(app, client) -> dict[str, list[str]]:
-    """A conversation with a finished exchange, a spare token and a provider config of the user:
-    path ids the fuzzer uses besides random ones."""
+    """A conversation with a finished exchange, a spare token, a provider config and a tool
+    approval choice of the user: path ids the fuzzer uses besides random ones."""
     conversation = client.post("/api/v1/conversations", json={"title": "fuzz"}).get_json()["id"]
     sent = client.post(f"/api/v1/conversations/{conversation}/messages", json={"content": "hello"})
     assert sent.status_code == 202, sent.get_json()
@@ -65,8 +65,11 @@ def _known_objects(app, client) -> dict[str, list[str]]:
     token = client.post("/api/v1/tokens", json={"name": "spare"}).get_json()["id"]
     provider = client.post("/api/v1/providers", json={"provider": "demo", "name": "fuzz"})
     assert provider.status_code == 201, provider.get_json()
+    approval = client.put("/api/v1/tool-approvals", json={"risk_level": "low", "decision": "ask"})
+    assert approval.status_code == 200, approval.get_json()
     return {"conversation_id": [conversation], "message_id": [answer, question], "token_id": [token],
-            "config_id": [provider.get_json()["id"]], "model": ["demo/demo"]}
+            "config_id": [provider.get_json()["id"]], "setting_id": [approval.get_json()["id"]],
+            "model": ["demo/demo"]}
 
 
 def _body_properties(operation) -> set[str]:

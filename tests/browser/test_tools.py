@@ -1,11 +1,12 @@
-"""Tools from the web UI, against a live server with the tools of ``tests/web_tools.py``
-installed as a plugin distribution: a question that needs a sum and a page fetched from a
-server on 127.0.0.1, the fetch approved in its card, the answer; the cards of past answers after
-a reload; the per-chat Tools switches; the "Tool approvals" settings and "Always allow".
+"""Tools from the web UI, against a live server with the built-in tools and those of
+``tests/web_tools.py`` (installed as a plugin distribution): a question that needs the
+calculator and a page fetched with ``url_fetch`` from a server on 127.0.0.1, the fetch approved
+in its card, the answer; the cards of past answers after a reload; Deny and "Always allow"; the
+per-chat Tools switches; the "Tool approvals" settings.
 
 The demo model calls the tools written in the message as ``[[name {json}]]``. Nothing here
-leaves the loopback interface: the page server listens on 127.0.0.1 and ``fetch_local``
-refuses any other address.
+leaves the loopback interface: the page server listens on 127.0.0.1, the one address the
+server's outbound policy lets a user's connections reach (``OUTBOUND_ALLOW``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def server(tmp_path_factory):
     """A live server whose plugins include the test tools (found through their entry point)."""
     site = tmp_path_factory.mktemp("web-tools-site")
     write_distribution(site, "bestchat-web-tools", "bestchat_web_tools", PLUGIN_SOURCE)
-    live = LiveServer()
+    live = LiveServer(OUTBOUND_ALLOW='["127.0.0.1/32"]')  # url_fetch may reach the page server
     live.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), live.env.get("PYTHONPATH")]))
     with live:
         yield live
@@ -39,7 +40,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page_server():
-    """A web page on 127.0.0.1 for ``fetch_local``; its URL."""
+    """A web page on 127.0.0.1 for ``url_fetch``; its URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the http.server API
@@ -74,21 +75,21 @@ def card(page, tool: str):
     return page.locator(f'section.toolcard[aria-label="Tool call: {tool}"]').last
 
 
-def test_a_question_that_needs_a_sum_and_an_approved_fetch(page, signed_in, page_server, watch):
-    ask(page, f'What is 6 + 36, and what does my page say? [[add {{"a": 6, "b": 36}}]] '
-               f'[[fetch_local {{"url": "{page_server}"}}]]')
-    fetch = card(page, "fetch_local")
+def test_a_question_that_needs_the_calculator_and_an_approved_url_fetch(page, signed_in, page_server, watch):
+    ask(page, f'What is 6*7, and what does my page say? [[calculator {{"expression": "6*7"}}]] '
+              f'[[url_fetch {{"url": "{page_server}"}}]]')
+    fetch = card(page, "url_fetch")
     fetch.get_by_text("Waiting for your approval").wait_for()
-    # The sum is low-risk: it ran without asking. The fetch waits, and so does the answer.
-    card(page, "add").get_by_text("Done").wait_for()
-    assert "42" in card(page, "add").inner_text()
+    # The calculator is low-risk: it ran without asking. The fetch waits, and so does the answer.
+    card(page, "calculator").get_by_text("Done").wait_for()
+    assert "42" in card(page, "calculator").inner_text()
     assert "risk: medium" in fetch.inner_text() and page_server in fetch.inner_text()
     assert "Waiting for your decision" in last_answer(page).inner_text()
     assert page.get_by_role("button", name="Stop generating").is_visible()
 
     fetch.get_by_role("button", name="Approve", exact=True).click()
     wait_done(page)
-    fetched = card(page, "fetch_local")
+    fetched = card(page, "url_fetch")
     assert "Done" in fetched.inner_text() and PAGE_TEXT in fetched.inner_text()
     assert not fetched.get_by_role("button", name="Approve", exact=True).count()
     text = answer_text(page)
@@ -97,9 +98,9 @@ def test_a_question_that_needs_a_sum_and_an_approved_fetch(page, signed_in, page
     # After a reload the answer shows its cards again, from the message list.
     page.reload()
     wait_done(page)
-    assert "42" in card(page, "add").inner_text()
-    assert PAGE_TEXT in card(page, "fetch_local").inner_text()
-    assert "Done" in card(page, "fetch_local").inner_text()
+    assert "42" in card(page, "calculator").inner_text()
+    assert PAGE_TEXT in card(page, "url_fetch").inner_text()
+    assert "Done" in card(page, "url_fetch").inner_text()
     assert watch.outside == [] and watch.dialogs == []
 
 
