@@ -355,3 +355,12 @@ def test_the_approve_frame_refuses_bad_unknown_and_other_users_ids(app, client, 
         reply = socket.ask({"type": "approve", "execution_id": call["id"], "decision": "approve"})
         assert (reply["type"], reply["code"]) == ("error", "not_pending")
     wait_status(client, answer, "complete", "failed")
+
+
+def test_stopping_a_waiting_answer_ends_it_and_its_call_can_no_longer_be_decided(client, user, tools, jobs):
+    _conversation, answer, call = pending_call(client)
+    response = client.post(f"/api/v1/messages/{answer}/cancel")
+    assert response.status_code == 200, response.get_json()
+    assert wait_status(client, answer, "cancelled", "complete", "failed") == "cancelled"
+    assert_error(client.post(f"/api/v1/tool-executions/{call['id']}/approve"), 409, "not_pending")
+    assert status_of(client, answer) == "cancelled"
