@@ -36,8 +36,9 @@ from bestchat.extensions import db
 from bestchat.models import Conversation, Message, UsageLog
 from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
-from bestchat.providers.base import Finish, ProviderError, TextDelta, Usage
+from bestchat.providers.base import Finish, ProviderError, TextDelta, ToolCall, Usage
 from bestchat.services import titles
+from bestchat.services.client_tools import FINISH_REASON, client_tools_of, tool_calls_part
 from bestchat.services.conversations import announce
 from bestchat.streaming.frame_writer import CANCEL, END, STOPPED, Live, running
 from bestchat.store import Claimed, get_store
@@ -83,6 +84,9 @@ class Generation:
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
         self.store = get_store(app)
+        # The tools an OpenAI-compatible client offers and runs itself, and the model's calls.
+        self.client_tools = client_tools_of(start.parts)
+        self.client_calls: list[ToolCall] = []
 
     @property
     def seq(self) -> int:
@@ -151,7 +155,9 @@ class Generation:
         live, received = self.live, self.running.received
         with self.app.app_context():
             try:
-                for target, event in registry.stream_with_failover(targets, self.prompt, options):
+                tools, tool_choice = self.client_tools or (None, None)
+                for target, event in registry.stream_with_failover(targets, self.prompt, options,
+                                                                   tools=tools, tool_choice=tool_choice):
                     live.last_event = time.monotonic()
                     self.target = target
                     if isinstance(event, TextDelta):
@@ -161,6 +167,8 @@ class Generation:
                         self.usage = event
                     elif isinstance(event, Finish):
                         self.finish_reason = event.reason
+                    elif isinstance(event, ToolCall) and self.client_tools is not None:
+                        self.client_calls.append(event)
                     else:
                         log.info("generation of %s: ignoring %s (not supported yet)",
                                  self.key, type(event).__name__)
@@ -197,6 +205,10 @@ class Generation:
     def _end_complete(self) -> None:
         usage = self._usage()
         renamed: list[Any] = []
+        calls = {}
+        if self.client_calls:  # returned to the client, which runs them
+            calls = {"parts": [*self.start.parts, tool_calls_part(self.client_calls)]}
+            self.finish_reason = FINISH_REASON
 
         def on_finished(message: Message) -> None:
             self._log_usage(message, usage)
@@ -209,7 +221,7 @@ class Generation:
         message = self.store.finish(
             self.message_id, MessageStatus.COMPLETE, from_statuses=_STREAMING, usage=_usage_json(usage),
             finish_reason=self.finish_reason, on_finished=on_finished, content=self._content(),
-            last_seq=self.seq, token_count=usage.completion_tokens, **self._served())
+            last_seq=self.seq, token_count=usage.completion_tokens, **calls, **self._served())
         if message is None:
             raise _Stopped()
         for conversation in renamed:
