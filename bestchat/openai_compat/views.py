@@ -115,7 +115,9 @@ def chat_completions():
     answer = ConversationManager(g.user).start_from_transcript(
         chat.transcript, model=chat.model, system_prompt=chat.system_prompt,
         settings={**chat.options, "created_via": CREATED_VIA},
-        answer_parts=[client_tools_part(chat.tools, chat.tool_choice)] if chat.tools else None)
+        # Every /v1 answer carries the client's tools (maybe none), so the server's own tools
+        # are never offered to a /v1 caller: it runs what it asked for itself.
+        answer_parts=[client_tools_part(chat.tools or [], chat.tool_choice if chat.tools else None)])
     answer_id, message_id, conversation_id = answer.id, str(answer.id), str(answer.conversation_id)
     subscriber = follow_answer(answer)
     completion = Completion(f"chatcmpl-{message_id}", int(time.time()), chat.model)
