@@ -10,6 +10,11 @@ Rows, each timed from the call to the result in this process:
                             namespaces (``--unshare-all``), no binds beyond /usr and the prefix
 * ``run_tool, none``     - ``run_tool`` with TOOL_SANDBOX="none": a plain child with the limits
 * ``run_tool, bwrap``    - ``run_tool`` with bubblewrap: the path every medium/high tool takes
+* ``pipeline, no tool``  - send -> ``complete`` through the embedded server (SQLite, in-process
+                            job, the demo model at full speed), an answer without a tool
+* ``pipeline, one tool round`` - the same with one round: the model calls the trivial tool
+                            (auto-approved), it runs in the sandbox, the model answers again
+                            (overhead = minus ``pipeline, no tool``)
 
 Overhead = the row's percentile minus the direct call's. Results go to
 ``benchmarks/results/tool_bench-<stamp>.json`` (raw: every sample) and ``.md`` (the table).
@@ -98,13 +103,15 @@ def main() -> None:
     rows["run_tool, none"] = sample(lambda: checked(plain_cfg, low), args.runs)
     if status.available:
         rows["run_tool, bwrap"] = sample(lambda: checked(bwrap_cfg, tool), args.runs)
+    rows.update(pipeline_rows(low, args.runs))
     direct = rows["direct call"]
     table = []
     for name, values in rows.items():
+        base = rows["pipeline, no tool"] if name == "pipeline, one tool round" else direct
         p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
         table.append({"row": name, "runs": len(values), "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-                      "overhead_p50_ms": round(p50 - percentile(direct, 0.5), 2),
-                      "overhead_p95_ms": round(p95 - percentile(direct, 0.95), 2)})
+                      "overhead_p50_ms": round(p50 - percentile(base, 0.5), 2),
+                      "overhead_p95_ms": round(p95 - percentile(base, 0.95), 2)})
     results = {
         "stamp": stamp, "command": " ".join([".venv/bin/python", "benchmarks/tool_bench.py", *sys.argv[1:]]),
         "machine": f"{os.cpu_count()} cores, {os.uname().release}, python {sys.version.split()[0]}",
@@ -117,6 +124,56 @@ def main() -> None:
     (RESULTS / f"tool_bench-{stamp}.json").write_text(json.dumps(results, indent=1))
     (RESULTS / f"tool_bench-{stamp}.md").write_text(text)
     print(text)
+
+
+def pipeline_rows(tool: Any, runs: int) -> dict[str, list[float]]:
+    """Send -> complete through an embedded server, without and with one tool round."""
+    import tempfile
+
+    import gevent
+
+    from bestchat import create_app, plugins
+    from bestchat.extensions import db
+    from bestchat.hookspecs import hookimpl
+    from bestchat.models import Message
+    from bestchat.testing.client import Client
+
+    folder = Path(tempfile.mkdtemp(prefix="tool-bench-"))
+    app = create_app({"INSTANCE_PATH": folder / "instance", "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
+                      "REDIS_URL": None, "TESTING": True, "RATELIMIT_SEND_PER_USER": "1000000/60"})
+    with app.app_context():
+        db.create_all()
+
+    class BenchTools:
+        @hookimpl
+        def register_tools(self, register):
+            register(tool)
+
+    plugins.register_plugin(BenchTools(), "tool-bench")
+    client = Client(app)
+    client.signup("bench@example.com", "correct horse battery")
+    conversation = client.post("/api/v1/conversations", {"model": "demo/demo",
+                                                         "settings": {"tokens_per_second": 0}}).get_json()["id"]
+
+    def answer(content: str) -> None:
+        sent = client.post(f"/api/v1/conversations/{conversation}/messages", {"content": content})
+        key = sent.get_json()["assistant_message"]["id"]
+        with app.app_context():
+            import uuid  # noqa: PLC0415
+
+            while True:
+                status = db.session.scalar(db.select(Message.status).where(Message.id == uuid.UUID(key)))
+                db.session.commit()
+                if status in ("complete", "failed", "cancelled"):
+                    assert status == "complete", status
+                    return
+                gevent.sleep(0.0005)
+
+    try:
+        return {"pipeline, no tool": sample(lambda: answer("hi"), runs),
+                "pipeline, one tool round": sample(lambda: answer(f'[[{tool.name} {{"text": "hi"}}]]'), runs)}
+    finally:
+        plugins.unregister_plugin("tool-bench")
 
 
 def markdown(results: dict[str, Any]) -> str:

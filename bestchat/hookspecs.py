@@ -48,7 +48,10 @@ def register_tools(register: Callable[[Tool | Callable[..., Any]], None]) -> Non
     """Register tools the model may call: ``register(tool)`` once per tool.
 
     :param register: takes a :class:`bestchat.tools.base.Tool`, or a typed function with a
-        docstring (made into a ``Tool`` named after the function, risk ``"low"``).
+        docstring (made into a ``Tool`` named after the function; risk ``"low"`` unless the
+        :func:`bestchat.tools.base.tool` decorator says otherwise). The function runs in a
+        sandboxed child process: a module-level function of an importable module, taking the
+        JSON arguments as keyword arguments and returning a JSON value.
 
     Results: return values are ignored; registrations are collected into
     ``bestchat.plugins.get_tools()`` (tool name -> ``Tool``).

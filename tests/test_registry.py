@@ -254,3 +254,20 @@ def test_http_test_endpoint(client, user, fake_openai, app):
             client.put(f"/api/v1/providers/{good['id']}", {"base_url": strict.url})
             response = client.post(f"/api/v1/providers/{good['id']}/test")
     assert response.get_json()["ok"] is False and KEY not in response.get_data(as_text=True)
+
+
+def test_tool_choice_reaches_a_provider_only_when_given():
+    class Choosy(ScriptedProvider):
+        seen: list[dict] = []
+
+        def stream(self, model, messages, *, options=None, tools=None, tool_choice=None):
+            Choosy.seen.append({"tools": tools, "tool_choice": tool_choice})
+            yield Finish()
+
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    choosy = Target("scripted", "m", None, Choosy([]))
+    collect(stream_with_failover([choosy], MESSAGES, tools=tools, tool_choice="required"))
+    assert Choosy.seen == [{"tools": tools, "tool_choice": "required"}]
+    # A provider whose stream() has no tool_choice argument still works without one.
+    plain = scripted(Finish())
+    assert collect(stream_with_failover([plain], MESSAGES, tools=tools)) == [(plain.config_id, Finish())]

@@ -20,7 +20,7 @@ from bestchat.services import tools as tool_service
 from bestchat.tools.sandbox import isolation
 from tests import loop_tools
 from tests.chat_fakes import jobs, wait_for  # noqa: F401
-from tests.test_messages import API, new_conversation, row, send, stream_events
+from tests.test_messages import API, new_conversation, row, send, sse, stream_events
 
 
 class LoopTools:
@@ -81,7 +81,9 @@ def test_a_low_risk_tool_runs_and_its_result_reaches_the_answer(app, client, use
                      ("tool.result", "succeeded"), ("chunk", None), ("message.completed", None)]
     tool_events = [e for e in stream_events(app, answer) if e["type"].startswith("tool.")]
     assert all(e["seq"] == 1 and e["conversation_id"] == conversation for e in tool_events)
-    # A replay after the first chunk still holds the tool events, in order, then the rest.
+    # SSE serves the same events; a replay after the first chunk still holds the tool events,
+    # in order, then the rest.
+    assert [frame[2]["type"] for frame in sse(client, answer)] == [kind for kind, _status in kinds]
     assert [e["type"] for e in stream_events(app, answer, after=1)] == [
         "tool.call", "tool.call", "tool.result", "chunk", "message.completed"]
     with app.app_context():

@@ -3,10 +3,13 @@
 An answer is followed as REST's SSE endpoint follows one (:mod:`bestchat.streaming.follow`:
 replay + live, each chunk exactly once) and streamed by the same writer
 (:mod:`bestchat.streaming.sse`), with OpenAI's payloads. Streaming, each ``chunk`` event becomes
-a ``chat.completion.chunk`` with ``delta.content``; ``message.completed`` becomes the chunk
-with ``finish_reason`` (then the ``usage`` chunk when asked for, then ``data: [DONE]``), and
-``message.failed`` an SSE ``data: {"error": ...}`` line before the stream closes. Not
-streaming, the terminal event becomes one ``chat.completion`` or the failure's error.
+a ``chat.completion.chunk`` with ``delta.content``; ``message.completed`` becomes one chunk
+per tool call the answer ends with (``delta.tool_calls``, when the model called the client's
+tools), then the chunk with ``finish_reason`` (then the ``usage`` chunk when asked for, then
+``data: [DONE]``), and ``message.failed`` an SSE ``data: {"error": ...}`` line before the stream
+closes. Not streaming, the terminal event becomes one ``chat.completion`` (with
+``message.tool_calls`` when there are calls) or the failure's error. The calls come from the
+answer's parts, which the terminal event carries (:mod:`bestchat.services.client_tools`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from flask import Response
 
 from bestchat.error_responses import FAILED_GENERATION, headers_of, json_response, openai_body, status_of
 from bestchat.errors import DomainError
+from bestchat.services.client_tools import FINISH_REASON, tool_calls_of
 from bestchat.streaming import events, sse
 from bestchat.streaming.bus import Delivery
 from bestchat.streaming.subscriber import Subscriber
@@ -71,7 +75,11 @@ class Completion:
 
     def completion(self, terminal: dict[str, Any]) -> dict[str, Any]:
         """The ``chat.completion`` for the answer's ``message.completed`` event."""
-        message = {"role": "assistant", "content": terminal["message"]["content"], "refusal": None}
+        content, calls = terminal["message"]["content"], tool_calls_of(terminal["message"].get("parts"))
+        message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else content),
+                                   "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
         return {**self._base("chat.completion", [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason_of(terminal)}]),
             "usage": usage_of(terminal)}
@@ -82,8 +90,17 @@ class Completion:
 
 
 def finish_reason_of(terminal: dict[str, Any]) -> str:
-    """The provider's reason; ``stop`` when unknown, and for an answer cancelled elsewhere."""
-    return terminal.get("finish_reason") or "stop"
+    """The provider's reason; when unknown ``tool_calls`` for an answer with calls, else
+    ``stop`` (also for an answer cancelled elsewhere)."""
+    if terminal.get("finish_reason"):
+        return terminal["finish_reason"]
+    return FINISH_REASON if tool_calls_of(terminal["message"].get("parts")) else "stop"
+
+
+def tool_call_deltas(terminal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``delta`` of each streamed tool call of the answer: its ``index`` and the whole call."""
+    return [{"tool_calls": [{"index": index, **call}]}
+            for index, call in enumerate(tool_calls_of(terminal["message"].get("parts")))]
 
 
 def usage_of(terminal: dict[str, Any]) -> dict[str, int]:
@@ -120,7 +137,8 @@ def stream(subscriber: Subscriber, message_id: str, completion: Completion, *, i
         if event["type"] == events.CHUNK:
             return [_data(completion.chunk({"content": event["delta"]}, with_usage=include_usage))]
         if event["type"] == events.COMPLETED:
-            last = [_data(completion.chunk({}, finish_reason_of(event), with_usage=include_usage))]
+            last = [_data(completion.chunk(delta, with_usage=include_usage)) for delta in tool_call_deltas(event)]
+            last.append(_data(completion.chunk({}, finish_reason_of(event), with_usage=include_usage)))
             if include_usage:
                 last.append(_data(completion.usage_chunk(event)))
             return [*last, sse.frame("[DONE]")]

@@ -23,11 +23,12 @@ from bestchat.errors import Invalid, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.openai_compat import bp
-from bestchat.openai_compat.parsing import MODEL_MAX, InvalidRequest, read_chat_request
+from bestchat.openai_compat.parsing import MODEL_MAX, TOOLS_MAX, InvalidRequest, read_chat_request
 from bestchat.openai_compat.replies import Completion, failure_response, stream, wait_for_end
 from bestchat.providers import registry
 from bestchat.providers.base import ProviderError, ProviderOptions
 from bestchat.security.authn import login_required
+from bestchat.services.client_tools import client_tools_part
 from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import events, sse
 from bestchat.streaming.follow import follow_answer
@@ -42,11 +43,25 @@ CONVERSATION_HEADER = "X-BestChat-Conversation-Id"
 # ProviderOptions' own (the ones parsing checks them against).
 _OPTIONS = ProviderOptions.model_json_schema()["properties"]
 _TEXT_PARTS = array(obj({"type": string(enum=["text"]), "text": string()}, ("type", "text")))
+_FUNCTION_CALL = obj({"id": string(), "type": string(enum=["function"]),
+                      "function": obj({"name": string(), "arguments": string()}, ("name", "arguments"))},
+                     ("id", "function"))
+_TOOL = obj({"type": string(enum=["function"]),
+             "function": obj({"name": string(64, pattern="^[A-Za-z0-9_-]{1,64}$"), "description": string(),
+                              "parameters": {"type": "object"}, "strict": nullable({"type": "boolean"})},
+                             ("name",))}, ("type", "function"))
 CHAT_REQUEST = obj({
     "model": string(MODEL_MAX, minLength=1),
-    "messages": {**array(obj({"role": string(enum=["system", "developer", "user", "assistant"]),
-                              "content": {"anyOf": [string(), _TEXT_PARTS]}}, ("role", "content"))),
+    "messages": {**array(obj({"role": string(enum=["system", "developer", "user", "assistant", "tool"]),
+                              "content": {"anyOf": [string(), _TEXT_PARTS, {"type": "null"}]},
+                              "tool_calls": array(_FUNCTION_CALL), "tool_call_id": string()}, ("role",))),
                  "minItems": 1},
+    "tools": {**array(_TOOL), "maxItems": TOOLS_MAX},
+    "tool_choice": {"anyOf": [string(enum=["none", "auto", "required"]),
+                              obj({"type": string(enum=["function"]), "function": obj({"name": string()}, ("name",))},
+                                  ("type", "function")),
+                              {"type": "null"}]},
+    "parallel_tool_calls": nullable({"type": "boolean"}),
     "stream": nullable({"type": "boolean"}),
     "stream_options": nullable(obj({"include_usage": nullable({"type": "boolean"})})),
     "temperature": _OPTIONS["temperature"], "top_p": _OPTIONS["top_p"],
@@ -86,9 +101,12 @@ def get_model(model: str):
 def chat_completions():
     """Create a chat completion (OpenAI-compatible), streamed as server-sent chunks with ``stream``.
 
-    Body: {model, messages, stream?, stream_options?.include_usage, temperature?, top_p?,
-    max_tokens? | max_completion_tokens?, n? (1 only)}; other fields are ignored. Each call is
-    stored as a new conversation of the token's user (its id in ``X-BestChat-Conversation-Id``).
+    Body: {model, messages, tools?, tool_choice?, parallel_tool_calls?, stream?,
+    stream_options?.include_usage, temperature?, top_p?, max_tokens? | max_completion_tokens?,
+    n? (1 only)}; other fields are ignored. Each call is stored as a new conversation of the
+    token's user (its id in ``X-BestChat-Conversation-Id``). With ``tools`` the model may answer
+    with ``tool_calls`` (``finish_reason`` ``tool_calls``): the client runs them and sends the
+    results back as ``tool`` messages; the server runs nothing.
     """
     chat = read_chat_request()
     refused = _refusal_of_model(g.user, chat.model)
@@ -96,7 +114,10 @@ def chat_completions():
         return refused
     answer = ConversationManager(g.user).start_from_transcript(
         chat.transcript, model=chat.model, system_prompt=chat.system_prompt,
-        settings={**chat.options, "created_via": CREATED_VIA})
+        settings={**chat.options, "created_via": CREATED_VIA},
+        # Every /v1 answer carries the client's tools (maybe none), so the server's own tools
+        # are never offered to a /v1 caller: it runs what it asked for itself.
+        answer_parts=[client_tools_part(chat.tools or [], chat.tool_choice if chat.tools else None)])
     answer_id, message_id, conversation_id = answer.id, str(answer.id), str(answer.conversation_id)
     subscriber = follow_answer(answer)
     completion = Completion(f"chatcmpl-{message_id}", int(time.time()), chat.model)

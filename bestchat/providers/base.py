@@ -177,7 +177,22 @@ class Provider:
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
-        """Yield events for one completion. ``messages`` are OpenAI-style role/content dicts;
-        ``tools`` are OpenAI-style function schemas. Raise a :class:`ProviderError` on failure."""
+               tools: list[dict[str, Any]] | None = None,
+               tool_choice: Any = None) -> Iterator[Event]:
+        """Yield events for one completion; raise a :class:`ProviderError` on failure.
+
+        ``messages`` are OpenAI chat messages: ``{"role", "content"}`` for ``system``, ``user``
+        and ``assistant``; an assistant message that called tools has ``"tool_calls": [{"id",
+        "type": "function", "function": {"name", "arguments": <JSON text>}}]`` (its ``content``
+        may be None), and each call's result follows as ``{"role": "tool", "tool_call_id",
+        "content"}``.
+
+        ``tools`` (None: none offered) are OpenAI's ``[{"type": "function", "function":
+        {"name", "description", "parameters": <JSON Schema>}}]``; ``tool_choice`` is OpenAI's
+        too (``"none"``, ``"auto"``, ``"required"`` or ``{"type": "function", "function":
+        {"name"}}``) and is passed only when the caller sets one: a provider without the
+        argument still works, without it. A model's calls are yielded as :class:`ToolCall`
+        events after its text, each once complete (id, name and the parsed arguments), then
+        :class:`Usage` and :class:`Finish` (reason ``tool_calls``). Set ``supports_tools`` when
+        the provider passes tools on."""
         raise NotImplementedError

@@ -311,8 +311,13 @@ def _invalid_setting(name: str, reason: str) -> Invalid:
 
 def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
                          options: ProviderOptions | dict[str, Any] | None = None,
-                         tools: list[dict[str, Any]] | None = None) -> Iterator[tuple[Target, Event]]:
+                         tools: list[dict[str, Any]] | None = None,
+                         tool_choice: Any = None) -> Iterator[tuple[Target, Event]]:
     """Yield ``(target, event)`` from the first target that answers.
+
+    ``tools`` and ``tool_choice`` are passed to the provider (OpenAI's shapes, see
+    :meth:`Provider.stream`); ``tool_choice`` only when given, so providers whose ``stream``
+    does not take it keep working without it.
 
     A retryable :class:`ProviderError` before a target's first event moves on to the next
     target; any error after the first event, or a non-retryable one, propagates. When every
@@ -322,12 +327,14 @@ def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
     if not targets:
         raise ValueError("stream_with_failover needs at least one target")
     last_error: ProviderError | None = None
+    choice = {} if tool_choice is None else {"tool_choice": tool_choice}
     for target in targets:
         started = False
         events: Iterator[Event] | None = None
         try:
             events = target.provider.stream(target.model, messages,
-                                            options=_options(target.provider, options), tools=tools)
+                                            options=_options(target.provider, options), tools=tools,
+                                            **choice)
             for event in events:
                 started = True
                 yield target, event

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select
@@ -45,11 +45,22 @@ from bestchat.streaming import events, get_bus
 
 log = logging.getLogger(__name__)
 
+# The roles a transcript may end with: a question, or a tool's result for the answer before it.
+TRANSCRIPT_ENDS = ("user", "tool")
 UPDATABLE = ("title", "model", "system_prompt", "settings", "disabled_tools")
 # Answers no job is running: a cancel ends them at once (a running one is stopped by its job).
 NOT_RUNNING = CLAIMABLE | {MessageStatus.WAITING}
 # Messages written together get created_at one tick apart, so the newest is always the last.
 TICK = timedelta(microseconds=1)
+
+
+class TranscriptMessage(NamedTuple):
+    """One message of a transcript: its role (``user``, ``assistant`` or ``tool``), its text
+    and its parts (tool calls and results: :mod:`bestchat.services.client_tools`)."""
+
+    role: str
+    content: str
+    parts: Sequence[dict[str, Any]] = ()
 
 
 class ConversationManager:
@@ -182,33 +193,42 @@ class ConversationManager:
             _announce_and_start(answer, [question, answer], client_id, before_announce)
             return question, answer
 
-    def start_from_transcript(self, transcript: list[tuple[str, str]], *, model: str | None = None,
-                              system_prompt: str | None = None,
-                              settings: dict[str, Any] | None = None) -> Message:
+    def start_from_transcript(self, transcript: list[TranscriptMessage | tuple[str, str]], *,
+                              model: str | None = None, system_prompt: str | None = None,
+                              settings: dict[str, Any] | None = None,
+                              answer_parts: list[dict[str, Any]] | None = None) -> Message:
         """A new conversation from a whole transcript at once (how OpenAI-style clients talk):
-        every ``(role, content)`` but the last stored as a complete message, the last (a user
-        message) sent as usual, all together. Titled after the first user message. Returns
-        the pending (or queued) answer."""
-        *history, (role, content) = transcript
-        if role != "user":
-            raise ValueError("a transcript must end with a user message")
-        _check_content(content)
-        first = next(text for speaker, text in transcript if speaker == "user")
+        every message but the last stored as a complete message, the last (a user message, or
+        the ``tool`` message with a tool's result for the answer before it) sent as usual, all
+        together. Messages are :class:`TranscriptMessage` (or ``(role, content)`` pairs); the
+        answer gets ``answer_parts``. Titled after the first user message. Returns the pending
+        (or queued) answer."""
+        said = [TranscriptMessage(*message) for message in transcript]
+        last = said[-1]
+        if last.role not in TRANSCRIPT_ENDS:
+            raise ValueError("a transcript must end with a user or a tool message")
+        if last.role == "user":
+            _check_content(last.content)
+        else:
+            _check_length(last.content)
+        first = next((message.content for message in said if message.role == "user"), "")
         with self._admitting() as admitting:
             now = utcnow()
             conversation = Conversation(id=uuid.uuid4(), user_id=self.user.id, title=short_title(first),
                                         provider=None, model=model, system_prompt=system_prompt,
                                         settings=settings or {}, created_at=now,
-                                        updated_at=now + len(history) * TICK)
+                                        updated_at=now + (len(said) - 1) * TICK)
             messages: list[Message] = []
             parent_id: uuid.UUID | None = None
-            for index, (speaker, text) in enumerate([*history, (role, content)]):
-                message = _new_message(conversation_id=conversation.id, parent_id=parent_id, role=speaker,
-                                       content=text, status=MessageStatus.COMPLETE, created_at=now + index * TICK)
-                messages.append(message)
-                parent_id = message.id
+            for index, message in enumerate(said):
+                stored = _new_message(conversation_id=conversation.id, parent_id=parent_id, role=message.role,
+                                      content=message.content, parts=list(message.parts),
+                                      status=MessageStatus.COMPLETE, created_at=now + index * TICK)
+                messages.append(stored)
+                parent_id = stored.id
             question = messages[-1]
             answer = _answer(admitting, question, model)
+            answer.parts = list(answer_parts or [])
             self._store(Exchange(self.user.id, [*messages, answer], conversation=conversation), admitting)
             _announce_and_start(answer, [question, answer])
             return answer
@@ -379,6 +399,10 @@ def _end_unstarted(answer: Message) -> None:
 def _check_content(content: str) -> None:
     if not isinstance(content, str) or not content.strip():
         raise Invalid("missing_field", "'content' must not be empty")
+    _check_length(content)
+
+
+def _check_length(content: str) -> None:
     limit = current_app.config["MESSAGE_MAX_CHARS"]
     if len(content) > limit:
         raise Invalid("invalid_field", f"'content' is longer than {limit} characters")

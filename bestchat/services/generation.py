@@ -40,6 +40,7 @@ from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, ToolCall, Usage
 from bestchat.services import titles, tool_rules
+from bestchat.services.client_tools import FINISH_REASON, client_tools_of, tool_calls_part
 from bestchat.services.conversations import announce
 from bestchat.services.tool_loop import Paused, RoundUsage, ToolLoop, close_open_calls
 from bestchat.streaming.frame_writer import CANCEL, END, STOPPED, Live, running
@@ -91,6 +92,9 @@ class Generation:
         self.store = get_store(app)
         self.tools: ToolLoop | None = None
         self.rounds: list[RoundUsage] = []  # this job's model rounds
+        # The tools an OpenAI-compatible client offers and runs itself, and the model's calls.
+        self.client_tools = client_tools_of(start.parts)
+        self.client_calls: list[ToolCall] = []
 
     @property
     def seq(self) -> int:
@@ -125,7 +129,8 @@ class Generation:
             self.prompt = plugins.run_before_generate(conversation, self.prompt)
             db.session.commit()  # ends the read transaction: no connection held while streaming
         targets = registry.resolve_targets(start.user_id, start.model, start.configs)
-        offered = tool_rules.offered_tools(start.disabled_tools) if targets and targets[0].provider.supports_tools else []
+        offered = tool_rules.offered_tools(start.disabled_tools) \
+            if targets and targets[0].provider.supports_tools and self.client_tools is None else []
         if offered or any(part.get("type") == "tool_round" for part in start.parts):
             self.tools = ToolLoop(self.app, message_id=start.message_id, conversation_id=start.conversation_id,
                                   user_id=start.user_id, tools=offered, parts=start.parts,
@@ -174,6 +179,9 @@ class Generation:
                         return
                 while True:
                     text, calls = self._model_round(targets, options)
+                    if calls and self.client_tools is not None:
+                        self.client_calls = calls  # returned to the client, which runs them
+                        self.finish_reason = FINISH_REASON
                     if not calls or tools is None:
                         break
                     if self._next_step(tools.run_round(text, calls, self.rounds[-1]), live):
@@ -191,10 +199,11 @@ class Generation:
         """Stream one model round: its text (published as it comes) and the calls it asks for."""
         live, received = self.live, self.running.received
         usage = self._round(self.tools.next_round if self.tools is not None else 0)
-        tools = self.tools.schemas if self.tools is not None else None
+        tools, tool_choice = self.client_tools or (self.tools.schemas if self.tools is not None else None, None)
         text: list[str] = []
         calls: list[ToolCall] = []
-        for target, event in registry.stream_with_failover(targets, self.prompt, options, tools=tools):
+        for target, event in registry.stream_with_failover(targets, self.prompt, options, tools=tools,
+                                                           tool_choice=tool_choice):
             live.last_event = time.monotonic()
             self.target = usage.target = target
             if isinstance(event, TextDelta):
@@ -314,7 +323,10 @@ class Generation:
             close_open_calls(self.message_id)
 
     def _parts(self) -> dict[str, Any]:
-        """The answer's ``parts`` when it made tool rounds (kept as its record)."""
+        """The answer's ``parts`` when it made tool rounds (kept as its record), or with the
+        calls an OpenAI-compatible client is to run."""
+        if self.client_calls:
+            return {"parts": [*self.start.parts, tool_calls_part(self.client_calls)]}
         return {"parts": self.tools.all_parts()} if self.tools is not None and self.tools.rounds else {}
 
 

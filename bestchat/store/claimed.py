@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from bestchat.models.message_status import MessageStatus
 from bestchat.providers.registry import ConfigValues
 from bestchat.services.branches import ancestry
+from bestchat.services.client_tools import tool_call_id_of, tool_calls_of
 from bestchat.store.columns import CLAIMED_CONVERSATION, CLAIMED_MESSAGE
 
 
@@ -43,7 +44,7 @@ class Claimed:
     system_prompt: str | None
     settings: dict[str, Any]
     disabled_tools: list[str]  # tools the owner switched off for the conversation
-    history: list[dict[str, str]]  # the branch before the answer: ``{"role", "content"}``
+    history: list[dict[str, Any]]  # the branch before the answer, as OpenAI messages (:func:`history`)
     configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
 
 
@@ -60,11 +61,27 @@ def claimed(message_id: uuid.UUID, row: Mapping[str, Any], entries: Iterable[Bra
                    **values)
 
 
-def history(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[dict[str, str]]:
-    """The branch ending at ``parent_id``, oldest first, without failed or empty answers. Ids
-    are compared as text (a JSON aggregate gives them as text)."""
+def history(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """The branch ending at ``parent_id``, oldest first, as OpenAI messages: ``{"role",
+    "content"}``; an assistant message that called tools (a ``tool_calls`` part) with its
+    ``tool_calls`` (``content`` None when empty); a ``tool`` message with its ``tool_call_id``.
+    Failed or empty answers are left out. Calls no ``tool`` message of the branch answers (an
+    answer that ended with calls for an OpenAI-compatible client, continued as a chat) are left
+    out too, as a model refuses unanswered calls. Ids are compared as text (a JSON aggregate
+    gives them as text)."""
     by_id = {str(entry.id): entry for entry in entries}
     chain = ancestry(by_id, str(parent_id) if parent_id else None,
                      lambda entry: str(entry.parent_id) if entry.parent_id else None)
-    return [{"role": entry.role, "content": entry.content} for entry in chain
-            if not (entry.role == "assistant" and (entry.status == MessageStatus.FAILED or not entry.content))]
+    answered = {tool_call_id_of(entry.parts) for entry in chain if entry.role == "tool"}
+    messages: list[dict[str, Any]] = []
+    for entry in chain:
+        if entry.role == "tool":
+            messages.append({"role": "tool", "tool_call_id": tool_call_id_of(entry.parts),
+                             "content": entry.content})
+            continue
+        calls = tool_calls_of(entry.parts) if entry.role == "assistant" else []
+        if calls and all(call.get("id") in answered for call in calls):
+            messages.append({"role": "assistant", "content": entry.content or None, "tool_calls": calls})
+        elif not (entry.role == "assistant" and (entry.status == MessageStatus.FAILED or not entry.content)):
+            messages.append({"role": entry.role, "content": entry.content})
+    return messages

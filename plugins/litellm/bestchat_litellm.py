@@ -111,7 +111,8 @@ class LiteLLMProvider(Provider):
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+               tools: list[dict[str, Any]] | None = None,
+               tool_choice: Any = None) -> Iterator[Event]:
         litellm = load_litellm()
         options = options or self.Options()
         # Never let litellm fall back to keys in the server's environment (OPENAI_API_KEY...):
@@ -120,6 +121,8 @@ class LiteLLMProvider(Provider):
         kwargs = options.model_dump(exclude={"timeout"}, exclude_none=True)
         if tools:
             kwargs["tools"] = [t if "type" in t else {"type": "function", "function": t} for t in tools]
+            if tool_choice is not None:
+                kwargs["tool_choice"] = tool_choice
         family = self._family(litellm, model)
         client = None
         try:

@@ -71,6 +71,20 @@ def test_assembles_streamed_tool_calls(provider, fake_openai):
                            ToolCall("call_b", "get_time", {})]
     assert events[-1] == Finish("tool_calls")
     assert fake_openai.requests[-1].body["tools"] == [{"type": "function", "function": tool}]
+    assert "tool_choice" not in fake_openai.requests[-1].body
+
+
+def test_sends_tool_choice_and_a_tool_round_in_openai_shape(provider, fake_openai):
+    tool = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+    choice = {"type": "function", "function": {"name": "get_time"}}
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]
+    list(provider.stream("openai/gpt-4o-mini", messages, tools=[tool], tool_choice=choice))
+    body = fake_openai.requests[-1].body
+    assert (body["tools"], body["tool_choice"]) == ([tool], choice)
+    sent = [{k: v for k, v in m.items() if v is not None} for m in messages]  # (litellm drops a null content)
+    assert body["messages"] == sent
 
 
 @pytest.mark.parametrize("model, error_class, status", [

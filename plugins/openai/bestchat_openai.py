@@ -70,14 +70,15 @@ class OpenAIProvider(Provider):
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+               tools: list[dict[str, Any]] | None = None,
+               tool_choice: Any = None) -> Iterator[Event]:
         options = options or self.Options()
         base_url = self.settings.base_url or DEFAULT_BASE_URL
         key = self.settings.api_key
         host = urlsplit(base_url).netloc or base_url
         if not key and not self.settings.base_url:
             raise ProviderAuthError(f"{host}: no API key configured")
-        body = request_body(model, messages, options, tools)
+        body = request_body(model, messages, options, tools, tool_choice)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         connect_timeout = min(CONNECT_TIMEOUT, options.timeout)
         try:
@@ -138,13 +139,16 @@ def _head(chunks: Iterable[bytes]) -> bytes:
 
 
 def request_body(model: str, messages: list[dict[str, Any]], options: ProviderOptions,
-                 tools: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The JSON of a streaming chat completion request with usage reporting on."""
+                 tools: list[dict[str, Any]] | None, tool_choice: Any = None) -> dict[str, Any]:
+    """The JSON of a streaming chat completion request with usage reporting on; ``tool_choice``
+    only with tools."""
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     body.update(options.model_dump(exclude={"timeout"}, exclude_none=True))
     if tools:
         body["tools"] = [t if "type" in t else {"type": "function", "function": t} for t in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
     return body
 
 

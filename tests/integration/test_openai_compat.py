@@ -6,11 +6,13 @@ Each mode starts its processes once for the module. Timeouts are safety bounds o
 
 from __future__ import annotations
 
+import json
 
 import openai
 import pytest
 from bestchat_demo import reply_to
 
+from bestchat.testing.fake_openai import FakeOpenAI, Script
 from tests.integration.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -102,3 +104,47 @@ def test_leaving_a_stream_cancels_the_answer_and_the_server_keeps_serving(sdk, a
     assert stored["status"] == "cancelled"
     assert stored["content"].startswith(received) and stored["content"] != reply_to(long_question)
     assert sdk.chat.completions.create(model="demo/demo", messages=MESSAGES).choices[0].message.content == reply_to(MESSAGES)
+
+
+def test_an_agent_gets_tool_calls_and_sends_the_results_back(sdk, alice):
+    """tools -> tool_calls (streamed and not) -> the client's results -> the model's answer, through
+    the ``openai`` provider to a fake OpenAI server in this process."""
+    tools = [{"type": "function", "function": {"name": "get_time", "description": "The time in a zone",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"zone": {"type": "string"}}}}}]
+    question = [{"role": "user", "content": "What time is it in Paris?"}]
+    call = {"id": "call_1", "name": "get_time", "arguments": {"zone": "Europe/Paris"}}
+    with FakeOpenAI() as upstream:
+        created = alice.api("POST", "/providers", json={"provider": "openai", "api_key": "sk-fake-0123456789",
+                                                         "base_url": upstream.url, "enabled_models": ["fake-model"]})
+        assert created.status_code == 201, created.text
+        try:
+            upstream.enqueue(Script(content="", tool_calls=[call]), Script(content="It is noon."))
+            choice = sdk.chat.completions.create(model="openai/fake-model", messages=question, tools=tools,
+                                                 tool_choice="auto").choices[0]
+            assert choice.finish_reason == "tool_calls" and choice.message.content is None
+            (made,) = choice.message.tool_calls
+            assert (made.id, made.function.name, json.loads(made.function.arguments)) == (
+                "call_1", "get_time", {"zone": "Europe/Paris"})
+            results = [{"role": "assistant", "content": None, "tool_calls": [made.model_dump()]},
+                       {"role": "tool", "tool_call_id": made.id, "content": "12:00"}]
+            answer = sdk.chat.completions.create(model="openai/fake-model", messages=question + results,
+                                                 tools=tools)
+            assert answer.choices[0].message.content == "It is noon."
+            sent = upstream.requests[-1].body
+            assert sent["tools"] == tools and sent["messages"][1:] == [
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "get_time", "arguments": json.dumps({"zone": "Europe/Paris"})}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]
+
+            upstream.enqueue(Script(content="Let me check.", tool_calls=[call]))
+            chunks = list(sdk.chat.completions.create(model="openai/fake-model", messages=question, tools=tools,
+                                                      stream=True))
+            deltas = [c.choices[0].delta for c in chunks if c.choices]
+            assert "".join(d.content or "" for d in deltas) == "Let me check."
+            streamed = [t for d in deltas for t in d.tool_calls or ()]
+            assert [(t.index, t.id, t.function.name) for t in streamed] == [(0, "call_1", "get_time")]
+            assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+        finally:
+            alice.api("DELETE", f"/providers/{created.json()['id']}")
