@@ -14,7 +14,7 @@ from bestchat import plugins
 from bestchat.errors import Conflict, NotFound
 from bestchat.extensions import db
 from bestchat.hookspecs import hookimpl
-from bestchat.models import AuditLog, AutoApprovalSetting, Message, ToolExecution, UsageLog
+from bestchat.models import AuditLog, AutoApprovalSetting, ToolExecution, UsageLog
 from bestchat.reaper import reap
 from bestchat.services import tools as tool_service
 from bestchat.tools.sandbox import isolation

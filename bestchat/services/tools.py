@@ -71,16 +71,21 @@ def sandbox_json() -> dict[str, Any]:
 
 # ---- decisions --------------------------------------------------------------------------
 
+def owned(model: type, user_id: uuid.UUID, key: Any, what: str) -> Any:
+    """The user's row ``key`` of ``model``; :class:`NotFound` for an unknown id, a malformed
+    one or another user's (the same answer: nothing leaks)."""
+    try:
+        row = db.session.get(model, uuid.UUID(str(key)))
+    except ValueError:
+        raise NotFound(what) from None
+    if row is None or row.user_id != user_id:
+        raise NotFound(what)
+    return row
+
+
 def execution_of(user_id: uuid.UUID, execution_id: Any) -> ToolExecution:
     """The user's call ``execution_id``; :class:`NotFound` for an unknown or another user's."""
-    try:
-        key = uuid.UUID(str(execution_id))
-    except ValueError:
-        raise NotFound("tool execution") from None
-    execution = db.session.get(ToolExecution, key)
-    if execution is None or execution.user_id != user_id:
-        raise NotFound("tool execution")
-    return execution
+    return owned(ToolExecution, user_id, execution_id, "tool execution")
 
 
 def decide(user_id: uuid.UUID, execution_id: Any, decision: str, remember: bool = False) -> ToolExecution:
@@ -191,13 +196,7 @@ def set_auto_approval(user_id: uuid.UUID, *, tool: str | None = None, risk_level
 
 
 def delete_auto_approval(user_id: uuid.UUID, setting_id: Any) -> None:
-    try:
-        key = uuid.UUID(str(setting_id))
-    except ValueError:
-        raise NotFound("tool approval setting") from None
-    setting = db.session.get(AutoApprovalSetting, key)
-    if setting is None or setting.user_id != user_id:
-        raise NotFound("tool approval setting")
+    setting = owned(AutoApprovalSetting, user_id, setting_id, "tool approval setting")
     db.session.delete(setting)
     audit.record("tool.auto_approval", user_id, "tool" if setting.tool else "risk_level",
                  setting.tool or setting.risk_level, decision="deleted")

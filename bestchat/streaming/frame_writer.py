@@ -142,8 +142,12 @@ class Running:
             live.settle(CANCEL)
 
     def remove(self, live: Live) -> None:
-        self.live.pop(live.key, None)
-        self._dirty.pop(live.key, None)
+        """Stop tracking ``live`` (not a later generation of the same message: an answer that
+        paused for a tool approval may already be resumed by another job)."""
+        if self.live.get(live.key) is live:
+            del self.live[live.key]
+        if self._dirty.get(live.key) is live:
+            del self._dirty[live.key]
 
     def received(self, live: Live, text: str) -> None:
         """Text from the provider: published with the next batch (dropped once the generation
