@@ -89,6 +89,7 @@ import httpx  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 from bestchat.testing.processes import free_port, stop_group, wait_for  # noqa: E402
+from git_state import git_state  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -930,17 +931,6 @@ def config_default(name: str) -> Any:
     import runpy
 
     return runpy.run_path(str(REPO / "config" / "defaults.py")).get(name)
-
-
-def git_state() -> dict[str, Any]:
-    """The commit measured, and how many files differed from it (read-only git calls)."""
-    def run(*argv: str) -> str:
-        try:
-            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {"commit": run("rev-parse", "HEAD"),
-            "changed_files": [line[3:] for line in run("status", "--porcelain").splitlines()]}
 
 
 def parse_args() -> argparse.Namespace:

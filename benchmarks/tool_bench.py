@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from git_state import git_state
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(REPO))
@@ -188,17 +190,6 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {row['row']} | {row['runs']} | {row['p50_ms']} | {row['p95_ms']} | "
                      f"{row['overhead_p50_ms']} | {row['overhead_p95_ms']} |")
     return "\n".join(lines) + "\n"
-
-
-def git_state() -> dict[str, Any]:
-    """The commit measured, and how many files differed from it (read-only git calls)."""
-    def run(*argv: str) -> str:
-        try:
-            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {"commit": run("rev-parse", "HEAD"),
-            "changed_files": [line[3:] for line in run("status", "--porcelain").splitlines()]}
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,8 +43,6 @@ from bestchat.serializers import tool_execution_json
 from bestchat.services import audit, tool_rules
 from bestchat.streaming import events
 from bestchat.tools.base import Tool, ToolArgumentsInvalid
-
-log = logging.getLogger(__name__)
 
 ROUND_PART = "tool_round"
 # The most of a tool's result (as JSON text) a model is given back.
@@ -96,6 +92,7 @@ class ToolLoop:
         self.parts = [part for part in parts if part.get("type") != ROUND_PART]
         self.rounds = [part for part in parts if part.get("type") == ROUND_PART]
         self.max_rounds = int(app.config["TOOLS_MAX_ROUNDS"])
+        self._standing: tuple[dict[str, str], dict[str, str]] | None = None  # read on first need
 
     @property
     def schemas(self) -> list[dict[str, Any]]:
@@ -165,7 +162,7 @@ class ToolLoop:
             execution.expires_at = now + timedelta(seconds=float(self.app.config["TOOL_APPROVAL_TIMEOUT"]))
 
     def _choices(self) -> tuple[dict[str, str], dict[str, str]]:
-        if not hasattr(self, "_standing"):
+        if self._standing is None:
             self._standing = tool_rules.standing_choices(self.user_id)
         return self._standing
 
@@ -216,18 +213,11 @@ class ToolLoop:
         execution.status, execution.started_at = ExecutionStatus.RUNNING.value, utcnow()
         db.session.commit()
         self._publish(events.TOOL_CALL, execution)
-        started = time.monotonic()
-        try:
-            outcome = run_tool(tool, execution.arguments, config=self.app.config,
-                               context=tool_rules.run_context(self.app.config, tool))
-        except Exception as error:  # noqa: BLE001 - a sandbox failure is the call's failure
-            log.exception("tool %s could not be run", tool.name)
-            status, result, error_text = ExecutionStatus.FAILED, None, f"the tool could not be run ({type(error).__name__})"
-        else:
-            status = {"succeeded": ExecutionStatus.SUCCEEDED, "timed_out": ExecutionStatus.TIMED_OUT}.get(
-                outcome.status, ExecutionStatus.FAILED)
-            result, error_text = outcome.result, outcome.error
-        elapsed = int((time.monotonic() - started) * 1000)
+        outcome = run_tool(tool, execution.arguments, config=self.app.config,  # never raises
+                           context=tool_rules.run_context(self.app.config, tool))
+        status = {"succeeded": ExecutionStatus.SUCCEEDED, "timed_out": ExecutionStatus.TIMED_OUT}.get(
+            outcome.status, ExecutionStatus.FAILED)
+        result, error_text, elapsed = outcome.result, outcome.error, outcome.duration_ms
         execution.status, execution.finished_at, execution.duration_ms = status.value, utcnow(), elapsed
         execution.result = result if status == ExecutionStatus.SUCCEEDED else None
         execution.error = error_text if status != ExecutionStatus.SUCCEEDED else None

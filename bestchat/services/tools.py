@@ -40,11 +40,6 @@ DECISIONS = {"approve": ExecutionStatus.APPROVED, "deny": ExecutionStatus.DENIED
 
 # ---- what a user may use ----------------------------------------------------------------
 
-def available_tools(user_id: uuid.UUID) -> list[Tool]:
-    """The tools enabled on this server, in name order."""
-    return [tool for _name, tool in sorted(tool_rules.enabled_tools().items())]
-
-
 def runnable(tool: Tool) -> bool:
     """Whether this server's sandbox can run ``tool`` (a risky tool needs isolation)."""
     return tool.risk in runnable_risks(current_app.config)
@@ -61,7 +56,7 @@ def list_tools(user_id: uuid.UUID) -> list[dict[str, Any]]:
     choices = tool_rules.standing_choices(user_id)
     db.session.commit()
     return [tool_json(tool, decision=tool_rules.decision_for(tool, choices).value)
-            for tool in available_tools(user_id)]
+            for tool in tool_rules.offered_tools(())]
 
 
 def sandbox_json() -> dict[str, Any]:
@@ -83,17 +78,12 @@ def owned(model: type, user_id: uuid.UUID, key: Any, what: str) -> Any:
     return row
 
 
-def execution_of(user_id: uuid.UUID, execution_id: Any) -> ToolExecution:
-    """The user's call ``execution_id``; :class:`NotFound` for an unknown or another user's."""
-    return owned(ToolExecution, user_id, execution_id, "tool execution")
-
-
 def decide(user_id: uuid.UUID, execution_id: Any, decision: str, remember: bool = False) -> ToolExecution:
     """Approve or deny the user's waiting call; with ``remember``, the choice stands for the
     tool from now on (``always`` / ``never``, within the operator's ceiling)."""
     if decision not in DECISIONS:
         raise Invalid("invalid_field", "'decision' must be 'approve' or 'deny'", param="decision")
-    execution = execution_of(user_id, execution_id)
+    execution = owned(ToolExecution, user_id, execution_id, "tool execution")
     status = DECISIONS[decision]
     changed = db.session.execute(
         update(ToolExecution)
@@ -162,10 +152,12 @@ def expire_approvals(limit: int = 500) -> int:
         audit.record("tool.decide", None, "tool_execution", execution_id, tool=tool,
                      decision="timed_out", owner_id=str(user_id))
     db.session.commit()
-    waiting = set(db.session.scalars(select(Message.id).where(
-        Message.status == MessageStatus.WAITING.value)).all())
+    undecided = select(ToolExecution.id).where(
+        ToolExecution.message_id == Message.id, ToolExecution.status == ExecutionStatus.PENDING_APPROVAL.value)
+    ready = set(db.session.scalars(select(Message.id).where(
+        Message.status == MessageStatus.WAITING.value, ~undecided.exists()).limit(limit)).all())
     db.session.commit()
-    for message_id in waiting | {message_id for _id, message_id, _user, _tool in expired}:
+    for message_id in ready:
         resume_if_decided(message_id)
     return len(expired)
 
