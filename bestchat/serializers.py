@@ -34,7 +34,8 @@ def conversation_json(conversation: Conversation) -> dict:
         "id": str(conversation.id), "title": conversation.title,
         "provider": conversation.provider, "model": conversation.model,
         "system_prompt": conversation.system_prompt, "settings": conversation.settings or {},
-        "disabled_tools": conversation.disabled_tools or [], **_stamps(conversation),
+        "disabled_tools": conversation.disabled_tools or [],
+        "context_strategy": conversation.context_strategy or None, **_stamps(conversation),
     }
 
 
@@ -45,7 +46,7 @@ def message_json(message: Message) -> dict:
         "role": message.role, "content": message.content, "parts": message.parts or [],
         "status": message.status, "error": message.error, "error_code": message.error_code, "token_count": message.token_count,
         "provider": message.provider, "model": message.model, "last_seq": message.last_seq,
-        **_stamps(message),
+        "meta": message.meta or {}, **_stamps(message),
     }
 
 

@@ -80,8 +80,44 @@ BLOCK_PLUGINS = ""
 # Log every plugin hook call (BESTCHAT_TRACE_PLUGINS=1).
 TRACE_PLUGINS = False
 
-# Where uploaded files are stored (relative paths are under the instance folder).
+# ---- uploads (docs/uploads.md) ----
+# Where uploaded files are stored: "local" (UPLOAD_FOLDER; relative paths are under the
+# instance folder, which every web and worker process must share) or "s3" (any
+# S3-compatible store: the UPLOAD_S3_* settings).
+UPLOAD_STORAGE = "local"
 UPLOAD_FOLDER = "uploads"
+UPLOAD_S3_BUCKET = None
+UPLOAD_S3_ENDPOINT_URL = None
+UPLOAD_S3_REGION = None
+UPLOAD_S3_ACCESS_KEY_ID = None
+UPLOAD_S3_SECRET_ACCESS_KEY = None
+UPLOAD_S3_PREFIX = "uploads/"
+# The largest file one upload may be (bytes); larger ones are refused with 413.
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+# The most text kept of one file for the model (characters; the rest is cut, and said so).
+UPLOAD_TEXT_MAX_CHARS = 2_000_000
+# A DOCX (a zip) whose parts would unpack to more than this is refused (zip bombs).
+UPLOAD_UNZIPPED_MAX_BYTES = 100 * 1024 * 1024
+
+# ---- long conversations (docs/context.md) ----
+# The strategies that fit a conversation into its model's window, in order, when the
+# conversation chooses none; whatever they do, the prompt never exceeds the budget.
+CONTEXT_STRATEGIES = ["compress", "summarize", "truncate"]
+# A model's input window when neither its provider, litellm's model map nor the provider
+# config (option "context_window") knows it.
+CONTEXT_DEFAULT_WINDOW = 8192
+# Tokens kept free for the answer (the answer's max_tokens when set), at most a quarter of
+# the window.
+CONTEXT_ANSWER_RESERVE = 4096
+# What an image costs in a prompt (tokens).
+CONTEXT_IMAGE_TOKENS = 1000
+# The tiktoken encoding of models whose provider names none.
+CONTEXT_DEFAULT_ENCODING = "o200k_base"
+# The longest summary the summarize strategy asks for (tokens).
+CONTEXT_SUMMARY_MAX_TOKENS = 1024
+# The compress strategy leaves the newest turns alone, and shortens only what is longer.
+CONTEXT_COMPRESS_KEEP_TURNS = 2
+CONTEXT_COMPRESS_MIN_TOKENS = 200
 
 # The model used when a message names none, as "<provider>/<model>" (the offline demo works
 # with no key and no network).

@@ -23,6 +23,9 @@ class Conversation(IdMixin, TimestampMixin, Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Tools the owner switched off for this conversation (names); every other enabled tool is offered.
     disabled_tools: Mapped[list[Any]] = mapped_column(default=list)
+    # The context strategies (names, in order) that fit this conversation into its model's
+    # window; None: the server's CONTEXT_STRATEGIES.
+    context_strategy: Mapped[list[Any] | None] = mapped_column(default=None)
 
     messages: Mapped[list["Message"]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
@@ -50,5 +53,8 @@ class Message(IdMixin, TimestampMixin, Base):
     provider: Mapped[str | None] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(200))
     last_seq: Mapped[int] = mapped_column(default=0)
+    # What the server noted about an answer: ``context`` (the strategies that ran, the tokens
+    # sent, the window and budget: :mod:`bestchat.context`).
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -354,7 +354,8 @@ def _new_message(**values: Any) -> Message:
     flush before another row can point at it and no read-back after it is stored."""
     fields: dict[str, Any] = {"id": uuid.uuid4(), "parent_id": None, "content": "", "parts": [],
                               "error": None, "error_code": None, "token_count": None,
-                              "provider": None, "model": None, "last_seq": 0}
+                              "provider": None, "model": None, "last_seq": 0,
+                              "meta": {}}
     fields.update(values)
     fields.setdefault("updated_at", fields["created_at"])
     return Message(**fields)
