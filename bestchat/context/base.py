@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Protocol
 
+from bestchat.errors import Invalid
+
 
 @dataclass(frozen=True)
 class FilePiece:
@@ -151,3 +153,15 @@ class ContextStrategy:
         """The items to send, closer to (or within) ``situation.budget``; None when this
         strategy has nothing to do. Called only while the items are over the budget."""
         raise NotImplementedError
+
+
+class ContextTooLong(Invalid):
+    """Even what must be sent (the system prompt and the newest message, with its files) does
+    not fit the model's window: the send is refused (400 ``context_length_exceeded``)."""
+
+    def __init__(self, needed: int, budget: int):
+        super().__init__("context_length_exceeded",
+                         f"the message needs {needed:,} tokens but the model accepts at most {budget:,} "
+                         "(its window less the room kept for the answer); shorten it or attach less",
+                         details={"needed": needed, "budget": budget})
+        self.needed, self.budget = needed, budget

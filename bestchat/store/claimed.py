@@ -24,6 +24,7 @@ class BranchEntry(NamedTuple):
     status: str
     content: str
     parts: Any
+    token_count: int | None = None  # counted when the message was written (None: not counted)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Claimed:
     system_prompt: str | None
     settings: dict[str, Any]
     disabled_tools: list[str]  # tools the owner switched off for the conversation
+    context_strategy: list[str] | None  # the conversation's context strategies (None: the default)
+    branch: list[BranchEntry]  # the messages before the answer, oldest first
     history: list[dict[str, Any]]  # the branch before the answer, as OpenAI messages (:func:`history`)
     configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
 
@@ -57,21 +60,26 @@ def claimed(message_id: uuid.UUID, row: Mapping[str, Any], entries: Iterable[Bra
     values["settings"] = dict(values["settings"] or {})
     values["parts"] = list(values["parts"] or [])
     values["disabled_tools"] = list(values["disabled_tools"] or [])
-    return Claimed(message_id=message_id, history=history(entries, values["parent_id"]), configs=configs,
-                   **values)
+    values["context_strategy"] = list(values["context_strategy"]) if values["context_strategy"] else None
+    chain = branch(entries, values["parent_id"])
+    return Claimed(message_id=message_id, branch=chain, history=history(chain), configs=configs, **values)
 
 
-def history(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[dict[str, Any]]:
-    """The branch ending at ``parent_id``, oldest first, as OpenAI messages: ``{"role",
+def branch(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[BranchEntry]:
+    """The branch ending at ``parent_id``, oldest first. Ids are compared as text (a JSON
+    aggregate gives them as text)."""
+    by_id = {str(entry.id): entry for entry in entries}
+    return ancestry(by_id, str(parent_id) if parent_id else None,
+                    lambda entry: str(entry.parent_id) if entry.parent_id else None)
+
+
+def history(chain: list[BranchEntry]) -> list[dict[str, Any]]:
+    """A branch (:func:`branch`) as OpenAI messages: ``{"role",
     "content"}``; an assistant message that called tools (a ``tool_calls`` part) with its
     ``tool_calls`` (``content`` None when empty); a ``tool`` message with its ``tool_call_id``.
     Failed or empty answers are left out. Calls no ``tool`` message of the branch answers (an
     answer that ended with calls for an OpenAI-compatible client, continued as a chat) are left
-    out too, as a model refuses unanswered calls. Ids are compared as text (a JSON aggregate
-    gives them as text)."""
-    by_id = {str(entry.id): entry for entry in entries}
-    chain = ancestry(by_id, str(parent_id) if parent_id else None,
-                     lambda entry: str(entry.parent_id) if entry.parent_id else None)
+    out too, as a model refuses unanswered calls."""
     answered = {tool_call_id_of(entry.parts) for entry in chain if entry.role == "tool"}
     messages: list[dict[str, Any]] = []
     for entry in chain:

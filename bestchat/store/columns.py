@@ -40,7 +40,7 @@ MESSAGE = _columns(Message)
 CONVERSATION = _columns(Conversation)
 
 CLAIMED_MESSAGE = ("conversation_id", "parent_id", "model", "last_seq", "content", "parts")
-CLAIMED_CONVERSATION = ("user_id", "title", "system_prompt", "settings", "disabled_tools")
+CLAIMED_CONVERSATION = ("user_id", "title", "system_prompt", "settings", "disabled_tools", "context_strategy")
 
 
 def names(columns: Iterable[Column]) -> str:
