@@ -13,6 +13,7 @@ can help: :class:`bestchat.context.base.ContextTooLong`.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -85,8 +86,8 @@ def run_chain(items: list[Item], *, budget: int, chain: Iterable[str],
         if problem:
             log.error("context strategy %r broke a rule (%s); its result is ignored", name, problem)
             continue
-        if result.items == current:
-            continue
+        if len(result.items) == len(current) and all(a is b or a == b for a, b in zip(result.items, current)):
+            continue  # nothing changed
         current = list(result.items)
         ran.append(Ran(name, dict(result.note or {}), before, total(current)))
     before = total(current)
@@ -111,9 +112,7 @@ def broken_rule(before: list[Item], result: Any) -> str | None:
     if not isinstance(result.note, dict):
         return "its note is not a dict"
     index = {_key(item): i for i, item in enumerate(before)}
-    groups: dict[int, set[int]] = {}
-    for i, item in enumerate(before):
-        groups.setdefault(item.group, set()).add(i)
+    groups = Counter(item.group for item in before)  # group -> how many items it has
     first_pinned = next((i for i, item in enumerate(before) if item.pinned and item.kind != "system"), len(before))
     kept: list[int] = []
     for item in result.items:
@@ -125,12 +124,15 @@ def broken_rule(before: list[Item], result: Any) -> str | None:
                 return "added an item that is not a summary"
             if item.group in groups:
                 return "added a summary in an existing group"
-            if any(k >= first_pinned for k in kept):
+            if kept and kept[-1] >= first_pinned:
                 return "added a summary after the newest user message"
             continue
         if kept and i <= kept[-1]:
             return "changed the order of the items"
         original = before[i]
+        kept.append(i)
+        if item is original:
+            continue
         if item.pinned != original.pinned or (original.pinned and item != original):
             return "changed a pinned item"
         if (item.role, item.group, item.turn, item.kind, item.tool_calls, item.tool_call_id) != (
@@ -138,14 +140,12 @@ def broken_rule(before: list[Item], result: Any) -> str | None:
             return "changed an item's role, group, turn, kind or tool calls"
         if item.tokens > original.tokens:
             return "made an item longer"
-        kept.append(i)
     present = set(kept)
-    missing = [i for i, item in enumerate(before) if item.pinned and i not in present]
-    if missing:
+    if any(item.pinned and i not in present for i, item in enumerate(before)):
         return "dropped a pinned item"
-    for members in groups.values():
-        if present & members and not members <= present:
-            return "split a group"
+    sent = Counter(before[i].group for i in kept)
+    if any(groups[group] != n for group, n in sent.items()):
+        return "split a group"
     return None
 
 

@@ -75,7 +75,7 @@ def build_items(branch: Iterable[Any], uploads: dict[str, UploadFacts], *, syste
     turn: int | None = None
     for entry in entries:
         index = len(items)
-        calls = tool_calls_of(entry.parts) if entry.role == "assistant" else []
+        calls = tool_calls_of(entry.parts) if entry.role == "assistant" and entry.parts else []
         if calls and not all(call.get("id") in answered for call in calls):
             calls = []  # unanswered calls are not sent; the text is, as for any answer
         if entry.role == "assistant" and not calls and (entry.status == MessageStatus.FAILED or not entry.content):
@@ -104,6 +104,8 @@ def build_items(branch: Iterable[Any], uploads: dict[str, UploadFacts], *, syste
 
 def _attachments(parts: Any) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     """A user message's file parts and ``image_url`` parts (priced by :func:`_price_attachments`)."""
+    if not parts:
+        return (), ()
     files = [part for part in parts or () if isinstance(part, dict) and part.get("type") == FILE and part.get("upload_id")]
     images = [part for part in parts or () if isinstance(part, dict) and part.get("type") == IMAGE_URL and part.get("url")]
     return tuple(files), tuple(images)

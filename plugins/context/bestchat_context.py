@@ -66,7 +66,7 @@ class Compress(ContextStrategy):
                 tokens = message_tokens(reference, count)
                 if tokens < item.text_tokens:
                     changes.update(text=reference, text_tokens=tokens)
-            files = tuple(_shortened(piece, min_tokens, count) for piece in item.files)
+            files = tuple(_shortened(piece, min_tokens, count) for piece in item.files) if item.files else ()
             if files != item.files:
                 changes["files"] = files
             if changes:
