@@ -23,7 +23,7 @@ import bestchat_context
 from bestchat.context.base import (ContextStrategy, ContextTooLong, FilePiece, Fitted, ImagePiece, Item, Summary,
                                    SummaryUnavailable, total)
 from bestchat.context.chain import run_chain
-from bestchat.context.fitting import keep_newest, pinned_tokens
+from bestchat.context.fitting import keep_newest, pinned_tokens, units
 from bestchat.context.items import UploadFacts, build_items
 from bestchat.context.render import render
 from bestchat.context.tokens import count_text, message_tokens
@@ -244,6 +244,18 @@ def test_keep_newest_keeps_the_newest_whole_turns_that_fit(conversation, data):
     newest_turn = items[dropped[-1]].turn
     unit = [item for item in items if item.turn == newest_turn and not item.pinned]
     assert total(kept) + total(unit) > budget
+
+
+def test_a_group_spanning_turns_is_kept_or_dropped_whole():
+    def item(i, role, turn, group, tokens=10, pinned=False):
+        return Item(role, f"m{i}", tokens, f"m{i}", group=group, turn=turn, pinned=pinned)
+    # A call in turn 0 answered after the user message of turn 2 (a client's late result).
+    items = [item(0, "user", 0, 0), item(1, "assistant", 0, 1), item(2, "user", 2, 2),
+             item(3, "tool", 2, 1), item(4, "assistant", 2, 4), item(5, "user", 5, 5), item(6, "assistant", 5, 6),
+             item(7, "user", 7, 7, pinned=True)]
+    assert units(items) == [[0, 1, 2, 3, 4], [5, 6], [7]]
+    assert [i.message_id for i in keep_newest(items, 40)] == ["m5", "m6", "m7"]
+    assert len(keep_newest(items, 80)) == 8
 
 
 def test_the_same_inclusion_rules_as_history():

@@ -64,10 +64,10 @@ def run_chain(items: list[Item], *, budget: int, chain: Iterable[str],
     if needed > budget:
         raise ContextTooLong(needed, budget)
     current = list(items)
+    tokens = total(current)
     ran: list[Ran] = []
     for name in chain:
-        before = total(current)
-        if before <= budget:
+        if tokens <= budget:
             break
         strategy = strategies.get(name)
         if strategy is None:
@@ -88,19 +88,19 @@ def run_chain(items: list[Item], *, budget: int, chain: Iterable[str],
             continue
         if len(result.items) == len(current) and all(a is b or a == b for a, b in zip(result.items, current)):
             continue  # nothing changed
-        current = list(result.items)
-        ran.append(Ran(name, dict(result.note or {}), before, total(current)))
-    before = total(current)
-    if before > budget:
+        current, before, tokens = list(result.items), tokens, total(result.items)
+        ran.append(Ran(name, dict(result.note or {}), before, tokens))
+    if tokens > budget:
         kept = keep_newest(current, budget)
         if len(kept) < len(current):
-            ran.append(Ran(GUARD, {"dropped": len(current) - len(kept)}, before, total(kept)))
+            before, tokens = tokens, total(kept)
+            ran.append(Ran(GUARD, {"dropped": len(current) - len(kept)}, before, tokens))
         current = kept
     sent = {item.message_id for item in current if item.message_id is not None}
     summary_id = None
     for step in ran:
         summary_id = step.note.get("summary_id", summary_id)
-    return Assembled(items=current, ran=ran, tokens=total(current), budget=budget,
+    return Assembled(items=current, ran=ran, tokens=tokens, budget=budget,
                      dropped=[item.message_id for item in items if item.message_id is not None and item.message_id not in sent],
                      summary_id=str(summary_id) if summary_id is not None else None)
 
@@ -111,14 +111,14 @@ def broken_rule(before: list[Item], result: Any) -> str | None:
         return f"returned {type(result).__name__}, not Fitted"
     if not isinstance(result.note, dict):
         return "its note is not a dict"
-    index = {_key(item): i for i, item in enumerate(before)}
+    index = {(item.message_id if item.message_id is not None else _key(item)): i for i, item in enumerate(before)}
     groups = Counter(item.group for item in before)  # group -> how many items it has
     first_pinned = next((i for i, item in enumerate(before) if item.pinned and item.kind != "system"), len(before))
     kept: list[int] = []
     for item in result.items:
         if not isinstance(item, Item):
             return f"returned {type(item).__name__}, not Item"
-        i = index.get(_key(item))
+        i = index.get(item.message_id if item.message_id is not None else _key(item))
         if i is None:
             if item.kind != "summary" or item.message_id is not None or item.pinned:
                 return "added an item that is not a summary"
@@ -150,7 +150,6 @@ def broken_rule(before: list[Item], result: Any) -> str | None:
 
 
 def _key(item: Item) -> tuple[Any, ...]:
-    """What identifies an item across a strategy's change (a message by its id)."""
-    if item.message_id is not None:
-        return ("message", item.message_id)
+    """What identifies an item that is not a message (a message: its id) across a strategy's
+    change."""
     return (item.kind, item.role, item.text)

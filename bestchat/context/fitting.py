@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bestchat.context.base import ContextTooLong, Item, total
+from bestchat.context.base import ContextTooLong, Item
 from bestchat.context.tokens import MESSAGE_OVERHEAD
 
 # What precedes a summary's text in the prompt (a system message).
@@ -44,24 +44,39 @@ def message_tokens(text: str, count: Callable[[str], int]) -> int:
 def units(items: list[Item]) -> list[list[int]]:
     """The indexes of ``items`` in truncation units, oldest first: each a turn (or several
     turns a group joins), in the order the units start. Pinned items are in their units too."""
-    first: dict[int, int] = {}  # turn -> its unit's key (the first turn it was merged with)
-    group_turn: dict[int, int] = {}
+    unit_of: dict[int, list[int]] = {}  # turn -> its unit
+    group_turn: dict[int, int] = {}  # group -> the turn it was first seen in
+    for index, item in enumerate(items):
+        turn = item.turn
+        if group_turn.setdefault(item.group, turn) != turn:
+            return _joined_units(items)  # a group spans turns (rare): join them
+        unit = unit_of.get(turn)
+        if unit is None:
+            unit_of[turn] = [index]
+        else:
+            unit.append(index)
+    return sorted(unit_of.values(), key=lambda unit: unit[0])
+
+
+def _joined_units(items: list[Item]) -> list[list[int]]:
+    """:func:`units` when groups join turns: union-find over the turns."""
+    parent: dict[int, int] = {}
 
     def root(turn: int) -> int:
-        while first.get(turn, turn) != turn:
-            turn = first[turn]
+        while parent.get(turn, turn) != turn:
+            turn = parent[turn]
         return turn
 
+    group_turn: dict[int, int] = {}
     for item in items:
-        first.setdefault(item.turn, item.turn)
-        seen = group_turn.setdefault(item.group, item.turn)
-        a, b = root(seen), root(item.turn)
+        parent.setdefault(item.turn, item.turn)
+        a, b = root(group_turn.setdefault(item.group, item.turn)), root(item.turn)
         if a != b:
-            first[b] = a
-    order: dict[int, list[int]] = {}
+            parent[b] = a
+    joined: dict[int, list[int]] = {}
     for index, item in enumerate(items):
-        order.setdefault(root(item.turn), []).append(index)
-    return sorted(order.values(), key=lambda unit: unit[0])
+        joined.setdefault(root(item.turn), []).append(index)
+    return sorted(joined.values(), key=lambda unit: unit[0])
 
 
 def pinned_tokens(items: list[Item]) -> int:
@@ -71,7 +86,10 @@ def pinned_tokens(items: list[Item]) -> int:
 def newest_fitting(items: list[Item], budget: int) -> list[int]:
     """The indexes kept by :func:`keep_newest` (pinned items and the newest whole units that
     fit ``budget``), ascending. May exceed ``budget`` only when the pinned items do."""
-    room = budget - pinned_tokens(items)
+    return _newest_fitting(items, budget - pinned_tokens(items))
+
+
+def _newest_fitting(items: list[Item], room: int) -> list[int]:
     kept: list[int] = []
     scanning = True
     for unit in reversed(units(items)):
@@ -89,9 +107,14 @@ def keep_newest(items: list[Item], budget: int) -> list[Item]:
     """The pinned items and the newest whole turns that fit ``budget`` (newest first; the first
     turn that does not fit ends the scan), in their order. Never splits a group. Raises
     :class:`ContextTooLong` when the pinned items alone exceed ``budget``."""
-    needed = pinned_tokens(items)
-    if needed > budget:
-        raise ContextTooLong(needed, budget)
-    if total(items) <= budget:
+    pinned = unpinned = 0
+    for item in items:
+        if item.pinned:
+            pinned += item.tokens
+        else:
+            unpinned += item.tokens
+    if pinned > budget:
+        raise ContextTooLong(pinned, budget)
+    if pinned + unpinned <= budget:
         return list(items)
-    return [items[i] for i in newest_fitting(items, budget)]
+    return [items[i] for i in _newest_fitting(items, budget - pinned)]
