@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "bestchat"
 # Distributions shipped in this repository's plugins/ directory (trusted in SAFE_MODE).
-FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm", "bestchat-tools"})
+FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm", "bestchat-tools",
+                         "bestchat-context"})
 
 Status = Literal["loaded", "failed", "blocked"]
 

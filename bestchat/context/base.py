@@ -73,6 +73,8 @@ class Item:
 
     @property
     def tokens(self) -> int:
+        if not self.files and not self.images:  # most items: no generator to build (prompt assembly is hot)
+            return self.text_tokens
         return self.text_tokens + sum(f.tokens for f in self.files) + sum(i.tokens for i in self.images)
 
     def but(self, **changes: Any) -> "Item":
