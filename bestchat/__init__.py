@@ -1,9 +1,9 @@
 """BestChat: a self-hosted, plugin-based LLM chat server.
 
 ``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
-the stream bus, the job dispatcher and the admission (each chosen once, from the settings),
-blueprints, error handlers, plugins (last, so plugins can override), the admin console,
-command line.
+the stream bus, the job dispatcher, the admission and the upload storage (each chosen once,
+from the settings), blueprints, error handlers, plugins (last, so plugins can override), the
+admin console, command line.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     celery_init_app(app)
     init_dispatcher(app)
     init_admission(app, in_process=get_dispatcher(app).in_process)
+    from bestchat.uploads.storage import init_storage
+
+    init_storage(app)
 
     if app.config["TRUSTED_PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

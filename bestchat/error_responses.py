@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from bestchat.errors import (
     Conflict, DomainError, Forbidden, Invalid, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable,
-    UnsupportedMediaType,
+    UnsupportedMediaType, Unreadable,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,
+    Unreadable: 422,
     RateLimited: 429,
     Unavailable: 503,
 }

@@ -91,6 +91,12 @@ class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
 
 
+class Unreadable(DomainError):
+    """The body is of an accepted type but cannot be read (a corrupt PDF, a zip bomb...)."""
+
+    code = "unreadable_file"
+
+
 class RateLimited(DomainError):
     """Too many requests of this kind from this client; ``retry_after`` says when to retry."""
 

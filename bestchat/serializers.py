@@ -62,9 +62,12 @@ def summary_json(row: ContextOptimization) -> dict:
 
 
 def upload_json(upload: FileUpload) -> dict:
+    """Never the storage key nor the text itself (only its token count)."""
+    details = dict(upload.details or {})
     return {
         "id": str(upload.id), "name": upload.name, "size": upload.size, "sha256": upload.sha256,
-        "mime": upload.mime,
+        "mime": upload.mime, "kind": details.get("kind", "text"), "text_tokens": upload.text_tokens,
+        "details": details,
         "conversation_id": str(upload.conversation_id) if upload.conversation_id else None,
         **_stamps(upload),
     }

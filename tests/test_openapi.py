@@ -57,7 +57,8 @@ def test_every_route_declares_its_bodies(spec, app):
             assert operation["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"] in (
                 "#/components/schemas/Error", "#/components/schemas/OpenAIError"), where
             if method in UNSAFE and "requestBody" in operation:
-                body = operation["requestBody"]["content"]["application/json"]["schema"]
+                # (JSON, or multipart for an upload)
+                [body] = [content["schema"] for content in operation["requestBody"]["content"].values()]
                 assert body.get("properties"), where
 
 

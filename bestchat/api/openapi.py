@@ -89,7 +89,8 @@ def query(name: str, schema: dict, description: str = "") -> dict:
 
 def documented(*, responses: dict[int, dict | None], body: dict | None = None,
                body_required: bool = True, parameters: list[dict] | None = None) -> Callable:
-    """Declare a view's request body (a JSON schema), query ``parameters`` and ``responses``
+    """Declare a view's request body (a JSON schema, or ``{"content": {media type: schema}}``
+    for another media type such as ``multipart/form-data``), query ``parameters`` and ``responses``
     (status -> JSON schema of the body, ``None`` for no body; a schema with
     ``"x-media": "text/event-stream"`` describes each event of a stream; ``{"content": {media
     type: schema}}`` answers in more than one). Put it right under the route decorator; the view
@@ -174,6 +175,14 @@ SCHEMAS: dict[str, dict] = {
                                 ("name", "description"))),
         "default": array(string()),
     }, ("strategies", "default")),
+    "Upload": obj({
+        "id": _ID, "name": string(255), "size": {"type": "integer"}, "sha256": string(),
+        "mime": string(), "kind": string(enum=["text", "pdf", "docx", "image"]),
+        "text_tokens": nullable({"type": "integer"}),
+        "details": obj({"kind": string(), "pages": {"type": "integer"}, "note": string(),
+                        "truncated": {"type": "boolean"}}),
+        "conversation_id": nullable(_ID), **_STAMPS,
+    }, ("id", "name", "size", "sha256", "mime", "kind", "text_tokens", "details", "created_at")),
     "Exchange": obj({"user_message": ref("Message"), "assistant_message": ref("Message")},
                     ("user_message", "assistant_message")),
     "Usage": obj({
@@ -272,6 +281,10 @@ def build_spec(app) -> dict:
                 operation["x-undocumented"] = True
                 if method in ("POST", "PUT", "PATCH"):
                     operation["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+            elif declared["body"] is not None and "content" in declared["body"]:  # not JSON (multipart)
+                operation["requestBody"] = {"required": declared["body_required"],
+                                            "content": {media: {"schema": body}
+                                                        for media, body in declared["body"]["content"].items()}}
             elif declared["body"] is not None:
                 operation["requestBody"] = {"required": declared["body_required"],
                                             "content": {"application/json": {"schema": declared["body"]}}}

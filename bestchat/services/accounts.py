@@ -23,7 +23,7 @@ from bestchat.security import revocation
 from bestchat.security.authn import end_sessions, new_token
 from bestchat.security.passwords import check_policy, hash_password, verify_password
 from bestchat import serializers
-from bestchat.services import audit
+from bestchat.services import audit, uploads
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$|^[^@\s]{1,64}@localhost$")
 
@@ -197,12 +197,15 @@ def export(user: User) -> dict:
 
 
 def delete_account(user: User, password: str) -> None:
-    """Delete the account and everything it owns in one transaction (after a password check)."""
+    """Delete the account and everything it owns in one transaction (after a password check),
+    then its uploads' stored bytes (once their rows are gone)."""
     if not verify_password(user.password_hash, password):
         raise _wrong_password()
     user_id = user.id
+    stored = uploads.storage_keys_of(user_id)
     audit.record("user.deleted", user_id, "user", user_id)
     db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
     db.session.expunge_all()
+    uploads.remove_bytes(stored)
     revocation.announce(user_id)
