@@ -1,7 +1,7 @@
 """Celery entry: ``celery -A celery_worker worker -P gevent`` (gevent patches before this import).
 
-A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``) and
-exempts its startup objects from the garbage collector's full passes
+A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``), loads
+the token encoding (``bestchat.context.tokens.warm``) and exempts its startup objects from the garbage collector's full passes
 (``bestchat.gc_freeze``).
 
 Before any job runs, the worker removes cloud credentials (``AWS_*``,
@@ -12,6 +12,7 @@ signs a user's request with the server's own identity (``bestchat.security.cloud
 from celery.signals import worker_ready
 
 from bestchat import create_app
+from bestchat.context.tokens import warm as warm_tokens
 from bestchat.database import warm_pool
 from bestchat.gc_freeze import freeze_startup_objects
 from bestchat.security.cloud_env import protect_worker
@@ -24,4 +25,6 @@ celery_app = flask_app.extensions["celery"]
 @worker_ready.connect
 def _ready(**_kwargs) -> None:
     warm_pool(flask_app)
+    with flask_app.app_context():
+        warm_tokens()
     freeze_startup_objects()

@@ -39,6 +39,8 @@ ENCRYPTION_KEYS = None
 
 # Largest request body accepted by the API, in bytes (413 past it).
 MAX_CONTENT_LENGTH = 512 * 1024
+# Largest body of a POST /v1/chat/completions (it may carry images as data: URLs).
+OPENAI_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 # Whether anyone may create an account through POST /api/v1/auth/register.
 REGISTRATION_OPEN = True

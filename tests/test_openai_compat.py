@@ -127,7 +127,10 @@ def test_models_are_listed_and_found_by_id(api):
     ({"model": "demo/demo", "messages": [{"role": "function", "content": "x"}]}, "invalid_field", "messages[0].role"),
     ({"model": "demo/demo", "messages": [{"role": "user", "content": None}]}, "invalid_field", "messages[0].content"),
     ({"model": "demo/demo", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]}, "unsupported", "messages[0].content"),
+        {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]}, "unsupported", "messages[0].content"),
+    ({"model": "demo/demo", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}, "invalid_field",
+     "messages[0].content[0].image_url.url"),
     ({"model": "demo/demo", "messages": [{"role": "assistant", "content": None,
                                           "function_call": {"name": "f", "arguments": "{}"}}, *HELLO]},
      "unsupported", "messages[0].function_call"),

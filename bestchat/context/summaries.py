@@ -18,7 +18,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from bestchat.context import tokens
-from bestchat.context.base import SUMMARY_HEADING, Item, Summary, SummaryUnavailable
+from bestchat.context.base import Item, Summary, SummaryUnavailable
 from bestchat.extensions import db
 from bestchat.models import ContextOptimization
 from bestchat.providers.base import ProviderError
@@ -41,12 +41,15 @@ class StoredSummaries:
     """The summaries of one conversation, for one answer's prompt."""
 
     def __init__(self, conversation_id: uuid.UUID, answer_id: uuid.UUID, summarizer: Summarizer,
-                 encoding: str, max_tokens: int):
+                 encoding: str, max_tokens: int, budget: int):
         self.conversation_id = conversation_id
         self.answer_id = answer_id
         self.summarizer = summarizer
         self.encoding = encoding
         self.max_tokens = max_tokens
+        # The most tokens of transcript one request may carry (the instructions and the summary
+        # to write also fit the window): a single turn bigger than that is cut.
+        self.input_limit = max(budget - max_tokens - tokens.count_text(INSTRUCTIONS, encoding) - 16, 256)
         self.made: list[str] = []  # ids of the summaries made for this answer
 
     def latest(self, items: list[Item]) -> Summary | None:
@@ -67,7 +70,7 @@ class StoredSummaries:
         if not covered:
             raise SummaryUnavailable("nothing to summarize")
         prompt = [{"role": "system", "content": INSTRUCTIONS.format(limit=self.max_tokens)},
-                  {"role": "user", "content": _transcript(items, previous)}]
+                  {"role": "user", "content": _cut(_transcript(items, previous), self.input_limit, self.encoding)}]
         try:
             text = self.summarizer(prompt, self.max_tokens).strip()
         except ProviderError as error:
@@ -79,7 +82,7 @@ class StoredSummaries:
         row = ContextOptimization(
             conversation_id=self.conversation_id, strategy=STRATEGY,
             input_tokens=sum(item.tokens for item in items) + (previous.tokens if previous else 0),
-            output_tokens=tokens.message_tokens(SUMMARY_HEADING + text, self.encoding), summary=text,
+            output_tokens=tokens.message_tokens(text, self.encoding), summary=text,
             first_message_id=uuid.UUID(first), last_message_id=uuid.UUID(covered[-1].message_id),
             details={"covered": (previous.covered if previous else 0) + len(covered),
                      "previous_id": previous.id if previous else None,

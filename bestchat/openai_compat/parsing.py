@@ -3,9 +3,11 @@
 Supported: ``model``, ``messages`` (``system``/``developer``, ``user``, ``assistant`` (with
 ``tool_calls``), ``tool``; content as a string or a list of text parts), ``tools``,
 ``tool_choice``, ``parallel_tool_calls``, ``stream``, ``stream_options.include_usage``,
-``temperature``, ``top_p``, ``max_tokens``/``max_completion_tokens``, ``n`` = 1. Requests that
+``temperature``, ``top_p``, ``max_tokens``/``max_completion_tokens``, ``n`` = 1; a user
+message's content may also hold ``image_url`` parts (an http(s) URL, or a base64 ``data:``
+URL of a PNG, JPEG, GIF or WebP). Requests that
 need what this endpoint cannot do (``n`` > 1, the legacy ``functions``/``function_call``,
-logprobs, image/audio parts) are refused with a 400 naming the ``param``, and so is every
+logprobs, audio and file parts) are refused with a 400 naming the ``param``, and so is every
 malformed tool, tool choice, tool call or tool message; every other field is ignored, as
 OpenAI ignores fields it does not know. The body is read as every JSON body is
 (:func:`bestchat.validation.request_json`): sent as ``application/json`` (else 415), at
@@ -25,7 +27,7 @@ from bestchat.errors import Invalid
 from bestchat.providers.base import ProviderOptions
 from bestchat.services.client_tools import TOOL_CALLS, tool_result_part
 from bestchat.services.conversations import TranscriptMessage
-from bestchat.validation import request_json
+from bestchat.validation import MAX_ATTACHMENTS, request_json
 
 SYSTEM_ROLES = ("system", "developer")
 ROLES = (*SYSTEM_ROLES, "user", "assistant", "tool")
@@ -39,6 +41,10 @@ TOOL_CALLS_MAX = 128  # calls in one assistant message
 TOOL_CALL_ID_MAX = 256
 TOOL_ARGUMENTS_MAX = 100_000  # characters of one call's arguments
 TOOL_CHOICES = ("none", "auto", "required")
+# Images in user messages: an http(s) URL (at most this long) or a base64 data: URL of these types.
+IMAGE_URL_MAX = 2048
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+DATA_URL = re.compile(r"data:([a-z/+.-]+);base64,")
 
 
 class InvalidRequest(Invalid):
@@ -139,16 +145,17 @@ def _messages(raw: Any) -> tuple[list[str], list[TranscriptMessage]]:
                                                 [tool_result_part(call_id)]))
             continue
         calls = _tool_calls(message.get("tool_calls"), f"{where}.tool_calls") if role == "assistant" else []
+        images: list[dict[str, Any]] = []
         if calls and message.get("content") is None:
             text = ""
         else:
-            text = _text(message.get("content"), f"{where}.content")
+            text, images = _content(message.get("content"), f"{where}.content", images=role == "user")
         if role in SYSTEM_ROLES:
             system.append(text)
             continue
         _check_answered(unanswered, calls_at)
         unanswered, calls_at = {call["id"] for call in calls}, f"{where}.tool_calls"
-        transcript.append(TranscriptMessage(role, text, [{"type": TOOL_CALLS, "tool_calls": calls}] if calls else []))
+        transcript.append(TranscriptMessage(role, text, [{"type": TOOL_CALLS, "tool_calls": calls}] if calls else images))
     _check_answered(unanswered, calls_at)
     if not transcript or transcript[-1].role not in ("user", "tool"):
         raise InvalidRequest("the last non-system message must be a user message (or a tool message "
@@ -269,16 +276,49 @@ def _tool_choice(raw: Any, tools: list[dict[str, Any]] | None) -> Any:
 
 def _text(content: Any, where: str) -> str:
     """A message's text: a string, or the text parts of a list, joined by newlines."""
+    text, _images = _content(content, where, images=False)
+    return text
+
+
+def _content(content: Any, where: str, *, images: bool) -> tuple[str, list[dict[str, Any]]]:
+    """A message's text (a string, or the text parts of a list joined by newlines) and, when
+    ``images`` are accepted (user messages), its image parts: ``{"type": "image_url", "url"}``
+    for an http(s) URL (passed to the model as is), ``{"type": "image_data", "mime", "data"}``
+    for a ``data:`` URL (stored as the user's upload before the answer starts)."""
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise InvalidRequest("only text content parts are supported", where, "unsupported")
+        return content, []
+    if not isinstance(content, list):
+        raise InvalidRequest(f"'{where}' must be a string or a list of content parts", where)
+    texts: list[str] = []
+    found: list[dict[str, Any]] = []
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
-        return "\n".join(texts)
-    raise InvalidRequest(f"'{where}' must be a string or a list of text parts", where)
+        elif kind == "image_url" and images:
+            found.append(_image(part.get("image_url"), f"{where}[{index}].image_url"))
+        else:
+            allowed = "text and image_url parts" if images else "text parts"
+            raise InvalidRequest(f"'{where}[{index}]': only {allowed} are supported here", where, "unsupported")
+    if len(found) > MAX_ATTACHMENTS:
+        raise InvalidRequest(f"'{where}': at most {MAX_ATTACHMENTS} images", where)
+    return "\n".join(texts), found
+
+
+def _image(raw: Any, where: str) -> dict[str, Any]:
+    url = raw.get("url") if isinstance(raw, dict) else raw
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"'{where}.url' must be an http(s) or data: URL", f"{where}.url")
+    if url.startswith("data:"):
+        match = DATA_URL.match(url)
+        if match is None or match.group(1) not in IMAGE_TYPES:
+            raise InvalidRequest(f"'{where}.url': a data: URL must be base64 {', '.join(IMAGE_TYPES)}",
+                                 f"{where}.url")
+        return {"type": "image_data", "mime": match.group(1), "data": url[match.end():]}
+    if not url.startswith(("https://", "http://")) or len(url) > IMAGE_URL_MAX:
+        raise InvalidRequest(f"'{where}.url' must be an http(s) URL of at most {IMAGE_URL_MAX} characters "
+                             "or a data: URL", f"{where}.url")
+    return {"type": "image_url", "url": url}
 
 
 def _flag(body: dict[str, Any], name: str, param: str | None = None) -> bool:

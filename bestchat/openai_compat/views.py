@@ -16,13 +16,14 @@ import time
 import uuid
 from typing import Any
 
-from flask import Response, g, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 
 from bestchat.api.openapi import array, documented, nullable, obj, ref, string
 from bestchat.errors import Invalid, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.openai_compat import bp
+from bestchat.openai_compat.images import stored_images
 from bestchat.openai_compat.parsing import MODEL_MAX, TOOLS_MAX, InvalidRequest, read_chat_request
 from bestchat.openai_compat.replies import Completion, failure_response, stream, wait_for_end
 from bestchat.providers import registry
@@ -108,12 +109,13 @@ def chat_completions():
     with ``tool_calls`` (``finish_reason`` ``tool_calls``): the client runs them and sends the
     results back as ``tool`` messages; the server runs nothing.
     """
+    request.max_content_length = current_app.config["OPENAI_MAX_BODY_BYTES"]
     chat = read_chat_request()
     refused = _refusal_of_model(g.user, chat.model)
     if refused is not None:
         return refused
     answer = ConversationManager(g.user).start_from_transcript(
-        chat.transcript, model=chat.model, system_prompt=chat.system_prompt,
+        stored_images(g.user, chat.transcript), model=chat.model, system_prompt=chat.system_prompt,
         settings={**chat.options, "created_via": CREATED_VIA},
         # Every /v1 answer carries the client's tools (maybe none), so the server's own tools
         # are never offered to a /v1 caller: it runs what it asked for itself.

@@ -32,6 +32,8 @@ from flask import Flask, current_app
 from sqlalchemy import update
 
 from bestchat import plugins
+from bestchat.context import tokens
+from bestchat.context.assemble import Prompt
 from bestchat.errors import DomainError
 from bestchat.extensions import db
 from bestchat.models import Conversation, Message, UsageLog
@@ -89,6 +91,7 @@ class Generation:
         self.finish_reason: str | None = None
         self.target: registry.Target | None = None
         self.prompt: list[dict[str, Any]] = []
+        self.context: Prompt | None = None
         self.store = get_store(app)
         self.tools: ToolLoop | None = None
         self.rounds: list[RoundUsage] = []  # this job's model rounds
@@ -122,12 +125,7 @@ class Generation:
 
     def _prepare(self) -> tuple[list[registry.Target], dict[str, Any]]:
         start = self.start
-        system = [{"role": "system", "content": start.system_prompt}] if start.system_prompt else []
-        self.prompt = system + start.history
-        if plugins.implemented("before_generate"):  # (the ORM conversation only when needed)
-            conversation = db.session.get(Conversation, start.conversation_id)
-            self.prompt = plugins.run_before_generate(conversation, self.prompt)
-            db.session.commit()  # ends the read transaction: no connection held while streaming
+        options = dict(start.settings)
         targets = registry.resolve_targets(start.user_id, start.model, start.configs)
         offered = tool_rules.offered_tools(start.disabled_tools) \
             if targets and targets[0].provider.supports_tools and self.client_tools is None else []
@@ -135,7 +133,31 @@ class Generation:
             self.tools = ToolLoop(self.app, message_id=start.message_id, conversation_id=start.conversation_id,
                                   user_id=start.user_id, tools=offered, parts=start.parts,
                                   emit=lambda build: self.running.emit(self.live, build))
-        return targets, dict(start.settings)
+        schemas = self.client_tools[0] if self.client_tools else (self.tools.schemas if self.tools else None)
+        self.context = Prompt(self.app, start, targets[0], options, schemas,
+                              lambda prompt, most: self._summarize(targets, options, prompt, most))
+        self.prompt = self.context.messages()
+        if plugins.implemented("before_generate"):  # (the ORM conversation only when needed)
+            conversation = db.session.get(Conversation, start.conversation_id)
+            self.prompt = plugins.run_before_generate(conversation, self.prompt)
+        db.session.commit()  # ends the read transaction: no connection held while streaming
+        return targets, options
+
+    def _summarize(self, targets: list[registry.Target], options: dict[str, Any],
+                   prompt: list[dict[str, Any]], most: int) -> str:
+        """A summary's text from the answer's model (no tools), its usage noted as round -1."""
+        usage = RoundUsage(round=-1)
+        text: list[str] = []
+        for target, event in registry.stream_with_failover(targets, prompt, {**options, "max_tokens": most}):
+            usage.target = target
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Usage):
+                usage.usage = event
+        if usage.usage is None:
+            usage.usage = _estimate(prompt, "".join(text))
+        self.rounds.append(usage)
+        return storable("".join(text))
 
     def _stream(self, targets: list[registry.Target], options: dict[str, Any]) -> Any:
         """Stream until settled; how it ended (END, CANCEL or PAUSED). Whatever was received is
@@ -227,7 +249,7 @@ class Generation:
             self._pause(step)
             live.settle(PAUSED)
             return True
-        self.prompt = self.prompt + step
+        self.prompt = self.context.extend(self.prompt, step)
         return False
 
     def _pause(self, paused: Paused) -> None:
@@ -236,7 +258,7 @@ class Generation:
         saved = db.session.execute(
             update(Message).where(Message.id == self.message_id, Message.status == MessageStatus.STREAMING.value)
             .values(status=MessageStatus.WAITING.value, content=self._content(), last_seq=self.seq,
-                    parts=paused.parts, updated_at=utcnow())
+                    parts=paused.parts, updated_at=utcnow(), **self._meta())
             .execution_options(synchronize_session=False)).rowcount
         if not saved:
             db.session.rollback()
@@ -296,7 +318,7 @@ class Generation:
         message = self.store.finish(
             self.message_id, MessageStatus.COMPLETE, from_statuses=_STREAMING, usage=_usage_json(usage),
             finish_reason=self.finish_reason, on_finished=on_finished, content=self._content(),
-            last_seq=self.seq, token_count=usage.completion_tokens, **self._parts(), **self._served())
+            last_seq=self.seq, token_count=self._token_count(), **self._meta(), **self._parts(), **self._served())
         if message is None:
             raise _Stopped()
         for conversation in renamed:
@@ -307,20 +329,31 @@ class Generation:
         self.store.finish(
             self.message_id, MessageStatus.CANCELLED, from_statuses=_STREAMING, usage=_usage_json(usage),
             on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
-            token_count=usage.completion_tokens, **self._parts(), **self._served())
+            token_count=self._token_count(), **self._meta(), **self._parts(), **self._served())
 
     def _end_failed(self, code: str, text: str) -> None:
         db.session.rollback()
         self.store.finish(
             self.message_id, MessageStatus.FAILED, from_statuses=_STREAMING, error=storable(text),
             error_code=code, on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
-            **self._parts(), **self._served())
+            **self._meta(), **self._parts(), **self._served())
 
     def _on_ended(self, message: Message) -> None:
         """A cancelled or failed answer: its usage so far; calls left open never finish."""
         self._log_usage(message)
         if self.tools is not None:
             close_open_calls(self.message_id)
+
+    def _token_count(self) -> int:
+        """The answer's tokens as a later prompt will count them (counted once, here)."""
+        encoding = self.context.budget.encoding if self.context is not None else None
+        return tokens.message_tokens(self._content(), encoding)
+
+    def _meta(self) -> dict[str, Any]:
+        """The answer's ``meta``: how its prompt was fitted (when it got that far)."""
+        if self.context is None or not self.context.meta:
+            return {}
+        return {"meta": {"context": self.context.meta}}
 
     def _parts(self) -> dict[str, Any]:
         """The answer's ``parts`` when it made tool rounds (kept as its record), or with the

@@ -47,7 +47,6 @@ class Claimed:
     disabled_tools: list[str]  # tools the owner switched off for the conversation
     context_strategy: list[str] | None  # the conversation's context strategies (None: the default)
     branch: list[BranchEntry]  # the messages before the answer, oldest first
-    history: list[dict[str, Any]]  # the branch before the answer, as OpenAI messages (:func:`history`)
     configs: list[ConfigValues]  # the user's enabled provider configs, in failover order
 
 
@@ -62,7 +61,7 @@ def claimed(message_id: uuid.UUID, row: Mapping[str, Any], entries: Iterable[Bra
     values["disabled_tools"] = list(values["disabled_tools"] or [])
     values["context_strategy"] = list(values["context_strategy"]) if values["context_strategy"] else None
     chain = branch(entries, values["parent_id"])
-    return Claimed(message_id=message_id, branch=chain, history=history(chain), configs=configs, **values)
+    return Claimed(message_id=message_id, branch=chain, configs=configs, **values)
 
 
 def branch(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[BranchEntry]:

@@ -30,6 +30,8 @@ from bestchat.providers.base import (
 )
 
 WORD_RE = re.compile(r"\s*\S+")
+# A file the server put into a message's text: <file name="..." ...>text</file>.
+FILE_RE = re.compile(r'<file name="([^"]*)"[^>]*>\n?(.*?)\n?</file>', re.DOTALL)
 # A tool call written in a user message: [[name {"json": "arguments"}]] (the object optional).
 CALL_RE = re.compile(r"\[\[([A-Za-z0-9_-]{1,64})\s*(\{.*?\})?\s*\]\]", re.DOTALL)
 # The slowest pace a conversation may ask for (words per second), and the most words of the
@@ -60,6 +62,7 @@ class DemoProvider(Provider):
     label = "Demo (offline)"
     needs_key = False
     supports_tools = True
+    supports_vision = True
     default_models = ("demo",)
     Options = DemoOptions
 
@@ -127,13 +130,31 @@ def reply_to(messages: list[dict[str, Any]]) -> str:
     results = tool_results(messages)
     if results is not None:
         return results
-    said = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    last = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    said = FILE_RE.sub("", text_of(last)).strip()
+    attached = attachments_of(last)
     words = said.split()
     said = " ".join(words[:QUOTE_MAX_WORDS]) + (" …" if len(words) > QUOTE_MAX_WORDS else "")
+    seen = f" I received {', '.join(attached)}." if attached else ""
     if not said:
-        return "Hello! I am the offline demo model. Say something and I will echo it back."
-    return (f'Hello! I am the offline demo model. You said: "{said}". '
+        return "Hello! I am the offline demo model." + (seen or " Say something and I will echo it back.")
+    return (f'Hello! I am the offline demo model. You said: "{said}".{seen} '
             "Configure a real provider to get real answers.")
+
+
+def attachments_of(content: Any) -> list[str]:
+    """What a user message attaches, as the demo describes it: each file (by name, with its
+    words of text) and each image part (with its type)."""
+    found = [f"{name} ({len(body.split())} words of text)" for name, body in FILE_RE.findall(text_of(content))]
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url") or "")
+                if not url:
+                    continue
+                kind = url[5:url.index(";")] if url.startswith("data:") and ";" in url else "a linked image"
+                found.append(f"an image ({kind})")
+    return found
 
 
 def text_of(content: Any) -> str:

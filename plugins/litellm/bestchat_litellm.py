@@ -109,6 +109,15 @@ class LiteLLMProvider(Provider):
     needs_key = True
     default_models = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest")
 
+    def encoding(self, model: str) -> str | None:
+        """tiktoken's encoding for an OpenAI model name (None for others: the server's default)."""
+        from tiktoken.model import encoding_name_for_model  # noqa: PLC0415 - a table, no encoding loaded
+
+        try:
+            return encoding_name_for_model(model.rsplit("/", 1)[-1])
+        except KeyError:
+            return None
+
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
                tools: list[dict[str, Any]] | None = None,

@@ -68,6 +68,15 @@ class OpenAIProvider(Provider):
     needs_key = True
     default_models = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1")
 
+    def encoding(self, model: str) -> str | None:
+        """tiktoken's encoding for an OpenAI model name (None for others: the server's default)."""
+        from tiktoken.model import encoding_name_for_model  # noqa: PLC0415 - a table, no encoding loaded
+
+        try:
+            return encoding_name_for_model(model.rsplit("/", 1)[-1])
+        except KeyError:
+            return None
+
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
                tools: list[dict[str, Any]] | None = None,
