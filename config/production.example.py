@@ -46,3 +46,16 @@ USER_MAX_ACTIVE_GENERATIONS = 4
 RATELIMIT_SEND_PER_USER = "30/60"
 # Longest an answer may run (seconds); a longer one ends `failed` (`too_long`), text kept.
 GENERATION_MAX_SECONDS = 600
+
+# Uploads shared by every web and worker process: an S3-compatible store (or keep "local" with
+# UPLOAD_FOLDER on a shared volume). Give the credentials here, not as AWS_* variables: workers
+# remove those from their environment.
+# UPLOAD_STORAGE = "s3"
+# UPLOAD_S3_BUCKET = "bestchat-uploads"
+# UPLOAD_S3_ENDPOINT_URL = "https://s3.example.internal"
+# UPLOAD_S3_ACCESS_KEY_ID = "..."
+# UPLOAD_S3_SECRET_ACCESS_KEY = "..."
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+
+# Long conversations: the strategies run in order when a conversation chooses none.
+CONTEXT_STRATEGIES = ["compress", "summarize", "truncate"]
