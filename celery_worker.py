@@ -1,7 +1,8 @@
 """Celery entry: ``celery -A celery_worker worker -P gevent`` (gevent patches before this import).
 
 A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``), loads
-the token encoding (``bestchat.context.tokens.warm``) and exempts its startup objects from the garbage collector's full passes
+the token encoding and litellm's model map (``bestchat.context.tokens.warm``,
+``bestchat.providers.model_map.warm``) and exempts its startup objects from the garbage collector's full passes
 (``bestchat.gc_freeze``).
 
 Before any job runs, the worker removes cloud credentials (``AWS_*``,
@@ -13,6 +14,7 @@ from celery.signals import worker_ready
 
 from bestchat import create_app
 from bestchat.context.tokens import warm as warm_tokens
+from bestchat.providers.model_map import warm as warm_model_map
 from bestchat.database import warm_pool
 from bestchat.gc_freeze import freeze_startup_objects
 from bestchat.security.cloud_env import protect_worker
@@ -27,4 +29,5 @@ def _ready(**_kwargs) -> None:
     warm_pool(flask_app)
     with flask_app.app_context():
         warm_tokens()
+    warm_model_map()
     freeze_startup_objects()

@@ -67,3 +67,8 @@ def lookup(model: str) -> ModelFacts | None:
     if found is None and "/" in model:
         found = facts.get(model.split("/", 1)[1])
     return found
+
+
+def warm() -> None:
+    """Read the map now (at process start), so no generation pays for it."""
+    _facts()
