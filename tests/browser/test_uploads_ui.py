@@ -67,7 +67,8 @@ def test_attach_a_text_file_and_an_image_then_send(page, signed_in, tmp_path):
     wait_ready(page, "notes.txt")
     wait_ready(page, "pixel.png")
     # The image chip shows a local preview; every chip can be removed.
-    assert chip(page, "pixel.png").locator("img.attachment-thumb").get_attribute("src").startswith("blob:")
+    preview = chip(page, "pixel.png").locator("img.attachment-thumb")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 4", arg=preview.element_handle())
     assert chip(page, "notes.txt").get_by_role("button", name="Remove notes.txt").is_visible()
     assert chip(page, "notes.txt").locator("progress").count() == 0
 

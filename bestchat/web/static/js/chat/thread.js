@@ -15,6 +15,7 @@ export class Thread {
     this.store = null;
     this.views = new Map();
     this.marker = null; // the summary marker shown, if any
+    this.openSummary = null; // the id of the summary the person opened (kept across re-renders)
     this.dirty = new Set();
     this.frame = null;
     this.list = h("div", { class: "messages", attrs: { role: "log", "aria-label": "Messages", "aria-live": "off" } });
@@ -58,9 +59,11 @@ export class Thread {
       this.marker = null;
       return;
     }
-    const open = Boolean(this.marker && this.marker.dataset.summaryId === summary.id && this.marker.open);
     if (this.marker) this.marker.remove();
-    this.marker = summaryMarker(summary, open);
+    this.marker = summaryMarker(summary, this.openSummary === summary.id);
+    this.marker.addEventListener("toggle", (event) => {
+      this.openSummary = event.target.open ? summary.id : null;
+    });
     after.after(this.marker);
   }
 

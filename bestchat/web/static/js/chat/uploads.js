@@ -8,6 +8,10 @@ import { csrfHeaders, friendlyError, toApiError } from "../api.js";
 import { h } from "../dom.js";
 import { bytes, count } from "../format.js";
 
+// Images up to this size get a thumbnail in their chip. It is a data: URL, read in the browser:
+// the page's Content-Security-Policy allows images from data: but not from blob: URLs.
+const PREVIEW_MAX_BYTES = 10 * 1024 * 1024;
+
 export class Attachments {
   constructor(listEl, onChange) {
     this.listEl = listEl;
@@ -25,11 +29,10 @@ export class Attachments {
     const status = h("span", { class: "attachment-status", text: "Uploading…", attrs: { "aria-live": "polite" } });
     const about = h("span", { class: "attachment-about", text: bytes(file.size) });
     const remove = h("button", { type: "button", class: "small", text: "Remove", attrs: { "aria-label": `Remove ${name}` } });
-    const preview = file.type && file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
     const chip = h("li", { class: "attachment", dataset: { name } },
-      preview ? h("img", { class: "attachment-thumb", src: preview, alt: "" }) : null,
+      thumbnail(file),
       h("span", { class: "attachment-name", text: name, title: name }), about, progress, status, remove);
-    const item = { file, chip, preview, id: null, done: false, failed: false, xhr: new XMLHttpRequest() };
+    const item = { file, chip, id: null, done: false, failed: false, xhr: new XMLHttpRequest() };
     this.items.push(item);
     this.listEl.append(chip);
     remove.addEventListener("click", () => this.remove(item));
@@ -86,14 +89,9 @@ export class Attachments {
 
   remove(item) {
     if (!item.done && !item.failed) item.xhr.abort();
-    this.drop(item);
+    item.chip.remove();
     this.items = this.items.filter((i) => i !== item);
     this.onChange();
-  }
-
-  drop(item) {
-    if (item.preview) URL.revokeObjectURL(item.preview);
-    item.chip.remove();
   }
 
   get uploading() {
@@ -106,10 +104,20 @@ export class Attachments {
   }
 
   clear() {
-    for (const item of this.items) this.drop(item);
+    for (const item of this.items) item.chip.remove();
     this.items = [];
     this.onChange();
   }
+}
+
+/** A local preview of an image file (filled in once read), else nothing. */
+function thumbnail(file) {
+  if (!file.type || !file.type.startsWith("image/") || file.size > PREVIEW_MAX_BYTES) return null;
+  const img = h("img", { class: "attachment-thumb", alt: "" });
+  const reader = new FileReader();
+  reader.addEventListener("load", () => { img.src = reader.result; });
+  reader.readAsDataURL(file);
+  return img;
 }
 
 /** A pasted image has no name of its own (or a generic one): name it after its type. */
