@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bestchat.models import (
-    ApiToken, AutoApprovalSetting, Conversation, FileUpload, Message, ProviderConfig,
+    ApiToken, AutoApprovalSetting, ContextOptimization, Conversation, FileUpload, Message, ProviderConfig,
     Subscription, ToolExecution, UsageLog, User,
 )
 from bestchat.models.base import isoformat
@@ -47,6 +47,17 @@ def message_json(message: Message) -> dict:
         "status": message.status, "error": message.error, "error_code": message.error_code, "token_count": message.token_count,
         "provider": message.provider, "model": message.model, "last_seq": message.last_seq,
         "meta": message.meta or {}, **_stamps(message),
+    }
+
+
+def summary_json(row: ContextOptimization) -> dict:
+    """A conversation summary (a ``context_optimizations`` row with a summary)."""
+    return {
+        "id": str(row.id),
+        "first_message_id": str(row.first_message_id) if row.first_message_id else None,
+        "last_message_id": str(row.last_message_id) if row.last_message_id else None,
+        "covered": int((row.details or {}).get("covered") or 0), "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens, "summary": row.summary or "", **_stamps(row),
     }
 
 

@@ -28,6 +28,8 @@ from bestchat.text import is_storable
 _MISSING = object()
 
 MAX_JSON_DEPTH = 64
+# The most files one message may attach.
+MAX_ATTACHMENTS = 20
 # Integers from URLs and bodies must fit the databases' and Redis's signed 64-bit integers.
 MAX_INT = 2**63 - 1
 

@@ -46,7 +46,7 @@ from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
 from bestchat.streaming.follow import follow_answer
 from bestchat.streaming.subscriber import Subscriber
-from bestchat.validation import field, parse_json, parse_uuid
+from bestchat.validation import MAX_ATTACHMENTS, field, parse_json, parse_uuid
 
 log = logging.getLogger(__name__)
 
@@ -267,12 +267,16 @@ class ChatSocket:
         content = field(frame, "content", strip=False)
         client_id = field(frame, "client_id", required=False, max_length=100)
         model = field(frame, "model", required=False, max_length=200)
+        attachments = field(frame, "attachments", list, required=False, default=[])
+        if len(attachments) > MAX_ATTACHMENTS or not all(isinstance(item, str) for item in attachments):
+            raise Invalid("invalid_field", f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids")
 
         def follow() -> None:
             self.owned.add(conversation_id)
             self.subscriber.follow(str(conversation_id))
 
-        manager.send(conversation_id, content, model=model, client_id=client_id, before_announce=follow)
+        manager.send(conversation_id, content, model=model, client_id=client_id, attachments=attachments,
+                     before_announce=follow)
 
     def cancel(self, manager: ConversationManager, frame: dict[str, Any]) -> None:
         manager.cancel(parse_uuid(field(frame, "message_id"), "message"))

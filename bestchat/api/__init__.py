@@ -20,7 +20,7 @@ bp.before_request(check_query_text)
 def _register_modules() -> None:
     # Imported for their side effect of adding routes to ``bp``.
     from bestchat.api import (  # noqa: F401
-        auth, conversations, me, messages, models, openapi, providers, tokens, tools, usage,
+        auth, context, conversations, me, messages, models, openapi, providers, tokens, tools, usage,
     )
 
 

@@ -13,15 +13,15 @@ from bestchat.api import bp
 from bestchat.api.openapi import array, documented, fields_schema, nullable, obj, query, ref, string
 from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
-from bestchat.serializers import conversation_json, message_json, tool_execution_json
+from bestchat.serializers import conversation_json, message_json, summary_json, tool_execution_json
 from bestchat.services import tools
 from bestchat.services.conversations import ConversationManager
-from bestchat.validation import MAX_INT, field, int_arg, json_body, parse_uuid
+from bestchat.validation import MAX_ATTACHMENTS, MAX_INT, field, int_arg, json_body, parse_uuid
 
 # name -> (type, max length) of the conversation fields a client may set.
 FIELDS: dict[str, tuple[type, int | None]] = {
     "title": (str, 200), "model": (str, 200), "system_prompt": (str, 100_000), "settings": (dict, None),
-    "disabled_tools": (list, None),
+    "disabled_tools": (list, None), "context_strategy": ((str, list), 100),
 }
 
 
@@ -92,8 +92,9 @@ def delete_conversation(conversation_id: str):
                         query("before", string(format="uuid"), "a message id: the page before it")],
             responses={200: obj({"messages": array(ref("Message")),
                                  "siblings": {"type": "object", "additionalProperties": array(string())},
-                                 "leaf_id": nullable(string(format="uuid")), "has_more": {"type": "boolean"}},
-                                ("messages", "siblings", "leaf_id", "has_more"))})
+                                 "leaf_id": nullable(string(format="uuid")), "has_more": {"type": "boolean"},
+                                "context_summaries": array(ref("ContextSummary"))},
+                                ("messages", "siblings", "leaf_id", "has_more", "context_summaries"))})
 @login_required
 def list_messages(conversation_id: str):
     """Messages of every branch, newest page first, each page oldest to newest.
@@ -102,6 +103,8 @@ def list_messages(conversation_id: str):
     {messages, siblings, leaf_id, has_more}: ``siblings`` maps each message id to the ids
     sharing its parent (branches, oldest first); ``leaf_id`` ends the active branch. Each
     assistant message carries its ``tool_executions``, in the order they were made.
+    ``context_summaries`` are the conversation's summaries (oldest first): each stands for
+    the messages of its branch up to ``last_message_id`` in the prompts of later answers.
     """
     before = request.args.get("before")
     page = ConversationManager(g.user).messages(
@@ -110,7 +113,8 @@ def list_messages(conversation_id: str):
     answers = [m.id for m in page["messages"] if m.role == "assistant"]
     calls = tools.executions_of_messages(answers) if answers else {}
     return {"messages": [_with_calls(m, calls) for m in page["messages"]], "siblings": page["siblings"],
-            "leaf_id": str(page["leaf_id"]) if page["leaf_id"] else None, "has_more": page["has_more"]}
+            "leaf_id": str(page["leaf_id"]) if page["leaf_id"] else None, "has_more": page["has_more"],
+            "context_summaries": [summary_json(row) for row in page["summaries"]]}
 
 
 def _with_calls(message, calls: dict) -> dict:
@@ -139,8 +143,8 @@ def send_message(conversation_id: str):
     body = json_body()
     content = field(body, "content", strip=False)
     attachments = field(body, "attachments", list, required=False, default=[])
-    if not all(isinstance(item, str) for item in attachments):
-        raise Invalid("invalid_field", "'attachments' must be a list of upload ids")
+    if len(attachments) > MAX_ATTACHMENTS or not all(isinstance(item, str) for item in attachments):
+        raise Invalid("invalid_field", f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids")
     parent = field(body, "parent_id", required=False)
     question, answer = ConversationManager(g.user).send(
         parse_uuid(conversation_id, "conversation"), content,

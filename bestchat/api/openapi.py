@@ -73,7 +73,7 @@ def fields_schema(fields: dict[str, tuple[type, int | None]], required: tuple[st
     the body with), every field nullable unless required."""
     properties = {}
     for name, (kind, max_length) in fields.items():
-        schema = {"type": JSON_TYPES[kind]}
+        schema = {"type": [JSON_TYPES[k] for k in kind] if isinstance(kind, tuple) else JSON_TYPES[kind]}
         if max_length is not None:
             schema["maxLength"] = max_length
         properties[name] = schema if name in required else nullable(schema)
@@ -124,7 +124,7 @@ SCHEMAS: dict[str, dict] = {
     "Conversation": obj({
         "id": _ID, "title": nullable(string()), "provider": nullable(string()), "model": nullable(string()),
         "system_prompt": nullable(string()), "settings": {"type": "object"},
-        "disabled_tools": array(string()), **_STAMPS,
+        "disabled_tools": array(string()), "context_strategy": nullable(array(string())), **_STAMPS,
     }, ("id", "title", "model", "system_prompt", "settings", "created_at")),
     "Message": obj({
         "id": _ID, "conversation_id": _ID, "parent_id": nullable(_ID), "role": string(),
@@ -132,7 +132,7 @@ SCHEMAS: dict[str, dict] = {
         "status": string(enum=[status.value for status in MessageStatus]),
         "error": nullable(string()), "error_code": nullable(string()),
         "token_count": nullable({"type": "integer"}), "provider": nullable(string()),
-        "model": nullable(string()), "last_seq": nullable({"type": "integer"}),
+        "model": nullable(string()), "last_seq": nullable({"type": "integer"}), "meta": {"type": "object"},
         # (in a conversation's message list: each assistant message's tool calls, in order)
         "tool_executions": array(ref("ToolExecution")), **_STAMPS,
     }, ("id", "conversation_id", "role", "content", "status", "created_at")),
@@ -164,6 +164,16 @@ SCHEMAS: dict[str, dict] = {
         "id": _ID, "tool": nullable(string()), "risk_level": nullable(string(enum=list(RISKS))),
         "decision": string(enum=[d.value for d in Decision]), **_STAMPS,
     }, ("id", "tool", "risk_level", "decision")),
+    "ContextSummary": obj({
+        "id": _ID, "first_message_id": nullable(_ID), "last_message_id": nullable(_ID),
+        "covered": {"type": "integer"}, "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+        "summary": string(), **_STAMPS,
+    }, ("id", "last_message_id", "covered", "input_tokens", "output_tokens", "summary")),
+    "ContextStrategies": obj({
+        "strategies": array(obj({"name": string(), "description": string(), "plugin": nullable(string())},
+                                ("name", "description"))),
+        "default": array(string()),
+    }, ("strategies", "default")),
     "Exchange": obj({"user_message": ref("Message"), "assistant_message": ref("Message")},
                     ("user_message", "assistant_message")),
     "Usage": obj({

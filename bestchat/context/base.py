@@ -85,6 +85,10 @@ def total(items: list[Item]) -> int:
     return sum(item.tokens for item in items)
 
 
+# What a summary item's text starts with when sent (counted in :attr:`Summary.tokens`).
+SUMMARY_HEADING = "Summary of the earlier conversation:\n"
+
+
 @dataclass(frozen=True)
 class Summary:
     """A stored summary (a ``context_optimizations`` row): it stands for the branch's messages
@@ -92,7 +96,7 @@ class Summary:
 
     id: str
     text: str
-    tokens: int  # of ``text`` as a summary item (overhead included)
+    tokens: int  # of ``SUMMARY_HEADING + text`` as a message (overhead included)
     last_message_id: str
     covered: int  # how many messages it stands for
 

@@ -114,6 +114,11 @@ class ProviderOptions(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Upper bound on completion tokens")
     top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling")
     timeout: float = Field(60, gt=0, le=600, description="Seconds to wait for the first and each next chunk")
+    # Read by the server (bestchat.context.window), never sent to a provider (exclude=True).
+    context_window: int | None = Field(
+        None, ge=256, le=10_000_000, exclude=True,
+        description="The model's input window in tokens, when the provider and litellm's model map do not "
+                    "know it (or know it wrong)")
 
 
 @dataclass
@@ -174,6 +179,22 @@ class Provider:
         names = self.settings.models or list(self.default_models)
         return [ModelInfo(id=m, provider=self.name, supports_tools=self.supports_tools,
                           supports_vision=self.supports_vision) for m in names]
+
+    def context_window(self, model: str) -> int | None:
+        """``model``'s input window in tokens, when this provider knows it (None: the server
+        asks litellm's model map, then uses ``CONTEXT_DEFAULT_WINDOW``). A config's or a
+        conversation's ``context_window`` option overrides it."""
+        return None
+
+    def encoding(self, model: str) -> str | None:
+        """The tiktoken encoding ``model`` counts tokens with (``"o200k_base"``,
+        ``"cl100k_base"``...), or None: the server's ``CONTEXT_DEFAULT_ENCODING``."""
+        return None
+
+    def accepts_images(self, model: str) -> bool | None:
+        """Whether ``model`` takes image parts; None: ``supports_vision``, else litellm's
+        model map decides."""
+        return None
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,

@@ -28,10 +28,13 @@ from typing import Any, Callable, NamedTuple, Sequence
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select
 
+from bestchat.context import tokens
+from bestchat.context.choice import check_strategy_names
+from bestchat.context.send_check import check_fits, check_send, message_cost
 from bestchat.dispatch import get_dispatcher
 from bestchat.errors import AccountDisabled, Conflict, DomainError, Invalid, NotFound, Unavailable
 from bestchat.extensions import db
-from bestchat.models import Conversation, FileUpload, Message, User
+from bestchat.models import ContextOptimization, Conversation, FileUpload, Message, User
 from bestchat.models.base import utcnow
 from bestchat.models.message_status import ACTIVE, CLAIMABLE, MessageStatus
 from bestchat.providers.registry import check_settings
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # The roles a transcript may end with: a question, or a tool's result for the answer before it.
 TRANSCRIPT_ENDS = ("user", "tool")
-UPDATABLE = ("title", "model", "system_prompt", "settings", "disabled_tools")
+UPDATABLE = ("title", "model", "system_prompt", "settings", "disabled_tools", "context_strategy")
 # Answers no job is running: a cancel ends them at once (a running one is stopped by its job).
 NOT_RUNNING = CLAIMABLE | {MessageStatus.WAITING}
 # Messages written together get created_at one tick apart, so the newest is always the last.
@@ -73,14 +76,16 @@ class ConversationManager:
 
     def create(self, *, title: str | None = None, model: str | None = None,
                system_prompt: str | None = None, settings: dict[str, Any] | None = None,
-               disabled_tools: list[str] | None = None) -> Conversation:
+               disabled_tools: list[str] | None = None,
+               context_strategy: str | list[str] | None = None) -> Conversation:
         """A new conversation; its ``settings`` are checked against the providers' options
         first, ``disabled_tools`` against the installed tools (:class:`Invalid` naming the
         setting, nothing stored)."""
         check_settings(settings or {})
         conversation = Conversation(user_id=self.user.id, title=title or DEFAULT_TITLE, model=model,
                                     system_prompt=system_prompt, settings=settings or {},
-                                    disabled_tools=check_tool_names(disabled_tools or []))
+                                    disabled_tools=check_tool_names(disabled_tools or []),
+                                    context_strategy=check_strategy_names(context_strategy))
         db.session.add(conversation)
         db.session.commit()
         return conversation
@@ -120,6 +125,8 @@ class ConversationManager:
         check_settings(changes.get("settings") or {})
         if "disabled_tools" in changes:
             changes["disabled_tools"] = check_tool_names(changes["disabled_tools"] or [])
+        if "context_strategy" in changes:
+            changes["context_strategy"] = check_strategy_names(changes["context_strategy"])
         for name, value in changes.items():
             setattr(conversation, name, value)
         conversation.title = conversation.title or DEFAULT_TITLE
@@ -152,7 +159,7 @@ class ConversationManager:
     def messages(self, conversation_id: uuid.UUID, *, limit: int = 50,
                  before: uuid.UUID | None = None) -> dict[str, Any]:
         """One page of messages, newest page first (each page in chronological order), every
-        branch included. Returns ``{messages, siblings, leaf_id, has_more}``: ``siblings``
+        branch included. Returns ``{messages, siblings, leaf_id, has_more, summaries}``: ``siblings``
         maps each message id to the ids of the messages sharing its parent (itself included),
         oldest first; ``leaf_id`` is the newest message, the tip of the active branch."""
         conversation = self.get(conversation_id)
@@ -168,7 +175,11 @@ class ConversationManager:
         page = list(reversed(rows[:limit]))
         leaf = self._leaf(conversation.id)
         return {"messages": page, "siblings": self._siblings(conversation.id, page),
-                "leaf_id": leaf.id if leaf else None, "has_more": len(rows) > limit}
+                "leaf_id": leaf.id if leaf else None, "has_more": len(rows) > limit,
+                "summaries": list(db.session.scalars(
+                    select(ContextOptimization).where(ContextOptimization.conversation_id == conversation.id,
+                                                      ContextOptimization.summary.is_not(None))
+                    .order_by(ContextOptimization.created_at)))}
 
     def send(self, conversation_id: uuid.UUID, content: str, *, model: str | None = None,
              parent_id: uuid.UUID | None = None, attachments: list[str] | None = None,
@@ -183,11 +194,13 @@ class ConversationManager:
         (so once ownership is established) and before its events are announced: a WebSocket
         follows the conversation there."""
         _check_content(content)
+        uploads = self._uploads(attachments or [])
+        token_count = tokens.message_tokens(content)
+        check_send(self.user.id, conversation_id, model, message_cost(token_count, uploads))
         with self._admitting() as admitting:
-            parts = self._attachment_parts(attachments or [])
             question = _new_message(conversation_id=conversation_id, parent_id=parent_id, role="user",
-                                    content=content, parts=parts, status=MessageStatus.COMPLETE,
-                                    created_at=utcnow())
+                                    content=content, parts=_file_parts(uploads), status=MessageStatus.COMPLETE,
+                                    token_count=token_count, created_at=utcnow())
             answer = _answer(admitting, question, model)
             self._store(Exchange(self.user.id, [question, answer], after_newest=parent_id is None), admitting)
             _announce_and_start(answer, [question, answer], client_id, before_announce)
@@ -212,6 +225,10 @@ class ConversationManager:
         else:
             _check_length(last.content)
         first = next((message.content for message in said if message.role == "user"), "")
+        counts = [tokens.message_tokens(message.content) for message in said]
+        newest_user = max((index for index, message in enumerate(said) if message.role == "user"), default=0)
+        check_fits(self.user.id, model, sum(counts[newest_user:]), system_prompt=system_prompt,
+                   settings=settings or {}, disabled_tools=[])
         with self._admitting() as admitting:
             now = utcnow()
             conversation = Conversation(id=uuid.uuid4(), user_id=self.user.id, title=short_title(first),
@@ -223,7 +240,8 @@ class ConversationManager:
             for index, message in enumerate(said):
                 stored = _new_message(conversation_id=conversation.id, parent_id=parent_id, role=message.role,
                                       content=message.content, parts=list(message.parts),
-                                      status=MessageStatus.COMPLETE, created_at=now + index * TICK)
+                                      token_count=counts[index], status=MessageStatus.COMPLETE,
+                                      created_at=now + index * TICK)
                 messages.append(stored)
                 parent_id = stored.id
             question = messages[-1]
@@ -241,10 +259,13 @@ class ConversationManager:
         if original.role != "user":
             raise Conflict("not_editable", "only a user message can be edited")
         _check_content(content)
+        token_count = tokens.message_tokens(content)
+        check_send(self.user.id, original.conversation_id, model,
+                   message_cost(token_count, self._uploads(_upload_ids(original.parts), missing_ok=True)))
         with self._admitting() as admitting:
             question = _new_message(conversation_id=original.conversation_id, parent_id=original.parent_id,
                                     role="user", content=content, parts=list(original.parts or []),
-                                    status=MessageStatus.COMPLETE, created_at=utcnow())
+                                    token_count=token_count, status=MessageStatus.COMPLETE, created_at=utcnow())
             answer = _answer(admitting, question, model)
             self._store(Exchange(self.user.id, [question, answer]), admitting)
             _announce_and_start(answer, [question, answer])
@@ -335,18 +356,36 @@ class ConversationManager:
             by_parent.setdefault(parent_id, []).append(str(message_id))
         return {str(m.id): by_parent.get(m.parent_id, [str(m.id)]) for m in page}
 
-    def _attachment_parts(self, upload_ids: list[str]) -> list[dict[str, Any]]:
-        parts = []
+    def _uploads(self, upload_ids: list[str], *, missing_ok: bool = False) -> list[FileUpload]:
+        """The user's uploads ``upload_ids`` (attachments), in order; :class:`NotFound` for an
+        unknown id or another user's (skipped with ``missing_ok``: a deleted one)."""
+        uploads = []
         for raw in upload_ids:
             try:
                 upload = db.session.get(FileUpload, uuid.UUID(str(raw)))
             except ValueError:
                 upload = None
             if upload is None or upload.user_id != self.user.id:
+                if missing_ok:
+                    continue
                 raise NotFound("upload")
-            parts.append({"type": "file", "upload_id": str(upload.id), "name": upload.name,
-                          "mime": upload.mime})
-        return parts
+            uploads.append(upload)
+        return uploads
+
+
+def _file_parts(uploads: list[FileUpload]) -> list[dict[str, Any]]:
+    """A message's parts for its attached ``uploads`` (each once)."""
+    parts, seen = [], set()
+    for upload in uploads:
+        if upload.id not in seen:
+            seen.add(upload.id)
+            parts.append({"type": "file", "upload_id": str(upload.id), "name": upload.name, "mime": upload.mime})
+    return parts
+
+
+def _upload_ids(parts: list[Any] | None) -> list[str]:
+    return [part["upload_id"] for part in parts or () if isinstance(part, dict) and part.get("type") == "file"
+            and part.get("upload_id")]
 
 
 def _new_message(**values: Any) -> Message:

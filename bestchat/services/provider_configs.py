@@ -324,4 +324,7 @@ def _options(cls: type[Provider], value: dict[str, Any]) -> dict[str, Any]:
         detail = error.errors()[0]
         where = ".".join(str(part) for part in detail["loc"]) or "options"
         raise Invalid("invalid_field", f"'options.{where}': {detail['msg']}") from None
-    return options.model_dump(mode="json", exclude_unset=True)
+    kept = options.model_dump(mode="json", exclude_unset=True)
+    if options.context_window is not None:  # (a server-side option: excluded from dumps)
+        kept["context_window"] = options.context_window
+    return kept
