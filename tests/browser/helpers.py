@@ -119,3 +119,12 @@ def require_route(server, method: str, path: str, owner: str) -> None:
 
             pytest.fail(f"this test needs {method} {path} ({owner}); the server answered 404: "
                         "run it on a branch where that backend has landed", pytrace=False)
+
+
+def ask(page, text: str, status: str = "complete", timeout: float = 30000) -> None:
+    """Send ``text`` and wait until its own answer (not the previous one) has ended."""
+    before = page.locator(ANSWER).count()
+    send(page, text)
+    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length > n",
+                           arg=[ANSWER, before], timeout=timeout)
+    wait_done(page, status, timeout)

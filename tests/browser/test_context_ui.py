@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.browser.helpers import (
-    ANSWER, api, last_answer, long_message, require_route, send, wait_done,
+    ANSWER, api, ask, last_answer, long_message, require_route, send, wait_done,
 )
 from tests.browser.server import REPO, VENV_BIN, LiveServer
 
@@ -34,6 +34,15 @@ def context_api(server):
     require_route(server, "GET", "/api/v1/context-strategies", "the lead's context API")
 
 
+def offered(page) -> dict:
+    """``GET /api/v1/context-strategies``; fails clearly when no strategy plugin is installed."""
+    _, data = api(page, "GET", "/context-strategies")
+    if not data["strategies"]:
+        pytest.fail("this test needs the context strategies plugin (helper H2's plugins/context, "
+                    "installed as bestchat-context); the server offers none", pytrace=False)
+    return data
+
+
 def context_select(page):
     return page.get_by_label("Context", exact=True)
 
@@ -43,14 +52,12 @@ def conversation_id(page) -> str:
 
 
 def test_strategy_choice_is_saved_and_shown_after_reload(page, signed_in, context_api):
-    _, offered = api(page, "GET", "/context-strategies")
-    names = [s["name"] for s in offered["strategies"]]
-    assert names, "the server offers no context strategies"
-    send(page, "hello")
-    wait_done(page)
+    strategies = offered(page)
+    names = [s["name"] for s in strategies["strategies"]]
+    ask(page, "hello")
     select = context_select(page)
     assert select.input_value() == ""
-    default_label = f"Server default ({', '.join(offered['default'])})"
+    default_label = f"Server default ({', '.join(strategies['default'])})"
     assert select.locator("option").first.inner_text() == default_label
     assert [o.get_attribute("value") for o in select.locator("option").all()][1:] == names
 
@@ -74,8 +81,7 @@ def test_strategy_choice_is_saved_and_shown_after_reload(page, signed_in, contex
 
 
 def test_strategy_chosen_before_a_new_chat_is_created(page, signed_in, context_api):
-    _, offered = api(page, "GET", "/context-strategies")
-    chosen = offered["strategies"][0]["name"]
+    chosen = offered(page)["strategies"][0]["name"]
     context_select(page).select_option(chosen)
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/v1/conversations")) as created:
         send(page, "a new chat with a strategy")
@@ -112,8 +118,7 @@ def store_summary(server, **values) -> str:
 
 def test_stored_summary_shows_as_a_marker_that_opens(page, signed_in, server, context_api):
     for said in ("first question", "second question", "third question"):
-        send(page, said)
-        wait_done(page)
+        ask(page, said)
     ids = page.locator("article.message").evaluate_all("els => els.map(e => e.dataset.messageId)")
     assert len(ids) == 6
     text = "The person asked two questions. <img src=x onerror=\"window.__pwned=1\"> **not bold**"
@@ -170,10 +175,10 @@ def test_marker_and_context_note_render_as_text(page, signed_in):
 def test_a_long_conversation_keeps_working_with_the_marker(page, signed_in, context_api):
     """Far past a small window: every answer completes, the model's context is summarized and the
     marker appears without a reload, and the answers say what was done to fit them."""
+    offered(page)
     marker = page.locator("details.context-summary")
     for turn in range(8):
-        send(page, f"turn {turn} " + long_message(350))
-        wait_done(page, timeout=60000)
+        ask(page, f"turn {turn} " + long_message(350), timeout=60000)
         if marker.count():
             break
     else:
@@ -182,6 +187,5 @@ def test_a_long_conversation_keeps_working_with_the_marker(page, signed_in, cont
     notes = page.locator(f"{ANSWER} .context-note").all_inner_texts()
     assert any(note.startswith("Context: ") and "tokens sent" in note for note in notes), notes
     # And the conversation goes on.
-    send(page, "one more after the summary")
-    wait_done(page, timeout=60000)
+    ask(page, "one more after the summary", timeout=60000)
     assert "one more after the summary" in last_answer(page).inner_text()

@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from tests.browser.helpers import api, expected_reply, answer_text, require_route, send, wait_done
+from tests.browser.helpers import answer_text, api, ask, expected_reply, require_route
 from tests.browser.server import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -73,8 +73,7 @@ def test_attach_a_text_file_and_an_image_then_send(page, signed_in, tmp_path):
     assert chip(page, "notes.txt").locator("progress").count() == 0
 
     said = "What is in these files?"
-    send(page, said)
-    wait_done(page)
+    ask(page, said)
     assert answer_text(page) == expected_reply(said)
     assert page.locator(".attachments .attachment").count() == 0  # the composer is empty again
 
@@ -147,8 +146,7 @@ def test_drop_and_paste_attach_files(page, signed_in):
     assert chip(page, "image.png").locator("img.attachment-thumb").count() == 1
     assert page.get_by_label("Message", exact=True).input_value() == ""  # nothing pasted as text
 
-    send(page, "dropped and pasted")
-    wait_done(page)
+    ask(page, "dropped and pasted")
     sent = page.locator(USER_MESSAGE).last.locator(".message-attachments")
     sent.get_by_role("link", name="dropped.txt").wait_for()
     assert sent.locator("img.attachment-thumb").count() == 1
@@ -193,8 +191,7 @@ def test_a_deleted_upload_says_deleted(page, signed_in, tmp_path):
     gone.write_text("soon deleted")
     attach(page, gone)
     wait_ready(page, "gone.txt")
-    send(page, "a file I will delete")
-    wait_done(page)
+    ask(page, "a file I will delete")
     link = page.locator(USER_MESSAGE).last.get_by_role("link", name="gone.txt")
     upload_id = link.get_attribute("href").split("/")[-2]
     status, _ = api(page, "DELETE", f"/uploads/{upload_id}")
