@@ -83,3 +83,48 @@ def assert_only_prefixes(page, full: str) -> None:
     assert seen, "the answer never changed while recorded"
     for text in seen:
         assert full.startswith(text), f"shown text is not a prefix of the answer:\n{text!r}"
+
+
+API_CALL = """async ([method, path, body]) => {
+  const me = await (await fetch('/api/v1/me', { credentials: 'same-origin' })).json();
+  const response = await fetch('/api/v1' + path, {
+    method, credentials: 'same-origin',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+    body: body === null ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}"""
+
+
+def api(page, method: str, path: str, body=None) -> tuple[int, object]:
+    """Call the REST API as the page's signed-in user; ``(status, parsed JSON or None)``."""
+    result = page.evaluate(API_CALL, [method, path, body])
+    return result["status"], result["body"]
+
+
+def require_route(server, method: str, path: str, owner: str) -> None:
+    """Fail with a clear message when the server lacks a route a test needs (answering 404
+    without a session means the route does not exist; an existing one answers 401/403/405)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.url}{path}", method=method, data=b"" if method != "GET" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            return
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            import pytest
+
+            pytest.fail(f"this test needs {method} {path} ({owner}); the server answered 404: "
+                        "run it on a branch where that backend has landed", pytrace=False)
+
+
+def ask(page, text: str, status: str = "complete", timeout: float = 30000) -> None:
+    """Send ``text`` and wait until its own answer (not the previous one) has ended."""
+    before = page.locator(ANSWER).count()
+    send(page, text)
+    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length > n",
+                           arg=[ANSWER, before], timeout=timeout)
+    wait_done(page, status, timeout)

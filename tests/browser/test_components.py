@@ -1,5 +1,5 @@
-"""Parts of the UI: the tool-call card with its approval prompt and file attachments (driven
-directly: their server side comes with later issues), and the usage page after a real chat."""
+"""Parts of the UI: the tool-call card with its approval prompt (driven directly), and the usage
+page after a real chat. Attachments are in test_uploads_ui.py."""
 
 from __future__ import annotations
 
@@ -42,21 +42,6 @@ def test_tool_card_approval_prompt(page, signed_in):
     assert done.get_by_text("Done").is_visible()
     assert '"value": 4' in done.locator("details").nth(1).inner_text()
     assert done.get_by_role("button").count() == 0
-
-
-def test_attach_file_shows_progress_or_notice(page, signed_in, tmp_path):
-    upload = tmp_path / "notes.txt"
-    upload.write_text("hello")
-    with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Attach files").click()
-    chooser.value.set_files(str(upload))
-    chip = page.locator(".attachments .attachment", has_text="notes.txt")
-    chip.wait_for()
-    chip.locator(".attachment-status").filter(has_not_text="Uploading").wait_for()
-    status = chip.locator(".attachment-status").inner_text()
-    assert status in ("Ready", "Uploads are not available on this server yet.")
-    chip.get_by_role("button", name="Remove notes.txt").click()
-    assert page.locator(".attachments .attachment").count() == 0
 
 
 def test_usage_chart_and_table_from_a_real_chat(page, signed_in):

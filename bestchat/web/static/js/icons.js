@@ -7,6 +7,8 @@ const PATHS = {
   pencil: "M4 20h4L19 9l-4-4L4 16v4zM13.5 6.5l4 4",
   trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13",
   menu: "M4 6h16M4 12h16M4 18h16",
+  file: "M14 3H6v18h12V7l-4-4zM14 3v4h4M9 13h6M9 17h6",
+  image: "M4 5h16v14H4zM4 16l5-5 4 4 3-3 4 4M15.5 9.5h.01",
 };
 
 export function icon(name) {

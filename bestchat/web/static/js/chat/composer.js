@@ -1,9 +1,11 @@
-// The message box: model picker, attach button, textarea (Enter sends, Shift+Enter adds a
-// line) and a Send button that becomes Stop while an answer is being generated.
+// The message box: model picker, attachments (the paperclip's file picker, files pasted into
+// the box; drops on the chat are wired by the chat page through addFiles), textarea (Enter
+// sends, Shift+Enter adds a line) and a Send button that becomes Stop while an answer is being
+// generated. Send waits until every attachment has finished uploading.
 
 import { h, uid } from "../dom.js";
 import { icon } from "../icons.js";
-import { Attachments } from "./uploads.js";
+import { Attachments, pastedFiles } from "./uploads.js";
 
 const MODEL_KEY = "bestchat.model";
 
@@ -41,9 +43,21 @@ export class Composer {
     });
     this.textarea.addEventListener("input", () => { this.autosize(); this.refresh(); this.handlers.onTyping(); });
     this.attachButton.addEventListener("click", () => this.fileInput.click());
-    this.fileInput.addEventListener("change", () => { this.attachments.add([...this.fileInput.files]); this.fileInput.value = ""; });
+    this.fileInput.addEventListener("change", () => { this.addFiles([...this.fileInput.files]); this.fileInput.value = ""; });
+    this.textarea.addEventListener("paste", (event) => {
+      const files = pastedFiles(event);
+      if (!files.length) return;
+      // Files are attached; text that came along (a copied document) is still pasted as text.
+      if (!event.clipboardData.getData("text/plain")) event.preventDefault();
+      this.addFiles(files);
+    });
     this.stopButton.addEventListener("click", () => this.handlers.onStop());
     this.refresh();
+  }
+
+  /** Attach `files` (each starts uploading at once). */
+  addFiles(files) {
+    this.attachments.add(files);
   }
 
   /** Fill the picker from GET /api/v1/models: keep the last choice, else the server default. */

@@ -1,8 +1,12 @@
 // One message as an <article>: author, version switcher for edited/regenerated branches,
-// attachments, the body (user text as plain text, assistant text as sanitized Markdown), tool
-// cards, an inline error with Retry, and the actions (copy, edit, regenerate).
+// attachments (chips linking to the stored file, thumbnails for images), the body (user text as
+// plain text, assistant text as sanitized Markdown), tool cards, an inline error with Retry, a
+// muted note on how the conversation was fitted into the model's window, and the actions
+// (copy, edit, regenerate).
 
 import { copyButton, h, replaceChildren } from "../dom.js";
+import { count } from "../format.js";
+import { icon } from "../icons.js";
 import { renderMarkdown } from "../markdown.js";
 import { BUSY } from "./store.js";
 import { toolCard } from "./toolcard.js";
@@ -35,7 +39,8 @@ export function messageView(message, store, actions) {
     message.role === "assistant" && message.model ? h("span", { class: "message-model", text: message.model }) : null,
     versionSwitcher(message, store, actions));
   replaceChildren(article, head, attachmentList(message), h("div", { class: "message-body" }),
-    h("div", { class: "message-tools" }), h("div", { class: "message-error" }), h("footer", { class: "message-actions" }));
+    h("div", { class: "message-tools" }), h("div", { class: "message-error" }),
+    h("p", { class: "context-note" }), h("footer", { class: "message-actions" }));
   updateMessageView(article, message, store, actions);
   return article;
 }
@@ -49,6 +54,7 @@ export function updateMessageView(article, message, store, actions) {
   replaceChildren(article.querySelector(".message-tools"),
     store.executionsFor(message.id).map((execution) => toolCard(execution, actions.onDecide)));
   replaceChildren(article.querySelector(".message-error"), errorBox(message, actions));
+  article.querySelector(".context-note").textContent = busy ? "" : contextNote(message);
   replaceChildren(article.querySelector(".message-actions"), busy ? [] : actionButtons(article, message, actions));
 }
 
@@ -132,11 +138,53 @@ function versionSwitcher(message, store, actions) {
     h("button", { type: "button", class: "small icon", text: "›", disabled: index === list.length - 1, attrs: { "aria-label": "Next version" }, on: { click: go(1) } }));
 }
 
+/**
+ * "Context: summarize, truncate · 96,812 of 124,000 tokens sent" when a strategy changed what the
+ * model was sent for this answer (its `meta.context`); empty otherwise.
+ */
+export function contextNote(message) {
+  const context = message.meta && message.meta.context;
+  if (!context || !Array.isArray(context.strategies) || !context.strategies.length) return "";
+  const sent = context.prompt_tokens != null && context.budget != null
+    ? ` · ${count(context.prompt_tokens)} of ${count(context.budget)} tokens sent` : "";
+  return `Context: ${context.strategies.join(", ")}${sent}`;
+}
+
+// Whether each upload still exists (its metadata answers), asked once per page load.
+const uploadChecks = new Map();
+
+function checkUpload(uploadId) {
+  if (!uploadChecks.has(uploadId)) {
+    uploadChecks.set(uploadId, fetch(`/api/v1/uploads/${encodeURIComponent(uploadId)}`, {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    }).then((response) => response.status !== 404, () => true));
+  }
+  return uploadChecks.get(uploadId);
+}
+
+/** A user message's files: chips linking to their bytes; images as lazy thumbnails. */
 function attachmentList(message) {
-  const files = (message.parts || []).filter((part) => part && (part.type === "file" || part.type === "attachment"));
+  const files = (message.parts || []).filter((part) => part && part.type === "file");
   if (!files.length) return null;
-  return h("ul", { class: "message-attachments", attrs: { "aria-label": "Attachments" } },
-    files.map((file) => h("li", { class: "attachment" },
-      file.id ? h("a", { href: `/api/v1/uploads/${encodeURIComponent(file.id)}`, text: file.name || "file", target: "_blank", rel: "noopener" })
-        : h("span", { text: file.name || "file" }))));
+  return h("ul", { class: "message-attachments", attrs: { "aria-label": "Attachments" } }, files.map(attachmentChip));
+}
+
+function attachmentChip(file) {
+  const id = file.upload_id || file.id;
+  const name = file.name || "file";
+  const isImage = (file.mime || "").startsWith("image/");
+  const chip = h("li", { class: `attachment${isImage ? " attachment-image" : ""}`, dataset: { uploadId: id || "" } });
+  if (!id) return replaceChildren(chip, icon("file"), h("span", { class: "attachment-name", text: name }));
+  const url = `/api/v1/uploads/${encodeURIComponent(id)}/content`;
+  const link = h("a", { href: url, target: "_blank", rel: "noopener", title: file.mime ? `${name} (${file.mime})` : name },
+    isImage ? h("img", { class: "attachment-thumb", src: url, alt: name, loading: "lazy", decoding: "async" }) : icon("file"),
+    h("span", { class: "attachment-name", text: name }));
+  replaceChildren(chip, link);
+  checkUpload(id).then((exists) => {
+    if (exists) return;
+    chip.classList.add("deleted");
+    replaceChildren(chip, icon(isImage ? "image" : "file"), h("span", { class: "attachment-name", text: name }),
+      h("span", { class: "attachment-status", text: "deleted" }));
+  });
+  return chip;
 }

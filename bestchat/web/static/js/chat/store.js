@@ -18,6 +18,30 @@ export class ConversationStore {
     this.selected = new Map(); // parent key -> chosen child id
     this.early = new Map(); // message id -> Map(seq -> delta) received ahead of a gap
     this.executions = new Map(); // tool execution id -> execution
+    this.summaries = new Map(); // context summary id -> summary (what the model got instead of older turns)
+  }
+
+  /** Add the conversation's context summaries; true when one is new or changed. */
+  addSummaries(summaries) {
+    let changed = false;
+    for (const summary of summaries || []) {
+      const known = this.summaries.get(summary.id);
+      if (known && known.last_message_id === summary.last_message_id && known.summary === summary.summary) continue;
+      this.summaries.set(summary.id, summary);
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** The newest summary that ends at a message of the shown branch (null: none). */
+  shownSummary() {
+    const shown = new Set(this.activePath().map((m) => m.id));
+    let best = null;
+    for (const summary of this.summaries.values()) {
+      if (!shown.has(summary.last_message_id)) continue;
+      if (!best || (summary.created_at || "") >= (best.created_at || "")) best = summary;
+    }
+    return best;
   }
 
   /** Add or refresh a message from the server without losing text streamed in meanwhile. */

@@ -1,9 +1,12 @@
 // The message list of the open conversation: renders the shown branch, and on each chunk
 // re-renders only the streaming message (at most every 30 ms; a timer, not an
 // animation frame, so a tab in the background keeps up too). Keeps the view
-// pinned to the bottom while the person has not scrolled up.
+// pinned to the bottom while the person has not scrolled up. After the last message a context
+// summary covers, a marker says that the model got a summary of the earlier messages instead
+// of the messages themselves; it opens to show that summary.
 
 import { h, replaceChildren } from "../dom.js";
+import { count } from "../format.js";
 import { messageView, updateMessageView } from "./message-view.js";
 
 export class Thread {
@@ -11,6 +14,8 @@ export class Thread {
     this.actions = actions;
     this.store = null;
     this.views = new Map();
+    this.marker = null; // the summary marker shown, if any
+    this.openSummary = null; // the id of the summary the person opened (kept across re-renders)
     this.dirty = new Set();
     this.frame = null;
     this.list = h("div", { class: "messages", attrs: { role: "log", "aria-label": "Messages", "aria-live": "off" } });
@@ -40,7 +45,26 @@ export class Thread {
       this.views.set(message.id, view);
       return view;
     }));
+    this.marker = null;
+    this.placeSummary();
     if (stick) this.scrollToBottom();
+  }
+
+  /** Show the marker of the newest summary of the shown branch after its last message. */
+  placeSummary() {
+    const summary = this.store && this.store.shownSummary();
+    const after = summary && this.views.get(summary.last_message_id);
+    if (!after) {
+      if (this.marker) this.marker.remove();
+      this.marker = null;
+      return;
+    }
+    if (this.marker) this.marker.remove();
+    this.marker = summaryMarker(summary, this.openSummary === summary.id);
+    this.marker.addEventListener("toggle", (event) => {
+      this.openSummary = event.target.open ? summary.id : null;
+    });
+    after.after(this.marker);
   }
 
   /** A message's content or status changed; refresh it on the next frame. */
@@ -70,4 +94,18 @@ export class Thread {
   scrollToBottom() {
     this.el.scrollTop = this.el.scrollHeight;
   }
+}
+
+/** "Earlier messages summarized for the model · 12 messages, 48,210 → 812 tokens", opening to the summary. */
+export function summaryMarker(summary, open = false) {
+  const facts = [];
+  const covered = Array.isArray(summary.covered) ? summary.covered.length : summary.covered;
+  if (typeof covered === "number") facts.push(`${count(covered)} ${covered === 1 ? "message" : "messages"}`);
+  if (summary.input_tokens != null && summary.output_tokens != null) {
+    facts.push(`${count(summary.input_tokens)} → ${count(summary.output_tokens)} tokens`);
+  }
+  const title = `Earlier messages summarized for the model${facts.length ? ` · ${facts.join(", ")}` : ""}`;
+  return h("details", { class: "context-summary", open, dataset: { summaryId: summary.id } },
+    h("summary", { text: title }),
+    h("p", { class: "plain context-summary-text", text: summary.summary || "" }));
 }

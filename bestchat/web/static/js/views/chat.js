@@ -9,11 +9,13 @@ import { icon } from "../icons.js";
 import { navigate, setPath } from "../router.js";
 import { toast } from "../toast.js";
 import { Composer } from "../chat/composer.js";
+import { ContextMenu } from "../chat/context-menu.js";
 import { Sidebar } from "../chat/sidebar.js";
 import { ConversationStore } from "../chat/store.js";
 import { broadcast, onBroadcast } from "../chat/tabsync.js";
 import { Thread } from "../chat/thread.js";
 import { ToolsMenu } from "../chat/tools-menu.js";
+import { dropZone } from "../chat/uploads.js";
 import { errorText } from "../chat/message-view.js";
 
 const TYPING_SEND_EVERY_MS = 3000;
@@ -21,6 +23,8 @@ const TYPING_SHOW_MS = 4000;
 const GAP_WAIT_MS = 700; // chunks may arrive out of order briefly; past this, ask for a replay
 const MAX_PAGES = 50; // of 200 messages each
 const SEARCH_DEBOUNCE_MS = 250;
+const AFTER_ANSWER_PAGE = 50; // messages re-read when an answer ends (its meta, new summaries)
+const SUMMARY_RETRY_MS = 1500; // an answer names a summary not listed yet: ask once more
 
 export class ChatPage {
   constructor(socket) {
@@ -46,6 +50,7 @@ export class ChatPage {
       onTyping: () => this.typing(),
     });
     this.toolsMenu = new ToolsMenu({ onChange: (disabled) => this.setDisabledTools(disabled) });
+    this.contextMenu = new ContextMenu({ onChange: (strategy) => this.setContextStrategy(strategy) });
     this.title = h("h1", { class: "chat-title", text: "New chat" });
     this.typingNote = h("p", { class: "typing-note", attrs: { "aria-live": "polite" } });
     this.sidebarToggle = h("button", {
@@ -53,10 +58,12 @@ export class ChatPage {
       attrs: { "aria-controls": "sidebar", "aria-expanded": "false" },
       on: { click: () => this.toggleSidebar() },
     }, icon("menu"), " Chats");
-    this.el = h("div", { class: "chat-page" }, this.sidebar.el,
-      h("div", { class: "chat-main" },
-        h("div", { class: "chat-head" }, this.sidebarToggle, this.title, this.toolsMenu.el),
-        this.thread.el, this.typingNote, this.composer.form));
+    const main = h("div", { class: "chat-main" },
+      h("div", { class: "chat-head" }, this.sidebarToggle, this.title,
+        h("div", { class: "chat-controls" }, this.contextMenu.el, this.toolsMenu.el)),
+      this.thread.el, this.typingNote, this.composer.form);
+    dropZone(main, (files) => this.composer.addFiles(files));
+    this.el = h("div", { class: "chat-page" }, this.sidebar.el, main);
     this.listen();
     this.loadConversations();
     this.loadModels();
@@ -75,7 +82,7 @@ export class ChatPage {
     if (this.store && this.store.conversationId === id && id) return;
     this.store = new ConversationStore(id);
     this.modelPickedFor = null;
-    if (!id) this.toolsMenu.setDisabled([]);
+    if (!id) { this.toolsMenu.setDisabled([]); this.contextMenu.setCurrent(null); }
     this.typingNote.textContent = "";
     this.setTitle();
     this.thread.show(this.store);
@@ -95,6 +102,7 @@ export class ChatPage {
         const data = await api("GET", `/conversations/${store.conversationId}/messages?${query}`);
         if (store !== this.store) return;
         for (const message of data.messages || []) store.upsert(message);
+        store.addSummaries(data.context_summaries);
         if (page === 0 && data.leaf_id) store.chooseBranchTo(data.leaf_id);
         if (!data.has_more || !data.messages.length) break;
         before = data.messages[0].id;
@@ -162,6 +170,7 @@ export class ChatPage {
     if (conversation && this.modelPickedFor !== conversation.id) {
       this.composer.selectModel(conversation.model);
       this.toolsMenu.setDisabled(conversation.disabled_tools);
+      this.contextMenu.setCurrent(conversation.context_strategy);
       this.modelPickedFor = conversation.id;
     }
   }
@@ -185,6 +194,7 @@ export class ChatPage {
         const disabled = this.toolsMenu.disabled;
         const conversation = await api("POST", "/conversations", {
           model, disabled_tools: disabled.length ? disabled : undefined,
+          context_strategy: this.contextMenu.value ?? undefined,
         });
         this.sidebar.upsert(conversation);
         broadcast({ type: "conversation.updated", conversation });
@@ -289,6 +299,15 @@ export class ChatPage {
     const id = this.store && this.store.conversationId;
     if (!id) return;
     const updated = await api("PATCH", `/conversations/${id}`, { disabled_tools: disabled });
+    this.sidebar.upsert(updated);
+    broadcast({ type: "conversation.updated", conversation: updated });
+  }
+
+  /** The Context control: the open chat's `context_strategy` (kept for a new chat). */
+  async setContextStrategy(strategy) {
+    const id = this.store && this.store.conversationId;
+    if (!id) return;
+    const updated = await api("PATCH", `/conversations/${id}`, { context_strategy: strategy });
     this.sidebar.upsert(updated);
     broadcast({ type: "conversation.updated", conversation: updated });
   }
@@ -407,10 +426,41 @@ export class ChatPage {
     if (!this.isCurrent(id) || !this.store.messages.has(event.message_id)) return;
     if (event.message) this.store.upsert(event.message);
     const status = event.status || (event.type === "message.failed" ? "failed" : "complete");
-    this.store.setStatus(event.message_id, status, event.error ? { error: errorText(event.error) } : {});
+    const extra = event.error ? { error: errorText(event.error) } : {};
+    const known = this.store.messages.get(event.message_id);
+    const context = event.context || (event.meta && event.meta.context);
+    if (context) extra.meta = { ...(known.meta || {}), context };
+    this.store.setStatus(event.message_id, status, extra);
     this.store.early.delete(event.message_id);
     this.thread.update(event.message_id);
     this.refreshBusy();
+    if (status === "complete") this.afterAnswer(this.store, event.message_id);
+  }
+
+  /**
+   * An answer ended: re-read the newest messages for what the server stored with it (how its
+   * context was fitted) and the conversation's summaries, so a summary made for it is shown.
+   */
+  async afterAnswer(store, answerId, retry = true) {
+    let data;
+    try {
+      data = await api("GET", `/conversations/${store.conversationId}/messages?limit=${AFTER_ANSWER_PAGE}`);
+    } catch {
+      return; // the page keeps what it shows; the next reload catches up
+    }
+    if (store !== this.store) return;
+    for (const message of data.messages || []) {
+      const known = store.messages.get(message.id);
+      const changed = !known || known.status !== message.status || JSON.stringify(known.meta || {}) !== JSON.stringify(message.meta || {});
+      store.upsert(message);
+      if (changed) this.thread.update(message.id);
+    }
+    if (store.addSummaries(data.context_summaries)) this.thread.placeSummary();
+    const answer = store.messages.get(answerId);
+    const summaryId = answer && answer.meta && answer.meta.context && answer.meta.context.summary_id;
+    if (retry && summaryId && !store.summaries.has(summaryId)) {
+      setTimeout(() => this.afterAnswer(store, answerId, false), SUMMARY_RETRY_MS);
+    }
   }
 
   onExecution(execution) {
@@ -435,5 +485,6 @@ export class ChatPage {
     if (!this.isCurrent(conversation.id)) return;
     this.setTitle();
     if (conversation.disabled_tools) this.toolsMenu.setDisabled(conversation.disabled_tools);
+    if ("context_strategy" in conversation) this.contextMenu.setCurrent(conversation.context_strategy);
   }
 }
