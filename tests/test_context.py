@@ -202,6 +202,7 @@ def test_the_conversation_chooses_its_strategies(app, client, user, recorder):
 
 
 def test_v1_image_parts_reach_a_vision_model_and_are_stored_as_uploads(app, client, user, recorder):
+    memory_bus(app)  # (a /v1 answer is awaited in this un-patched process: the memory bus delivers it)
     token = client.post(f"{API}/tokens", {"name": "sdk"}).get_json()["token"]
     data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     body = {"model": "recorder/eyes", "messages": [{"role": "user", "content": [
