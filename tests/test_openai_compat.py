@@ -161,7 +161,7 @@ def test_a_body_that_is_not_json_is_400(app, api):
 
 
 def test_a_body_over_the_size_limit_is_413_in_openai_shape(app, api):
-    app.config["MAX_CONTENT_LENGTH"] = 100
+    app.config["OPENAI_MAX_BODY_BYTES"] = 100  # (/v1's own limit: it may carry images)
     response = api.post(f"{V1}/chat/completions", {"model": "demo/demo", "messages": [
         {"role": "user", "content": "x" * 200}]})
     assert openai_error(response, 413, "request_entity_too_large")["type"] == "invalid_request_error"

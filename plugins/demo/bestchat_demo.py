@@ -77,12 +77,14 @@ class DemoProvider(Provider):
             yield Usage(prompt_tokens=len(messages), completion_tokens=len(calls), cost=0.0)
             yield Finish("tool_calls")
             return
-        words = WORD_RE.findall(reply_to(messages))
+        summarizing = asks_for_summary(messages)
+        words = WORD_RE.findall(summary_of(messages) if summarizing else reply_to(messages))
         if settings.max_tokens is not None and len(words) > settings.max_tokens:
             words, reason = words[: settings.max_tokens], "length"
         else:
             reason = "stop"
-        delay = 1 / settings.tokens_per_second if settings.tokens_per_second else 0
+        # (a summary is read by the server, not watched as it streams: no pacing)
+        delay = 1 / settings.tokens_per_second if settings.tokens_per_second and not summarizing else 0
         for index, word in enumerate(words):
             if delay and index:
                 time.sleep(delay)
@@ -122,6 +124,20 @@ def tool_results(messages: list[dict[str, Any]]) -> str | None:
              for call in message.get("tool_calls") or ()}
     return "Tool results: " + "; ".join(f"{names.get(m.get('tool_call_id'), 'tool')}: {text_of(m.get('content'))}"
                                         for m in reversed(results))
+
+
+def asks_for_summary(messages: list[dict[str, Any]]) -> bool:
+    """Whether the request asks for a summary: its first message is a system message that says
+    so (as the server's summarize strategy does)."""
+    first = messages[0] if messages else {}
+    return first.get("role") == "system" and "summary" in text_of(first.get("content")).lower()
+
+
+def summary_of(messages: list[dict[str, Any]]) -> str:
+    """The demo's summary: the first words of each line of the transcript it is given."""
+    transcript = text_of(messages[-1].get("content")) if messages else ""
+    lines = [line.strip() for line in transcript.splitlines() if line.strip()]
+    return "Summary: " + " / ".join(" ".join(line.split()[:8]) for line in lines[:40])
 
 
 def reply_to(messages: list[dict[str, Any]]) -> str:

@@ -82,3 +82,15 @@ def test_the_reply_quotes_a_bounded_number_of_words():
     words = bestchat_demo.reply_to([{"role": "user", "content": said}]).split()
     assert len(words) < bestchat_demo.QUOTE_MAX_WORDS + 30
     assert f'"w0' in " ".join(words) and "w999" in words and "w1000" not in words
+
+
+def test_summarizes_when_the_system_message_asks_for_a_summary_and_sees_attachments():
+    summary = run([{"role": "system", "content": "You write the running summary of a conversation."},
+                   {"role": "user", "content": "user: first question about tea\n\nassistant: an answer about tea"}])
+    text = "".join(e.text for e in summary if isinstance(e, TextDelta))
+    assert text == "Summary: user: first question about tea / assistant: an answer about tea"
+    seen = run([{"role": "user", "content": [
+        {"type": "text", "text": 'look <file name="a.pdf" id="1">\nthree words here\n</file>'},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}])
+    text = "".join(e.text for e in seen if isinstance(e, TextDelta))
+    assert 'You said: "look". I received a.pdf (3 words of text), an image (image/png).' in text

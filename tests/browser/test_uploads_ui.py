@@ -74,7 +74,9 @@ def test_attach_a_text_file_and_an_image_then_send(page, signed_in, tmp_path):
 
     said = "What is in these files?"
     ask(page, said)
-    assert answer_text(page) == expected_reply(said)
+    # The demo model says what reached it: the file's text and the image itself.
+    assert answer_text(page) == expected_reply(said).replace(
+        " Configure", " I received notes.txt (5 words of text), an image (image/png). Configure")
     assert page.locator(".attachments .attachment").count() == 0  # the composer is empty again
 
     sent = page.locator(USER_MESSAGE).last.locator(".message-attachments")
