@@ -117,6 +117,9 @@ CONTEXT_IMAGE_TOKENS = 1000
 CONTEXT_DEFAULT_ENCODING = "o200k_base"
 # The longest summary the summarize strategy asks for (tokens).
 CONTEXT_SUMMARY_MAX_TOKENS = 1024
+# A new summary keeps the newest turns that fill at most this share of the room beside it, so
+# the turns that follow fit with it and it is reused (1.0: keep as much as fits).
+CONTEXT_SUMMARY_KEEP_SHARE = 0.5
 # The compress strategy leaves the newest turns alone, and shortens only what is longer.
 CONTEXT_COMPRESS_KEEP_TURNS = 2
 CONTEXT_COMPRESS_MIN_TOKENS = 200

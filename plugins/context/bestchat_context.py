@@ -19,6 +19,8 @@ from bestchat.hookspecs import hookimpl
 
 # The settings' defaults (config/defaults.py), for a Situation without settings.
 SUMMARY_MAX_TOKENS = 1024
+# The share of the room left beside a new summary that the turns it keeps may fill.
+KEEP_SHARE = 0.5
 COMPRESS_KEEP_TURNS = 2
 COMPRESS_MIN_TOKENS = 200
 
@@ -115,7 +117,10 @@ class Summarize(ContextStrategy):
                 if total(reuse.items) <= budget:
                     return reuse
             reserve = summary_tokens(message_tokens("", count) + max_tokens, count)
-            kept = [i for i in newest_fitting(items, budget - reserve) if i >= start]
+            # A new summary leaves room: the turns it keeps fill at most KEEP_SHARE of what is
+            # left, so the next turns fit with it and it is reused instead of made again each turn.
+            share = float(situation.settings.get("CONTEXT_SUMMARY_KEEP_SHARE", KEEP_SHARE))
+            kept = [i for i in newest_fitting(items, int((budget - reserve) * share)) if i >= start]
             end = kept[0] if kept else len(items)
             cover = [item for item in items[start:end] if item.kind == "message"]
             previous = latest if position is not None and position < end else None

@@ -114,7 +114,7 @@ def test_compress_shortens_old_tool_outputs_and_files(strategies):
 def test_summarize_makes_reuses_and_refreshes_a_summary(strategies):
     items = conversation(turns=6, tool_tokens=200)  # 260 tokens a turn
     store = Store(tokens=50)
-    made = fit(strategies, "summarize", items, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100)
+    made = fit(strategies, "summarize", items, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100, CONTEXT_SUMMARY_KEEP_SHARE=1.0)
     assert store.calls == [(["u0", "a0", "t0", "b0", "u1", "a1", "t1", "b1"], None)]
     summary = made.items[1]
     assert summary.kind == "summary" and summary.role == "system" and not summary.pinned
@@ -123,20 +123,33 @@ def test_summarize_makes_reuses_and_refreshes_a_summary(strategies):
     assert [item.message_id for item in made.items[2:]] == [i.message_id for i in items[9:]]
     assert made.note == {"summary_id": "s0", "reused": False, "covered": 8, "made": 1}
     assert total(made.items) <= 1100
-    again = fit(strategies, "summarize", items, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100)
+    again = fit(strategies, "summarize", items, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100, CONTEXT_SUMMARY_KEEP_SHARE=1.0)
     assert again.items == made.items and again.note == {"summary_id": "s0", "reused": True, "covered": 8}
     assert len(store.calls) == 1
     longer = conversation(turns=8, tool_tokens=200)  # two more turns: the summary and what follows no longer fit
-    later = fit(strategies, "summarize", longer, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100)
+    later = fit(strategies, "summarize", longer, 1100, store, CONTEXT_SUMMARY_MAX_TOKENS=100, CONTEXT_SUMMARY_KEEP_SHARE=1.0)
     assert store.calls[1] == (["u2", "a2", "t2", "b2", "u3", "a3", "t3", "b3"], store.stored[0])
     assert later.note["summary_id"] == "s1" and later.note["covered"] == 16
     assert total(later.items) <= 1100
 
 
+def test_a_new_summary_leaves_room_for_the_next_turns(strategies):
+    """With the default share, the turns kept beside a new summary fill at most half the room, so
+    the next turn fits with the same summary (reused, not made again)."""
+    store = Store(tokens=50)
+    made = fit(strategies, "summarize", conversation(turns=6, tool_tokens=200), 1100, store,
+               CONTEXT_SUMMARY_MAX_TOKENS=100)
+    assert total(made.items) <= 1100 // 2 + 200
+    calls = len(store.calls)
+    later = fit(strategies, "summarize", conversation(turns=7, tool_tokens=200), 1100, store,
+                CONTEXT_SUMMARY_MAX_TOKENS=100)
+    assert later.note["reused"] is True and len(store.calls) == calls
+
+
 def test_summarize_folds_what_does_not_fit_in_one_call(strategies):
     items = conversation(turns=12)
     store = Store(tokens=50)
-    result = fit(strategies, "summarize", items, 1400, store, CONTEXT_SUMMARY_MAX_TOKENS=100)
+    result = fit(strategies, "summarize", items, 1400, store, CONTEXT_SUMMARY_MAX_TOKENS=100, CONTEXT_SUMMARY_KEEP_SHARE=1.0)
     assert len(store.calls) == result.note["made"] >= 2
     assert [previous for _, previous in store.calls] == [None, *store.stored[:-1]]
     by_id = {item.message_id: item for item in items}
