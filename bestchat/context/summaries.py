@@ -47,9 +47,7 @@ class StoredSummaries:
         self.summarizer = summarizer
         self.encoding = encoding
         self.max_tokens = max_tokens
-        # The most tokens of transcript one request may carry (the instructions and the summary
-        # to write also fit the window): a single turn bigger than that is cut.
-        self.input_limit = max(budget - max_tokens - tokens.count_text(INSTRUCTIONS, encoding) - 16, 256)
+        self.budget = budget
         self.made: list[str] = []  # ids of the summaries made for this answer
 
     def latest(self, items: list[Item]) -> Summary | None:
@@ -69,8 +67,12 @@ class StoredSummaries:
         covered = [item for item in items if item.message_id]
         if not covered:
             raise SummaryUnavailable("nothing to summarize")
-        prompt = [{"role": "system", "content": INSTRUCTIONS.format(limit=self.max_tokens)},
-                  {"role": "user", "content": _cut(_transcript(items, previous), self.input_limit, self.encoding)}]
+        instructions = INSTRUCTIONS.format(limit=self.max_tokens)
+        # The most transcript one request may carry (the instructions and the summary to write
+        # also fit the window): a single turn bigger than that is cut.
+        limit = max(self.budget - self.max_tokens - tokens.count_text(instructions, self.encoding) - 16, 256)
+        prompt = [{"role": "system", "content": instructions},
+                  {"role": "user", "content": _cut(_transcript(items, previous), limit, self.encoding)}]
         try:
             text = self.summarizer(prompt, self.max_tokens).strip()
         except ProviderError as error:

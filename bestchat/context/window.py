@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 from flask import current_app
@@ -54,9 +55,15 @@ def budget_for(provider: Provider, model: str, settings: Mapping[str, Any] | Non
         reserve = min(asked, window // 2)
     else:
         reserve = min(int(config["CONTEXT_ANSWER_RESERVE"]), window // 4)
-    tools = tokens.count_text(json.dumps(tool_schemas), encoding) if tool_schemas else 0
+    tools = _schema_tokens(json.dumps(tool_schemas, sort_keys=True), encoding) if tool_schemas else 0
     return Budget(window=window, reserve=reserve, tools=tools, encoding=encoding,
                   vision=_vision(provider, model))
+
+
+@lru_cache(maxsize=64)
+def _schema_tokens(schemas: str, encoding: str) -> int:
+    """The tokens of the offered tools' schemas (the same few sets, counted once each)."""
+    return tokens.count_text(schemas, encoding)
 
 
 def _window(provider: Provider, model: str, settings: Mapping[str, Any]) -> int:
