@@ -150,7 +150,7 @@ def _price_attachments(items: list[Item], raw: list[tuple[tuple[dict[str, Any], 
                 files.append(_reference(upload_id, facts.name or name, facts.mime or mime, ATTACHED_AGAIN, count))
             elif facts.kind == "image":
                 images.append(ImagePiece(upload_id=upload_id, url=None, name=facts.name or name,
-                                         mime=facts.mime or mime, tokens=_image_cost(facts.name or name, image_tokens, count)))
+                                         mime=facts.mime or mime, tokens=image_cost(facts.name or name, image_tokens, count)))
             elif facts.text is None:
                 files.append(_reference(upload_id, facts.name or name, facts.mime or mime, "no text could be read from it", count))
             else:
@@ -161,7 +161,7 @@ def _price_attachments(items: list[Item], raw: list[tuple[tuple[dict[str, Any], 
         for part in image_parts:
             name = str(part.get("name") or "image")
             images.append(ImagePiece(upload_id=None, url=str(part["url"]), name=name, mime=str(part.get("mime") or ""),
-                                     tokens=_image_cost(name, image_tokens, count)))
+                                     tokens=image_cost(name, image_tokens, count)))
         priced.append(item.but(files=tuple(files), images=tuple(images)))
     return priced
 
@@ -171,7 +171,7 @@ def _reference(upload_id: str, name: str, mime: str, note: str, count: Callable[
                      tokens=note_tokens("file", name, note, count))
 
 
-def _image_cost(name: str, image_tokens: int, count: Callable[[str], int]) -> int:
+def image_cost(name: str, image_tokens: int, count: Callable[[str], int]) -> int:
     """An image's fixed cost, or the longest note render may send instead, when that is more."""
     return max(image_tokens, note_tokens("image", name, NO_VISION, count), note_tokens("image", name, IMAGE_GONE, count))
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bestchat.context import tokens
 from bestchat.context.base import ContextTooLong
+from bestchat.context.items import file_tags, image_cost
 from bestchat.context.window import budget_for
 from bestchat.errors import DomainError
 from bestchat.extensions import db
@@ -26,15 +27,18 @@ from bestchat.providers import registry
 from bestchat.providers.base import ProviderError
 
 ALWAYS_FITS = 1000
-# What a file adds besides its text (its <file> tags, the name) in tokens, at most.
-FILE_WRAPPING = 24
-
-
 def message_cost(token_count: int, uploads: list[FileUpload]) -> int:
-    """What a message of ``token_count`` tokens with ``uploads`` attached costs in a prompt."""
+    """What a message of ``token_count`` tokens with ``uploads`` attached costs in a prompt,
+    priced as the prompt prices them (:func:`bestchat.context.items.build_items`)."""
     image = int(current_app.config["CONTEXT_IMAGE_TOKENS"])
-    return token_count + sum(image if upload.mime.startswith("image/") else (upload.text_tokens or 0) + FILE_WRAPPING
-                             for upload in uploads)
+    cost = token_count
+    for upload in uploads:
+        if upload.mime.startswith("image/"):
+            cost += image_cost(upload.name, image, tokens.count_text)
+        else:
+            opening, closing = file_tags(upload.name, str(upload.id))
+            cost += tokens.count_text(opening) + (upload.text_tokens or 0) + tokens.count_text(closing)
+    return cost
 
 
 def check_send(user_id: uuid.UUID, conversation_id: uuid.UUID, model: str | None, needed: int) -> None:

@@ -46,7 +46,7 @@ class StoredSummaries:
         self.answer_id = answer_id
         self.summarizer = summarizer
         self.encoding = encoding
-        self.max_tokens = max_tokens
+        self.max_tokens = min(max_tokens, budget // 4)  # (as the summarize strategy reserves)
         self.budget = budget
         self.made: list[str] = []  # ids of the summaries made for this answer
 

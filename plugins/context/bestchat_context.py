@@ -102,7 +102,9 @@ class Summarize(ContextStrategy):
 
     def fit(self, situation: Situation) -> Fitted | None:
         items, budget, count = situation.items, situation.budget, situation.count
-        max_tokens = int(situation.settings.get("CONTEXT_SUMMARY_MAX_TOKENS", SUMMARY_MAX_TOKENS))
+        # (at most a quarter of the budget, as the server asks of the model: a small window keeps
+        # room for turns beside its summary)
+        max_tokens = min(int(situation.settings.get("CONTEXT_SUMMARY_MAX_TOKENS", SUMMARY_MAX_TOKENS)), budget // 4)
         start = 1 if items and items[0].kind == "system" else 0
         head = items[:start]
         first_pinned = next((i for i in range(start, len(items)) if items[i].pinned), len(items))
