@@ -112,3 +112,12 @@ def jobs(app):
     runner = get_dispatcher(app)
     yield runner
     runner.join(timeout=15)
+
+
+def branch_messages(chain) -> list[dict[str, Any]]:
+    """A branch (``bestchat.store.claimed.branch``) as the OpenAI messages a prompt sends of it
+    (no system prompt, no attachments)."""
+    from bestchat.context.items import build_items  # noqa: PLC0415
+    from bestchat.context.render import render  # noqa: PLC0415
+
+    return render(build_items(chain, {}, system_prompt=None), vision=False, load_image=lambda _upload: None)

@@ -31,7 +31,7 @@ from bestchat.context.render import render
 from bestchat.context.tokens import count_text, message_tokens
 from bestchat.providers.base import ToolCall
 from bestchat.services.client_tools import tool_calls_part, tool_result_part
-from bestchat.store.claimed import BranchEntry, branch, history
+from bestchat.store.claimed import BranchEntry
 
 STRATEGIES = {cls.name: cls for cls in (bestchat_context.Truncate, bestchat_context.Compress, bestchat_context.Summarize)}
 
@@ -260,7 +260,7 @@ def test_a_group_spanning_turns_is_kept_or_dropped_whole():
     assert len(keep_newest(items, 80)) == 8
 
 
-def test_the_same_inclusion_rules_as_history():
+def test_the_inclusion_rules_of_a_branch():
     calls = [ToolCall(id="c1", name="calculator", arguments={}), ToolCall(id="c2", name="calculator", arguments={})]
     entries = [BranchEntry("u1", None, "user", "complete", "hi", [], 5),
                BranchEntry("a1", "u1", "assistant", "failed", "half", [], 5),
@@ -271,7 +271,12 @@ def test_the_same_inclusion_rules_as_history():
                BranchEntry("u2", "a4", "user", "complete", "and?", [], 5)]
     items = build_items(entries, {}, system_prompt=None, count=rough)
     messages = render(items, vision=False, load_image=lambda u: None)
-    assert messages == history(branch(entries, "u2"))
+    assert messages == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "2"},
+        {"role": "assistant", "content": "called"}, {"role": "user", "content": "and?"}]
     assert [item.message_id for item in items] == ["u1", "a3", "t1", "a4", "u2"]
     assert items[1].group == items[2].group != items[3].group
     assert [item.turn for item in items] == [0, 0, 0, 0, 4]

@@ -20,7 +20,7 @@ from bestchat.models.message_status import MessageStatus
 from bestchat.providers.registry import enabled_configs
 from bestchat.services.conversations import ConversationManager
 from bestchat.store import Exchange, get_store
-from bestchat.store.claimed import history
+from tests.chat_fakes import branch_messages
 from bestchat.store.postgresql import PostgreSQLStore
 from bestchat.store.sqlite import SQLiteStore
 from bestchat.streaming.subscriber import Subscriber
@@ -206,7 +206,7 @@ def test_a_claim_reads_the_branch_and_the_configs_in_failover_order_once(app, cl
         assert (start.message_id, start.conversation_id, start.parent_id, start.user_id) == (
             second.answer.id, conversation_id, second.messages[0].id, user_id)
         assert (start.model, start.last_seq, start.content, start.title) == ("gated/g", 0, "", "New chat")
-        assert history(start.branch) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "an answer"},
+        assert branch_messages(start.branch) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "an answer"},
                                           {"role": "user", "content": "hi"}]
         assert [made[c.id] for c in start.configs] == ["mine", "global-early", "global-late"]
         assert [c.id for c in start.configs] == [c.id for c in enabled_configs(user_id)]

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from bestchat.extensions import db
 from bestchat.models import Message, User
 from bestchat.services import provider_configs
-from bestchat.store.claimed import BranchEntry, branch, history
+from bestchat.store.claimed import BranchEntry, branch
+from tests.chat_fakes import branch_messages
 from bestchat.testing.fake_openai import Script
 from tests.chat_fakes import app_config, jobs  # noqa: F401
 from tests.test_openai_compat import V1, api, conversations, live_bus, openai_error, sse_payloads  # noqa: F401
@@ -330,7 +331,7 @@ def test_history_keeps_answered_calls_and_drops_unanswered_ones():
         BranchEntry(ids[5], ids[4], "assistant", "complete", "Let me look.", unanswered),
         BranchEntry(ids[6], ids[5], "user", "complete", "well?", []),
     ]
-    assert history(branch(entries, ids[6])) == [
+    assert branch_messages(branch(entries, ids[6])) == [
         {"role": "user", "content": "time?"},
         {"role": "assistant", "content": None, "tool_calls": OPENAI_CALLS[1:]},
         {"role": "tool", "tool_call_id": "call_t", "content": "12:00"},

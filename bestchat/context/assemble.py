@@ -40,6 +40,8 @@ from bestchat.store.claimed import Claimed
 
 log = logging.getLogger(__name__)
 
+SETTINGS_KEY = "bestchat_context_settings"
+
 
 class Prompt:
     """One answer's prompt and what fitting it did."""
@@ -50,11 +52,12 @@ class Prompt:
         self.start = start
         self.budget: Budget = budget_for(target.provider, target.model, settings, tool_schemas)
         self.chain: list[str] = list(start.context_strategy or config["CONTEXT_STRATEGIES"])
-        self.settings = {name: value for name, value in config.items() if name.startswith("CONTEXT_")}
+        self.settings = _context_settings(app)
         self.summaries = StoredSummaries(start.conversation_id, start.message_id, summarizer,
                                          self.budget.encoding, int(config["CONTEXT_SUMMARY_MAX_TOKENS"]),
                                          self.budget.tokens)
-        self.items = build_items(start.branch, _uploads(start), system_prompt=start.system_prompt,
+        uploads, self.stored = _uploads(start)
+        self.items = build_items(start.branch, uploads, system_prompt=start.system_prompt,
                                  encoding=self.budget.encoding, count=self.count,
                                  image_tokens=int(config["CONTEXT_IMAGE_TOKENS"]))
         self.extra: list[Item] = []  # this answer's tool rounds, pinned
@@ -73,7 +76,7 @@ class Prompt:
             conversation_id=str(self.start.conversation_id), settings=self.settings)
         self._record(assembled)
         self.sent = assembled.tokens
-        return render(assembled.items, vision=self.budget.vision, load_image=_load_image)
+        return render(assembled.items, vision=self.budget.vision, load_image=self._load_image)
 
     def extend(self, prompt: list[dict[str, Any]], step: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``prompt`` with a tool round's messages ``step`` (every round so far, on a resume);
@@ -92,6 +95,20 @@ class Prompt:
             self.meta["prompt_tokens"] = self._sent_tokens()
             return prompt + step
         return self.messages()
+
+    def _load_image(self, upload_id: str) -> str | None:
+        """An attached image as a ``data:`` URL, or None when its bytes are gone."""
+        from bestchat.uploads.storage import get_storage  # noqa: PLC0415
+
+        if upload_id not in self.stored:
+            return None
+        mime, key = self.stored[upload_id]
+        try:
+            data = get_storage().read(key)
+        except Exception:  # noqa: BLE001 - a missing file is a note in the prompt, not a failure
+            log.warning("image %s could not be read for the prompt", upload_id, exc_info=True)
+            return None
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
     def _sent_tokens(self) -> int:
         return self.sent + tokens.PROMPT_OVERHEAD + self.budget.tools
@@ -124,8 +141,18 @@ def _text(message: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _uploads(start: Claimed) -> dict[str, UploadFacts]:
-    """The owner's uploads the branch's messages attach, by id (a deleted one is absent)."""
+def _context_settings(app: Flask) -> dict[str, Any]:
+    """The app's ``CONTEXT_*`` settings, read once per app (the strategies' ``settings``)."""
+    cached = app.extensions.get(SETTINGS_KEY)
+    if cached is None:
+        cached = app.extensions[SETTINGS_KEY] = {name: value for name, value in app.config.items()
+                                                  if name.startswith("CONTEXT_")}
+    return dict(cached)
+
+
+def _uploads(start: Claimed) -> tuple[dict[str, UploadFacts], dict[str, tuple[str, str]]]:
+    """The owner's uploads the branch's messages attach, by id (a deleted one is absent), and
+    each one's (mime, storage key) for reading an image's bytes."""
     ids = set()
     for entry in start.branch:
         for part in entry.parts or ():
@@ -135,34 +162,18 @@ def _uploads(start: Claimed) -> dict[str, UploadFacts]:
                 except ValueError:
                     continue
     if not ids:
-        return {}
+        return {}, {}
     rows = db.session.execute(
         select(FileUpload.id, FileUpload.name, FileUpload.mime, FileUpload.details, FileUpload.text,
-               FileUpload.text_tokens)
+               FileUpload.text_tokens, FileUpload.storage_key)
         .where(FileUpload.id.in_(ids), FileUpload.user_id == start.user_id)).all()
     db.session.commit()
-    return {str(row.id): UploadFacts(name=row.name, mime=row.mime,
-                                     kind=(row.details or {}).get("kind") or _kind(row.mime),
-                                     text=row.text, text_tokens=row.text_tokens)
-            for row in rows}
+    facts = {str(row.id): UploadFacts(name=row.name, mime=row.mime,
+                                      kind=(row.details or {}).get("kind") or _kind(row.mime),
+                                      text=row.text, text_tokens=row.text_tokens)
+             for row in rows}
+    return facts, {str(row.id): (row.mime, row.storage_key) for row in rows}
 
 
 def _kind(mime: str) -> str:
     return "image" if mime.startswith("image/") else "text"
-
-
-def _load_image(upload_id: str) -> str | None:
-    """An uploaded image as a ``data:`` URL, or None when it is gone."""
-    from bestchat.uploads.storage import get_storage  # noqa: PLC0415
-
-    try:
-        row = db.session.get(FileUpload, uuid.UUID(upload_id))
-        if row is None:
-            return None
-        mime, key = row.mime, row.storage_key
-        db.session.commit()
-        data = get_storage().read(key)
-    except Exception:  # noqa: BLE001 - a missing file is a note in the prompt, not a failure
-        log.warning("image %s could not be read for the prompt", upload_id, exc_info=True)
-        return None
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

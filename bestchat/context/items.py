@@ -1,7 +1,7 @@
-"""A branch as prompt items: the system prompt, then the messages :func:`history` would send, each
+"""A branch as prompt items: the system prompt, then the messages of the branch that are sent, each
 with its stored token count, its attachments, its group and turn, and whether it is pinned.
 
-Inclusion follows :func:`bestchat.store.claimed.history`: failed or empty answers are left out,
+Inclusion: failed or empty answers are left out,
 and so are tool calls no ``tool`` message of the branch answers (the assistant's text is kept).
 An assistant message that called tools shares its group with the ``tool`` messages answering
 it, so nothing ever sends a call without its result. Pinned: the system prompt, the newest user

@@ -11,7 +11,8 @@ sends the results back as ``tool`` messages in its next request.
 
 The same ``tool_calls`` part marks the assistant messages of a transcript that called tools,
 and ``{"type": "tool_result", "tool_call_id": ...}`` the ``tool`` messages answering them;
-:func:`bestchat.store.claimed.history` turns both back into OpenAI messages for the model.
+:func:`bestchat.context.items.build_items` and :func:`bestchat.context.render.render` turn both back
+into OpenAI messages for the model.
 """
 
 from __future__ import annotations

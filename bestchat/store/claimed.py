@@ -7,10 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from bestchat.models.message_status import MessageStatus
 from bestchat.providers.registry import ConfigValues
 from bestchat.services.branches import ancestry
-from bestchat.services.client_tools import tool_call_id_of, tool_calls_of
 from bestchat.store.columns import CLAIMED_CONVERSATION, CLAIMED_MESSAGE
 
 
@@ -70,25 +68,3 @@ def branch(entries: Iterable[BranchEntry], parent_id: uuid.UUID | None) -> list[
     by_id = {str(entry.id): entry for entry in entries}
     return ancestry(by_id, str(parent_id) if parent_id else None,
                     lambda entry: str(entry.parent_id) if entry.parent_id else None)
-
-
-def history(chain: list[BranchEntry]) -> list[dict[str, Any]]:
-    """A branch (:func:`branch`) as OpenAI messages: ``{"role",
-    "content"}``; an assistant message that called tools (a ``tool_calls`` part) with its
-    ``tool_calls`` (``content`` None when empty); a ``tool`` message with its ``tool_call_id``.
-    Failed or empty answers are left out. Calls no ``tool`` message of the branch answers (an
-    answer that ended with calls for an OpenAI-compatible client, continued as a chat) are left
-    out too, as a model refuses unanswered calls."""
-    answered = {tool_call_id_of(entry.parts) for entry in chain if entry.role == "tool"}
-    messages: list[dict[str, Any]] = []
-    for entry in chain:
-        if entry.role == "tool":
-            messages.append({"role": "tool", "tool_call_id": tool_call_id_of(entry.parts),
-                             "content": entry.content})
-            continue
-        calls = tool_calls_of(entry.parts) if entry.role == "assistant" else []
-        if calls and all(call.get("id") in answered for call in calls):
-            messages.append({"role": "assistant", "content": entry.content or None, "tool_calls": calls})
-        elif not (entry.role == "assistant" and (entry.status == MessageStatus.FAILED or not entry.content)):
-            messages.append({"role": entry.role, "content": entry.content})
-    return messages
