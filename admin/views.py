@@ -1,59 +1,17 @@
-"""Admin views. Every view inherits an admin-only base: anonymous visitors are sent to the
-login page (with ``next``), signed-in non-admins get 403."""
+"""Admin views of plugins, users and the audit log (bases: :mod:`bestchat.admin.base`)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from flask import abort, redirect, request
-from flask_admin import AdminIndexView, BaseView, expose
-from flask_admin.contrib.sqla import ModelView
-from flask_admin.form import SecureForm
+from flask_admin import expose
 from flask_login import current_user
 from sqlalchemy import inspect
-from werkzeug.wrappers import Response
 
 from bestchat import plugins
-from bestchat.extensions import db
+from bestchat.admin.base import SecureModelView, SecureView
 from bestchat.models import User
 from bestchat.services import accounts
-
-LOGIN_URL = "/login"
-
-
-class AdminOnly:
-    """``is_accessible`` for administrators only; others are refused."""
-
-    def is_accessible(self) -> bool:
-        return bool(current_user.is_authenticated and current_user.is_admin)
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
-        if not current_user.is_authenticated:
-            return redirect(f"{LOGIN_URL}?next={request.full_path.rstrip('?')}")
-        abort(403)
-
-
-class SecureIndexView(AdminOnly, AdminIndexView):
-    """The console's home page."""
-
-
-class SecureView(AdminOnly, BaseView):
-    """Base of custom (non-model) admin pages."""
-
-
-class SecureModelView(AdminOnly, ModelView):
-    """Base of every model view; its forms carry a CSRF token."""
-
-    form_base_class = SecureForm
-
-    def get_one(self, id: str) -> Any:
-        """The row with this UUID primary key (None for a malformed id)."""
-        try:
-            key = uuid.UUID(id)
-        except ValueError:
-            return None
-        return db.session.get(self.model, key)
 
 
 class PluginsView(SecureView):

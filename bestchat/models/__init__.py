@@ -6,13 +6,15 @@ from bestchat.models.billing import Plan, Subscription
 from bestchat.models.chat import Conversation, Message
 from bestchat.models.context import ContextOptimization
 from bestchat.models.files import FileUpload
+from bestchat.models.groups import Group, GroupMember
 from bestchat.models.providers import ProviderConfig
+from bestchat.models.site import Invite, SiteSetting
 from bestchat.models.tools import AutoApprovalSetting, ToolExecution
 from bestchat.models.usage import UsageLog
 from bestchat.models.users import ApiToken, User
 
 __all__ = [
     "ApiToken", "AuditLog", "AutoApprovalSetting", "Base", "ContextOptimization", "Conversation",
-    "FileUpload", "Message", "Plan", "ProviderConfig", "Subscription", "ToolExecution",
-    "UsageLog", "User",
+    "FileUpload", "Group", "GroupMember", "Invite", "Message", "Plan", "ProviderConfig",
+    "SiteSetting", "Subscription", "ToolExecution", "UsageLog", "User",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text
@@ -25,6 +26,11 @@ class ProviderConfig(IdMixin, TimestampMixin, Base):
     key_last4: Mapped[str | None] = mapped_column(String(4))
     base_url: Mapped[str | None] = mapped_column(String(500))
     enabled_models: Mapped[list[Any]] = mapped_column(default=list)
+    # What the upstream's ``/v1/models`` listed at the last discovery (None: never discovered),
+    # and the display name chosen for a model id.
+    discovered_models: Mapped[list[Any] | None] = mapped_column(default=None)
+    models_refreshed_at: Mapped[datetime | None]
+    model_names: Mapped[dict[str, Any]] = mapped_column(default=dict)
     fallbacks: Mapped[list[Any]] = mapped_column(default=list)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     priority: Mapped[int] = mapped_column(default=100)
