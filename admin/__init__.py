@@ -12,6 +12,7 @@ from flask_admin import Admin
 
 from bestchat import plugins
 from bestchat.admin.base import SecureIndexView
+from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.usage import UsageView
 from bestchat.admin.views import AuditLogView, PluginsView, UserView
 from bestchat.extensions import db
@@ -32,5 +33,6 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
     admin.add_view(UsageView(name="Usage", endpoint="usage"))
+    admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))
     plugins.run_register_admin_views(admin)
     return admin

@@ -60,7 +60,7 @@ def seed_usage(app) -> dict:
 
         def answer(owner, when, rows, provider="openai", model="gpt-4o"):
             chat = Conversation(user_id=owner, title="Seeded chat", provider=provider, model=model,
-                                created_at=when)
+                                created_at=when, updated_at=when)
             db.session.add(chat)
             db.session.flush()
             question = Message(conversation_id=chat.id, role="user", content="hi", created_at=when)
