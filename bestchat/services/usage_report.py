@@ -4,7 +4,8 @@ UTC days, grouped by day, by user, by model or by group.
 Each grouping is one SQL aggregation over ``usage_logs`` that runs the same on SQLite and
 PostgreSQL (only the UTC day of a timestamp is spelled per dialect, in :func:`_utc_day`).
 "Answers" counts distinct answered messages: an answer with tool rounds has one usage row per
-round but is one answer. A user in two groups counts in both; users in no group are reported
+round but is one answer; a row whose message was deleted keeps its tokens and cost but counts
+no answer. A user in two groups counts in both; users in no group are reported
 under :data:`NO_GROUP`, so the group totals can exceed the overall total.
 """
 
