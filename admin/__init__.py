@@ -11,7 +11,9 @@ from flask import Blueprint, Flask
 from flask_admin import Admin
 
 from bestchat import plugins
-from bestchat.admin.base import SecureIndexView
+from bestchat.admin.conversations import ConversationsView
+from bestchat.admin.home import HomeView
+from bestchat.admin.usage import UsageView
 from bestchat.admin.views import AuditLogView, PluginsView, UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
@@ -25,10 +27,12 @@ templates = Blueprint("bestchat_admin", __name__, template_folder="templates")
 def init_admin(app: Flask) -> Admin:
     app.register_blueprint(templates)
     app.jinja_env.globals["csrf_token"] = csrf_token
-    admin = Admin(app, name="BestChat admin", url="/admin", index_view=SecureIndexView(url="/admin"),
+    admin = Admin(app, name="BestChat admin", url="/admin", index_view=HomeView(name="Home", url="/admin"),
                   csp_nonce_generator=csp_nonce)
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
+    admin.add_view(UsageView(name="Usage", endpoint="usage"))
+    admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))
     plugins.run_register_admin_views(admin)
     return admin

@@ -33,13 +33,8 @@ def readyz():
     waiting, and how many may wait before new ones are refused. ``tool_sandbox`` reports
     ``{available, method, detail, risks}``: whether tools run isolated and which risk levels
     can run. Both are informational only."""
-    checks = {"database": _check(lambda: db.session.execute(text("SELECT 1")))}
-    client = get_redis()
-    if client is not None:
-        checks["redis"] = _check(client.ping)
+    checks = backend_checks()
     ready = all(value == "ok" for value in checks.values())
-    if not ready:
-        db.session.rollback()
     body = {"status": "ok" if ready else "unavailable", "checks": checks,
             "mode": "embedded" if current_app.config["EMBEDDED"] else "redis"}
     if ready:
@@ -49,6 +44,18 @@ def readyz():
             body["generation"] = None
     body["tool_sandbox"] = _tool_sandbox()
     return body, 200 if ready else 503
+
+
+def backend_checks() -> dict[str, str]:
+    """``{"database": "ok" | "down: <error>", "redis": ...}`` (Redis only when configured);
+    ``/readyz`` and the console's home report these."""
+    checks = {"database": _check(lambda: db.session.execute(text("SELECT 1")))}
+    client = get_redis()
+    if client is not None:
+        checks["redis"] = _check(client.ping)
+    if checks["database"] != "ok":
+        db.session.rollback()
+    return checks
 
 
 def _tool_sandbox() -> dict | None:

@@ -19,6 +19,8 @@ applyTheme();
 const main = document.getElementById("main");
 const nav = document.querySelector(".topnav");
 const signOutButton = document.getElementById("sign-out");
+// The console (a server-rendered page, not a client route) is linked for admins only.
+const adminLink = document.getElementById("admin-link");
 const indicator = document.getElementById("connection");
 let socket = null;
 let chat = null;
@@ -35,6 +37,7 @@ function showIndicator({ state, retryInMs }) {
 /** Signed in: open the socket and build the chat page once. */
 function startSession() {
   nav.hidden = false;
+  adminLink.hidden = user()?.role !== "admin";
   signOutButton.hidden = false;
   indicator.hidden = false;
   if (socket) return;
@@ -52,6 +55,7 @@ function endSession() {
   socket = null;
   chat = null;
   nav.hidden = true;
+  adminLink.hidden = true;
   signOutButton.hidden = true;
   indicator.hidden = true;
 }
