@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String
+from sqlalchemy import ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bestchat.models.base import Base, IdMixin, TimestampMixin
@@ -13,6 +13,8 @@ from bestchat.models.base import Base, IdMixin, TimestampMixin
 
 class UsageLog(IdMixin, TimestampMixin, Base):
     __tablename__ = "usage_logs"
+    # The console's usage dashboard and home read rows by time.
+    __table_args__ = (Index("ix_usage_logs_created_at", "created_at"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(

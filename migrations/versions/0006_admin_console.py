@@ -1,5 +1,5 @@
 """The admin console: groups and their model/tool access, runtime site settings, invitations,
-and discovered models of provider connections.
+discovered models of provider connections, and usage rows indexed by time.
 
 Revision ID: 0006_admin_console
 Revises: 0005_context_uploads
@@ -91,8 +91,13 @@ def upgrade():
         batch_op.add_column(sa.Column('models_refreshed_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('model_names', JSON, server_default=sa.text("'{}'"), nullable=False))
 
+    with op.batch_alter_table('usage_logs', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_logs_created_at', ['created_at'], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table('usage_logs', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_logs_created_at')
     with op.batch_alter_table('provider_configs', schema=None) as batch_op:
         batch_op.drop_column('model_names')
         batch_op.drop_column('models_refreshed_at')
