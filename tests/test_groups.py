@@ -19,13 +19,20 @@ from bestchat.providers import registry
 from bestchat.redis_client import get_redis
 from bestchat.services import accounts, groups, provider_configs
 from bestchat.testing.client import assert_error
-from tests.chat_fakes import jobs, wait_for  # noqa: F401 - jobs is a fixture
+from tests.chat_fakes import GatedProvider, gated, jobs, wait_for  # noqa: F401 - fixtures
 from tests.fake_providers import installed
 from tests.socket_client import SocketClient
 from tests.test_messages import API, new_conversation, row, send
 from tests.test_tool_loop import LoopTools
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app_config():
+    """Jobs in this process, one at a time (so a second answer waits in the queue)."""
+    return {"JOBS_IN_PROCESS": True, "JOBS_CONCURRENCY": 1}
+
 KEY = "sk-good-user-0123456789"
 GLOBAL_KEY = "sk-good-global-0123456789"
 # Every model with the ``keyed`` fixture: the global config's and the built-in providers'.
@@ -148,6 +155,19 @@ def test_the_worker_drops_targets_no_longer_allowed(app, user, keyed):
         with pytest.raises(ModelNotAllowed):
             registry.resolve_targets(alice.id, "keyed/k1", configs)
         assert len(registry.resolve_targets(alice.id, "keyed/k2", configs)) == 1
+
+
+def test_an_answer_queued_before_a_change_fails_with_model_not_allowed(app, client, user, gated):
+    busy = new_conversation(client, model="gated/g")
+    first = send(client, busy)["assistant_message"]["id"]
+    wait_for(lambda: row(app, first).status == "streaming")
+    second = send(client, new_conversation(client, model="demo/demo"))["assistant_message"]["id"]
+    assert row(app, second).status == "queued"
+    make_group(app, "gated only", ["alice@example.com"], models=["gated/*"])
+    GatedProvider.feed.put(None)  # the first answer ends; the queued one starts
+    message = wait_for(lambda: row(app, second).status in ("complete", "failed") and row(app, second))
+    assert (message.status, message.error_code) == ("failed", "model_not_allowed")
+    assert row(app, first).status == "complete"
 
 
 def test_bad_group_input_is_refused_and_nothing_is_stored(app, user):
@@ -277,11 +297,6 @@ def test_while_no_group_restricts_a_users_lookup_reads_no_groups(app, user, monk
 
 
 # ---- tools ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def app_config():
-    return {"JOBS_IN_PROCESS": True}
-
 
 @pytest.fixture
 def loop_tools(app, jobs):
