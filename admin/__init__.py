@@ -12,6 +12,7 @@ from flask_admin import Admin
 
 from bestchat import plugins
 from bestchat.admin.conversations import ConversationsView
+from bestchat.admin.groups import GroupsView
 from bestchat.admin.home import HomeView
 from bestchat.admin.usage import UsageView
 from bestchat.admin.views import AuditLogView, PluginsView, UserView
@@ -29,10 +30,11 @@ def init_admin(app: Flask) -> Admin:
     app.jinja_env.globals["csrf_token"] = csrf_token
     admin = Admin(app, name="BestChat admin", url="/admin", index_view=HomeView(name="Home", url="/admin"),
                   csp_nonce_generator=csp_nonce)
-    admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
-    admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
+    admin.add_view(GroupsView(name="Groups", endpoint="groups"))
+    admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UsageView(name="Usage", endpoint="usage"))
     admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))
+    admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
     plugins.run_register_admin_views(admin)
     return admin

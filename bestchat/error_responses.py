@@ -41,6 +41,7 @@ STATUS: dict[type[DomainError], int] = {
 # code (internal_error, interrupted) is a 500 not worth retrying.
 FAILED_GENERATION: dict[str, tuple[int, bool]] = {
     "unknown_model": (400, False),
+    "model_not_allowed": (403, False),
     "provider_key_missing": (400, False),
     "provider_bad_request": (400, False),
     "provider_auth": (502, False),

@@ -64,6 +64,16 @@ class AccountDisabled(Forbidden):
         super().__init__(None, "this account is disabled")
 
 
+class ModelNotAllowed(Forbidden):
+    """None of the user's groups allows the model (and no connection of the user's own serves it)."""
+
+    code = "model_not_allowed"
+
+    def __init__(self, model_id: str, *, param: str | None = None):
+        super().__init__(None, f"model '{model_id}' is not allowed for your account: none of your groups "
+                               "includes it (ask an administrator)", param=param)
+
+
 class NotFound(DomainError):
     """An unknown id, and equally another user's id (never a leak of its existence)."""
 

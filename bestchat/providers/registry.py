@@ -3,10 +3,14 @@
 The generation pipeline calls three functions:
 
 - :func:`available_models` lists what a user may use (their enabled configs, global configs,
-  and the keyless built-in providers such as ``demo``), cached per user in Redis.
+  and the keyless built-in providers such as ``demo``), cached per user in Redis; the models of
+  the operator (global and built-in) are only those the user's groups allow
+  (:mod:`bestchat.services.groups`).
 - :func:`resolve_targets` turns a model id ``"<provider>/<model>"`` into an ordered list of
   :class:`Target`: the user's own configs, then global configs (lower ``priority`` first), then
-  a keyless built-in provider, then the configs' ``fallbacks`` resolved the same way.
+  a keyless built-in provider, then the configs' ``fallbacks`` resolved the same way. The
+  operator's targets (global and built-in) of a model the user's groups do not allow are left
+  out (:class:`ModelNotAllowed` when nothing else serves it).
 - :func:`stream_with_failover` streams from the first target that answers: a retryable error
   (connection, timeout, 5xx, 429) before the first event moves on to the next target; after the
   first event nothing is retried.
@@ -32,7 +36,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, or_, select
 
 from bestchat import crypto, plugins
-from bestchat.errors import Invalid, UnknownModel
+from bestchat.errors import Invalid, ModelNotAllowed, UnknownModel
 from bestchat.extensions import db
 from bestchat.security import outbound
 from bestchat.models import ProviderConfig, User
@@ -43,6 +47,7 @@ from bestchat.providers.base import (
     ProviderOptions, ProviderSettings,
 )
 from bestchat.redaction import redact_key
+from bestchat.services import groups
 
 log = logging.getLogger(__name__)
 
@@ -152,25 +157,44 @@ ENABLED_CONFIG_VALUES = (select(*(getattr(ProviderConfig, name) for name in Conf
 
 def available_models(user: User) -> list[dict[str, Any]]:
     """What ``user`` may use: ``{id, provider, name, source, capabilities}`` per model, ``id``
-    unique (``source`` is ``user``, ``global`` or ``builtin``, the first that offers it)."""
+    unique (``source`` is ``user``, ``global`` or ``builtin``, the first that offers it). The
+    cached list is every model of the user's configs and the operator's; the groups' rule is
+    applied on each read (its own cache entry is checked against the groups' generation)."""
     classes = provider_classes()
-    cached = models_cache.get(user.id, classes)
-    if cached is not None:
-        return cached
+    result = models_cache.get(user.id, classes)
+    if result is None:
+        result = _listed(enabled_configs(user.id), classes, user.is_admin)
+        models_cache.put(user.id, classes, result)
+    allowed = groups.access_for(user)
+    if allowed.models is None:
+        return result
+    return [model for model in result if model["source"] == "user" or allowed.allows_model(model["id"])]
+
+
+def operator_models() -> list[dict[str, Any]]:
+    """Every model the operator offers (enabled global configs and built-in providers), for
+    the console's choices; nothing is cached."""
+    configs = db.session.scalars(select(ProviderConfig).where(ProviderConfig.enabled.is_(True),
+                                                              ProviderConfig.user_id.is_(None))
+                                 .order_by(*FAILOVER_ORDER))
+    return _listed(list(configs), provider_classes(), True)
+
+
+def _listed(configs: Sequence[ProviderConfig], classes: dict[str, type[Provider]],
+            admin: bool) -> list[dict[str, Any]]:
+    """The models of ``configs`` (in order), then of the built-in providers, each id once."""
     models: dict[str, dict[str, Any]] = {}
-    for config in enabled_configs(user.id):
+    for config in configs:
         cls = classes.get(config.provider)
         if cls is not None:
             source = "global" if config.user_id is None else "user"
-            for info in _config_models(cls, config, user.is_admin):
+            for info in _config_models(cls, config, admin):
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, source))
     for cls in classes.values():
         if is_builtin(cls):
             for info in cls(ProviderSettings()).models():
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, "builtin"))
-    result = sorted(models.values(), key=lambda m: m["id"])
-    models_cache.put(user.id, classes, result)
-    return result
+    return sorted(models.values(), key=lambda m: m["id"])
 
 
 def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> list[ModelInfo]:
@@ -201,11 +225,15 @@ def _model_json(cls: type[Provider], info: ModelInfo, source: str) -> dict[str, 
 # ---- resolving ----------------------------------------------------------------------------
 
 def resolve_targets(user_id: uuid.UUID, model_id: str | None,
-                    configs: Sequence[ProviderConfig | ConfigValues] | None = None) -> list[Target]:
+                    configs: Sequence[ProviderConfig | ConfigValues] | None = None,
+                    access: groups.Access | None = None) -> list[Target]:
     """Every target that may serve ``model_id`` (None: ``DEFAULT_MODEL``), in failover order,
-    from ``configs`` (the user's :func:`enabled_configs`, read here when not given).
+    from ``configs`` (the user's :func:`enabled_configs`, read here when not given) and the
+    built-in providers. The operator's targets (global configs, built-in providers) count only
+    for models ``access`` allows (the user's :func:`groups.access`, read here when not given).
 
-    Raises :class:`UnknownModel` when nothing can serve it, and
+    Raises :class:`UnknownModel` when nothing can serve it, :class:`ModelNotAllowed` when only
+    the operator's targets could and the user's groups do not allow it, and
     :class:`ProviderKeyMissing` when its provider needs a key the user does not have.
     Fallbacks that cannot be served are skipped; each model id is expanded once (no cycles).
     """
@@ -214,7 +242,9 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
     if configs is None:
         configs = enabled_configs(user_id)
     admin = functools.cache(lambda: user_is_admin(user_id))
-    targets, pending = _serving(model_id, classes, configs, admin)
+    if access is None:
+        access = groups.access(user_id, admin=admin)
+    targets, pending = _serving(model_id, classes, configs, admin, access.allows_model)
     seen_models = {model_id}
     seen_targets = {(t.config_id, t.model_id) for t in targets}
     while pending:
@@ -223,8 +253,8 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
             continue
         seen_models.add(fallback)
         try:
-            more, fallbacks = _serving(fallback, classes, configs, admin)
-        except (UnknownModel, ProviderAuthError) as error:
+            more, fallbacks = _serving(fallback, classes, configs, admin, access.allows_model)
+        except (UnknownModel, ModelNotAllowed, ProviderAuthError) as error:
             log.info("fallback %s skipped: %s", fallback, error)
             continue
         pending.extend(fallbacks)
@@ -235,10 +265,22 @@ def resolve_targets(user_id: uuid.UUID, model_id: str | None,
     return targets
 
 
+def served_by_own_config(user_id: uuid.UUID, model_id: str) -> bool:
+    """Whether one of the user's own enabled configs serves ``model_id`` (the groups' rule
+    does not apply to those)."""
+    own = [config for config in enabled_configs(user_id) if config.user_id is not None]
+    try:
+        targets, _fallbacks = _serving(model_id, provider_classes(), own, lambda: False, lambda _model: False)
+    except (UnknownModel, ModelNotAllowed, ProviderAuthError):
+        return False
+    return any(target.config_id is not None for target in targets)
+
+
 def _serving(model_id: str, classes: dict[str, type[Provider]],
              configs: Sequence[ProviderConfig | ConfigValues],
-             admin: Callable[[], bool]) -> tuple[list[Target], list[str]]:
-    """The targets serving ``model_id`` directly, and the fallbacks their configs name."""
+             admin: Callable[[], bool], allowed: Callable[[str], bool]) -> tuple[list[Target], list[str]]:
+    """The targets serving ``model_id`` directly, and the fallbacks their configs name; the
+    operator's only when ``allowed(model_id)``."""
     provider_name, _, model = model_id.partition("/")
     cls = classes.get(provider_name)
     if cls is None or not model:
@@ -246,8 +288,13 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
     targets: list[Target] = []
     fallbacks: list[str] = []
     key_missing = cls.needs_key and not any(c.provider == provider_name for c in configs)
+    operator_allowed = allowed(model_id)
+    refused = False
     for config in configs:
         if config.provider != provider_name or (config.enabled_models and model not in config.enabled_models):
+            continue
+        if config.user_id is None and not operator_allowed:
+            refused = True
             continue
         if cls.needs_key and not config.api_key_encrypted and not config.base_url:
             key_missing = True
@@ -261,9 +308,14 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
         targets.append(Target(provider_name, model, config.id, provider))
         fallbacks.extend(config.fallbacks or [])
     if is_builtin(cls) and (not cls.default_models or model in cls.default_models):
-        targets.append(Target(provider_name, model, None, build_provider(cls, None)))
+        if operator_allowed:
+            targets.append(Target(provider_name, model, None, build_provider(cls, None)))
+        else:
+            refused = True
     if targets:
         return targets, fallbacks
+    if refused:
+        raise ModelNotAllowed(model_id, param="model")
     if key_missing:
         raise ProviderKeyMissing(
             f"provider '{provider_name}' needs an API key: add one in your provider settings"

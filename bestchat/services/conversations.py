@@ -16,6 +16,11 @@ is busy, or refused with ``overloaded`` when the queue is full) while the store 
 exchange (the new messages and the answer, checked and written together; ids and timestamps
 are made here, so nothing is read back); then the ``message.created`` events are announced
 and the answer's generation started, in that order.
+
+A model the user's groups do not allow is refused before anything is stored
+(:class:`ModelNotAllowed`, :mod:`bestchat.services.groups`): a model the request names is
+checked first; a conversation's own model (inherited by the answer in the store's statement)
+is checked when the store hands the answer over for admission, so it costs no read of its own.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from bestchat.providers.registry import check_settings
 from bestchat.services.tool_loop import close_open_calls
 from bestchat.services.tool_rules import check_tool_names
 from bestchat.serializers import conversation_json
+from bestchat.services import groups
 from bestchat.services.admission import Admitting, get_admission, release_quietly
 from bestchat.services.titles import DEFAULT_TITLE, short_title
 from bestchat.store import Exchange, Found, get_store
@@ -194,6 +200,7 @@ class ConversationManager:
         (so once ownership is established) and before its events are announced: a WebSocket
         follows the conversation there."""
         _check_content(content)
+        allowed = self._allowed(model)
         uploads = self._uploads(attachments or [])
         token_count = tokens.message_tokens(content)
         check_send(self.user.id, conversation_id, model, message_cost(token_count, uploads))
@@ -202,7 +209,8 @@ class ConversationManager:
                                     content=content, parts=_file_parts(uploads), status=MessageStatus.COMPLETE,
                                     token_count=token_count, created_at=utcnow())
             answer = _answer(admitting, question, model)
-            self._store(Exchange(self.user.id, [question, answer], after_newest=parent_id is None), admitting)
+            self._store(Exchange(self.user.id, [question, answer], after_newest=parent_id is None), admitting,
+                        inherited=None if model else allowed)
             _announce_and_start(answer, [question, answer], client_id, before_announce)
             return question, answer
 
@@ -224,6 +232,7 @@ class ConversationManager:
             _check_content(last.content)
         else:
             _check_length(last.content)
+        self._allowed(model or current_app.config["DEFAULT_MODEL"], param="model")
         first = next((message.content for message in said if message.role == "user"), "")
         counts = [tokens.message_tokens(message.content) for message in said]
         newest_user = max((index for index, message in enumerate(said) if message.role == "user"), default=0)
@@ -259,6 +268,7 @@ class ConversationManager:
         if original.role != "user":
             raise Conflict("not_editable", "only a user message can be edited")
         _check_content(content)
+        allowed = self._allowed(model)
         token_count = tokens.message_tokens(content)
         check_send(self.user.id, original.conversation_id, model,
                    message_cost(token_count, self._uploads(_upload_ids(original.parts), missing_ok=True)))
@@ -267,7 +277,7 @@ class ConversationManager:
                                     role="user", content=content, parts=list(original.parts or []),
                                     token_count=token_count, status=MessageStatus.COMPLETE, created_at=utcnow())
             answer = _answer(admitting, question, model)
-            self._store(Exchange(self.user.id, [question, answer]), admitting)
+            self._store(Exchange(self.user.id, [question, answer]), admitting, inherited=None if model else allowed)
             _announce_and_start(answer, [question, answer])
             return question, answer
 
@@ -279,6 +289,7 @@ class ConversationManager:
             raise Conflict("not_regenerable", "only an assistant message can be regenerated")
         if original.status in ACTIVE:
             raise Conflict("generation_in_progress", "this answer is still being generated")
+        self._allowed(model or original.model or current_app.config["DEFAULT_MODEL"])
         with self._admitting() as admitting:
             answer = _new_message(id=uuid.UUID(admitting.message_id), conversation_id=original.conversation_id,
                                   parent_id=original.parent_id, role="assistant", status=MessageStatus.PENDING,
@@ -307,13 +318,24 @@ class ConversationManager:
         unless the answer took it (:class:`Admitting`)."""
         return get_admission().start(str(uuid.uuid4()), str(self.user.id))
 
-    def _store(self, exchange: Exchange, admitting: Admitting) -> Found:
+    def _allowed(self, model: str | None, *, param: str | None = None) -> groups.Access:
+        """What the user may use; a ``model`` given is checked now (:class:`ModelNotAllowed`)."""
+        allowed = groups.access_for(self.user)
+        if model:
+            groups.check_model(self.user.id, allowed, model, param=param)
+        return allowed
+
+    def _store(self, exchange: Exchange, admitting: Admitting, *, inherited: groups.Access | None = None) -> Found:
         """Store ``exchange`` with its answer admitted by ``admitting``; the refusal when the
         store found a reason not to (nothing stored). A failure after the answer was admitted
-        gives its admission back."""
+        gives its admission back. With ``inherited``, the model the answer inherits from the
+        conversation (or the default model) is checked against it before the admission."""
         admitted: list[str] = []
 
         def admit() -> str:
+            if inherited is not None and inherited.models is not None:
+                groups.check_model(self.user.id, inherited,
+                                   exchange.answer.model or current_app.config["DEFAULT_MODEL"])
             admitted.append(admitting.status())
             return admitted[-1]
 

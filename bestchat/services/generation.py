@@ -41,7 +41,7 @@ from bestchat.models.base import utcnow
 from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, ToolCall, Usage
-from bestchat.services import titles, tool_rules
+from bestchat.services import groups, titles, tool_rules
 from bestchat.services.client_tools import FINISH_REASON, client_tools_of, tool_calls_part
 from bestchat.services.conversations import announce
 from bestchat.services.tool_loop import Paused, RoundUsage, ToolLoop, close_open_calls
@@ -126,8 +126,10 @@ class Generation:
     def _prepare(self) -> tuple[list[registry.Target], dict[str, Any]]:
         start = self.start
         options = dict(start.settings)
-        targets = registry.resolve_targets(start.user_id, start.model, start.configs)
-        offered = tool_rules.offered_tools(start.disabled_tools) \
+        # What the user's groups allow, read once (its admin check only when they restrict).
+        allowed = groups.access(start.user_id, admin=lambda: registry.user_is_admin(start.user_id))
+        targets = registry.resolve_targets(start.user_id, start.model, start.configs, access=allowed)
+        offered = [tool for tool in tool_rules.offered_tools(start.disabled_tools) if allowed.allows_tool(tool.name)] \
             if targets and targets[0].provider.supports_tools and self.client_tools is None else []
         if offered or any(part.get("type") == "tool_round" for part in start.parts):
             self.tools = ToolLoop(self.app, message_id=start.message_id, conversation_id=start.conversation_id,

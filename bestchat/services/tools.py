@@ -1,7 +1,8 @@
 """The tool service: what REST, the WebSocket and the reaper ask of tools.
 
-- :func:`list_tools`: the tools a user may use, with the user's approval choice and whether
-  the sandbox can run them.
+- :func:`list_tools`: the tools a user may use (those their groups allow:
+  :mod:`bestchat.services.groups`), with the user's approval choice and whether the sandbox can
+  run them.
 - :func:`decide`: a person approves or denies a call waiting for them; the answer it belongs
   to goes on as soon as no call of its round waits (:func:`resume_if_decided`).
 - Standing approval choices (:func:`auto_approvals`, :func:`set_auto_approval`,
@@ -24,12 +25,11 @@ from sqlalchemy import select, update
 
 from bestchat.errors import Conflict, Invalid, NotFound
 from bestchat.extensions import db
-from bestchat.models import AutoApprovalSetting, Message, ToolExecution
+from bestchat.models import AutoApprovalSetting, Message, ToolExecution, User
 from bestchat.models.base import utcnow
 from bestchat.models.message_status import MessageStatus
 from bestchat.models.tools import DecidedBy, Decision, ExecutionStatus
-from bestchat.services import audit
-from bestchat.services import tool_rules
+from bestchat.services import audit, groups, tool_rules
 from bestchat.tools.base import RISKS, Tool
 from bestchat.tools.sandbox import isolation, runnable_risks
 
@@ -53,10 +53,12 @@ def tool_json(tool: Tool, *, decision: str) -> dict[str, Any]:
 
 
 def list_tools(user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The tools the user's conversations may offer: the enabled ones their groups allow."""
     choices = tool_rules.standing_choices(user_id)
+    allowed = groups.access(user_id, admin=lambda: db.session.get(User, user_id).is_admin)
     db.session.commit()
     return [tool_json(tool, decision=tool_rules.decision_for(tool, choices).value)
-            for tool in tool_rules.offered_tools(())]
+            for tool in tool_rules.offered_tools(()) if allowed.allows_tool(tool.name)]
 
 
 def sandbox_json() -> dict[str, Any]:
