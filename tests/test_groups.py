@@ -320,3 +320,12 @@ def test_tools_are_listed_and_offered_only_when_a_group_allows_them(app, client,
     answer = send(client, conversation, '[[add {"a": 2, "b": 40}]]')["assistant_message"]["id"]
     message = wait_for(lambda: row(app, answer).status in ("complete", "failed") and row(app, answer))
     assert message.content.endswith("Tool results: add: 42")
+
+
+def test_the_default_model_is_offered_only_to_users_who_may_use_it(app, client, user):
+    assert client.get("/api/v1/models").get_json()["default"] == "demo/demo"
+    with app.app_context():
+        boss = accounts.register("boss@example.com", "correct horse battery", role="admin")
+        group = groups.create_group(boss, name="nothing", models=["openai/other"])
+        groups.add_member(boss, group, "alice@example.com")
+    assert client.get("/api/v1/models").get_json()["default"] is None

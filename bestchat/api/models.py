@@ -14,5 +14,8 @@ from bestchat.security.authn import login_required
 @documented(responses={200: obj({"models": array(ref("Model")), "default": nullable(string())}, ("models",))})
 @login_required
 def list_models():
-    """Models the user may use: {models: [{id, provider, name, source, capabilities}], default}."""
-    return {"models": registry.available_models(g.user), "default": current_app.config["DEFAULT_MODEL"]}
+    """Models the user may use: {models: [{id, provider, name, source, capabilities}], default}.
+    ``default`` is the server's default model when the user may use it, else null."""
+    models = registry.available_models(g.user)
+    default = current_app.config["DEFAULT_MODEL"]
+    return {"models": models, "default": default if any(m["id"] == default for m in models) else None}
