@@ -272,6 +272,7 @@ def test_models_cache_is_invalidated_by_config_changes(client, user, app, backen
 
 def test_test_endpoint_reports_success(client, user):
     config_id = create(client, api_key=KEY, enabled_models=["k2"], options={"region": "eu"})["id"]
-    assert client.post(f"/api/v1/providers/{config_id}/test").get_json() == {"ok": True, "model": "k2"}
+    assert client.post(f"/api/v1/providers/{config_id}/test").get_json() == {"ok": True, "model": "k2",
+                                                                         "not_listed": []}
     call = fake_providers.KeyedProvider.calls[-1]
     assert call["model"] == "k2" and call["options"].max_tokens == 1 and call["options"].region == "eu"
