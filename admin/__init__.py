@@ -12,6 +12,7 @@ from flask_admin import Admin
 
 from bestchat import plugins
 from bestchat.admin.base import SecureIndexView
+from bestchat.admin.connections import ConnectionsView
 from bestchat.admin.views import AuditLogView, PluginsView, UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
@@ -30,5 +31,6 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
+    admin.add_view(ConnectionsView(name="Connections", endpoint="connections"))
     plugins.run_register_admin_views(admin)
     return admin

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bestchat import crypto
 from bestchat.errors import Forbidden, Invalid, NotFound
@@ -85,6 +85,44 @@ def list_configs(user: User) -> list[ProviderConfig]:
         .where((ProviderConfig.user_id == user.id) | ProviderConfig.user_id.is_(None))
         .order_by(*FAILOVER_ORDER)
     ))
+
+
+def global_configs() -> list[ProviderConfig]:
+    """The global configs, in failover order (the console lists them)."""
+    return list(db.session.scalars(
+        select(ProviderConfig).where(ProviderConfig.user_id.is_(None)).order_by(*FAILOVER_ORDER)))
+
+
+def user_config_counts() -> dict[str, int]:
+    """How many users' own configs each provider has (the console shows no more of them:
+    their addresses are their owners')."""
+    rows = db.session.execute(
+        select(ProviderConfig.provider, func.count()).where(ProviderConfig.user_id.is_not(None))
+        .group_by(ProviderConfig.provider).order_by(ProviderConfig.provider))
+    return {provider: count for provider, count in rows}
+
+
+def move_global(user: User, config_id: uuid.UUID, direction: str) -> ProviderConfig:
+    """Move a global config one place ``"up"`` (tried earlier) or ``"down"`` in the failover
+    order: the global configs get priorities 10, 20, 30... in their new order (audited
+    ``provider_config.reordered`` with the new order)."""
+    if direction not in ("up", "down"):
+        raise Invalid("invalid_field", "'direction' must be 'up' or 'down'")
+    config = _editable(user, config_id)
+    if config.user_id is not None:
+        raise NotFound("provider config")
+    order = global_configs()
+    index = order.index(config)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(order):
+        order[index], order[other] = order[other], order[index]
+        for position, each in enumerate(order, start=1):
+            each.priority = position * 10
+        audit.record("provider_config.reordered", user.id, "provider_config", config.id,
+                     direction=direction, order=[str(each.id) for each in order])
+        db.session.commit()
+        models_cache.invalidate(None)
+    return config
 
 
 def can_discover(cls: type[Provider]) -> bool:
