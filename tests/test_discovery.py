@@ -19,7 +19,7 @@ from bestchat.providers.discovery import ModelListRefused, list_models
 from bestchat.security.outbound import Policy
 from bestchat.testing.fake_openai import FakeOpenAI, Script
 from bestchat_openai import OpenAIProvider
-from tests.chat_fakes import wait_for
+from tests.chat_fakes import app_config, jobs, wait_for  # noqa: F401 - fixtures (jobs in process)
 from tests.test_providers_api import make_admin
 
 API = "/api/v1"
@@ -257,7 +257,7 @@ def test_another_users_base_url_is_never_in_someone_elses_answers(client, user, 
 
 # ---- end to end: connect a local server, chat with a discovered model ----------------------
 
-def test_a_user_chats_with_a_discovered_model(app, client, user, fake_openai):
+def test_a_user_chats_with_a_discovered_model(app, client, user, fake_openai, jobs):
     fake_openai.models = LOCAL_MODELS
     connect(client, fake_openai.url)
     fake_openai.script = Script(content="Hello from the local model.")
