@@ -1,6 +1,7 @@
 """Settings › Provider keys with a local OpenAI-compatible server (the fake one, standing in
 for Ollama): adding it discovers its models, a saved connection is edited (models offered,
-display names), "Discover models" refreshes the checklist and "Test" names the model it tried."""
+display names), "Discover models" refreshes the checklist, "Test" names the model it tried,
+and the chat picker offers the model by its display name and gets its answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import re
 
 import pytest
 
-from bestchat.testing.fake_openai import FakeOpenAI
+from bestchat.testing.fake_openai import FakeOpenAI, Script
+from tests.browser.helpers import answer_text, ask
 
 MODELS = ("llama3.2:1b", "qwen2.5:0.5b")
 
@@ -50,3 +52,13 @@ def test_connect_a_local_server_choose_its_models_and_test(page, signed_in, loca
     item.get_by_role("button", name="Test Home (openai)").click()
     item.get_by_role("status").filter(has_text=re.compile("Works with")).wait_for(timeout=30000)
     assert "Works with qwen2.5:0.5b." in item.get_by_role("status").inner_text()
+
+    # The chat picker shows the display name; the answer comes from the local server.
+    local_server.script = Script(content="Hello from the local model.")
+    page.goto("/")
+    picker = page.get_by_label("Model")
+    picker.locator("option", has_text="Qwen small (openai/qwen2.5:0.5b)").wait_for(state="attached")
+    picker.select_option("openai/qwen2.5:0.5b")
+    ask(page, "Say hello")
+    assert answer_text(page) == "Hello from the local model."
+    assert local_server.requests[-1].body["model"] == "qwen2.5:0.5b"
