@@ -11,6 +11,7 @@ from flask import Blueprint, Flask
 from flask_admin import Admin
 
 from bestchat import plugins
+from bestchat.admin.connections import ConnectionsView
 from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.groups import GroupsView
 from bestchat.admin.home import HomeView
@@ -32,6 +33,7 @@ def init_admin(app: Flask) -> Admin:
                   csp_nonce_generator=csp_nonce)
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(GroupsView(name="Groups", endpoint="groups"))
+    admin.add_view(ConnectionsView(name="Connections", endpoint="connections"))
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UsageView(name="Usage", endpoint="usage"))
     admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))

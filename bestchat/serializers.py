@@ -80,6 +80,9 @@ def provider_config_json(config: ProviderConfig) -> dict:
         "scope": "global" if config.user_id is None else "user",
         "has_key": config.api_key_encrypted is not None, "key_last4": config.key_last4,
         "base_url": config.base_url, "enabled_models": config.enabled_models or [],
+        "discovered_models": config.discovered_models,
+        "models_refreshed_at": isoformat(config.models_refreshed_at),
+        "model_names": config.model_names or {},
         "fallbacks": config.fallbacks or [], "options": config.options or {},
         "priority": config.priority, "enabled": config.enabled, **_stamps(config),
     }

@@ -272,6 +272,42 @@ def test_models_cache_is_invalidated_by_config_changes(client, user, app, backen
 
 def test_test_endpoint_reports_success(client, user):
     config_id = create(client, api_key=KEY, enabled_models=["k2"], options={"region": "eu"})["id"]
-    assert client.post(f"/api/v1/providers/{config_id}/test").get_json() == {"ok": True, "model": "k2"}
+    assert client.post(f"/api/v1/providers/{config_id}/test").get_json() == {"ok": True, "model": "k2",
+                                                                         "not_listed": []}
     call = fake_providers.KeyedProvider.calls[-1]
     assert call["model"] == "k2" and call["options"].max_tokens == 1 and call["options"].region == "eu"
+
+
+# ---- discovery fields, what a config serves, display names ----------------------------------
+
+def test_configs_carry_discovery_fields_and_what_they_serve(client, user):
+    plain = create(client, api_key=KEY)
+    assert plain["discovered_models"] is None and plain["models_refreshed_at"] is None
+    assert plain["model_names"] == {} and "discovery" not in plain
+    offered = {m["id"] for m in client.get("/api/v1/models").get_json()["models"]}
+    assert {"keyed/k1", "keyed/k2"} <= offered  # no base URL: the provider's defaults
+
+    client.delete(f"/api/v1/providers/{plain['id']}")
+    # A provider that cannot list models, at a base URL: the failure is reported, the config
+    # saved, and the provider's default names are not offered for someone else's server.
+    custom = create(client, base_url="http://127.0.0.1:11434/v1")
+    assert custom["discovery"]["ok"] is False and custom["discovery"]["code"] == "discovery_unsupported"
+    offered = {m["id"] for m in client.get("/api/v1/models").get_json()["models"]}
+    assert not {"keyed/k1", "keyed/k2"} & offered
+    named = client.put(f"/api/v1/providers/{custom['id']}", {"enabled_models": ["mine"],
+                                                           "model_names": {"mine": "My model"}}).get_json()
+    assert named["model_names"] == {"mine": "My model"}
+    models = {m["id"]: m["name"] for m in client.get("/api/v1/models").get_json()["models"]}
+    assert models["keyed/mine"] == "My model"
+    result = client.post(f"/api/v1/providers/{custom['id']}/discover").get_json()
+    assert result["discovery"]["code"] == "discovery_unsupported" and result["discovered_models"] is None
+
+
+def test_model_names_are_validated(client, user):
+    config_id = create(client, api_key=KEY, enabled_models=["k1"])["id"]
+    for bad in ({"k1": 5}, {"k1": "x" * 101}, {"k1": "two\nlines"}, {"k9": "Unknown"}, ["k1"]):
+        assert_error(client.put(f"/api/v1/providers/{config_id}", {"model_names": bad}), 400)
+    assert client.get(f"/api/v1/providers/{config_id}").get_json()["model_names"] == {}
+    # Names of models no longer offered are dropped with them.
+    client.put(f"/api/v1/providers/{config_id}", {"enabled_models": ["k1", "k3"], "model_names": {"k3": "Three"}})
+    assert client.put(f"/api/v1/providers/{config_id}", {"enabled_models": ["k1"]}).get_json()["model_names"] == {}

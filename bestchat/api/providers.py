@@ -22,7 +22,8 @@ from bestchat.validation import field, json_body, parse_uuid
 # Body fields and their JSON types; null is allowed (it clears base_url and api_key).
 _FIELDS: dict[str, tuple[type, int | None]] = {
     "provider": (str, 100), "name": (str, 100), "scope": (str, 16), "api_key": (str, None),
-    "base_url": (str, 500), "enabled_models": (list, None), "fallbacks": (list, None),
+    "base_url": (str, 500), "enabled_models": (list, None), "model_names": (dict, None),
+    "fallbacks": (list, None),
     "options": (dict, None), "priority": (int, None), "enabled": (bool, None),
 }
 
@@ -37,14 +38,19 @@ def _values() -> dict[str, Any]:
 
 
 def _json(config: ProviderConfig) -> dict:
-    """A config as its viewer may see it: a global config's key tail, address and options
-    are the admins' (they tell an ordinary user where the server's own connections go)."""
+    """A config as its viewer may see it: a global config's key tail, address, options and
+    discovered models are the admins' (they tell an ordinary user where the server's own
+    connections go). ``discovery``: how a discovery made by this request went, if one ran."""
     data = provider_config_json(config)
     data["editable"] = provider_configs.can_edit(g.user, config)
     if not data["editable"]:
         data["key_last4"] = None
         data["base_url"] = None
         data["options"] = {}
+        data["discovered_models"] = None
+    discovery = provider_configs.last_discovery(config)
+    if discovery is not None:
+        data["discovery"] = discovery
     return data
 
 
@@ -66,7 +72,9 @@ def list_providers():
 @login_required
 def create_provider():
     """Create a config. Body: {provider, name?, api_key?, base_url?, enabled_models?,
-    fallbacks?, priority?, enabled?, options?, scope?: "user"|"global" (admins)}. 201."""
+    model_names?, fallbacks?, priority?, enabled?, options?, scope?: "user"|"global" (admins)}.
+    201. With a base_url and no enabled_models, the server's models are discovered at once:
+    ``discovery`` says how that went (a failure still saves the config)."""
     return _json(provider_configs.create_config(g.user, _values())), 201
 
 
@@ -96,15 +104,31 @@ def delete_provider(config_id: str):
     return "", 204
 
 
+@bp.post("/providers/<config_id>/discover")
+@documented(responses={200: ref("ProviderConfig")})
+@login_required
+def discover_provider(config_id: str):
+    """Refresh the config's ``discovered_models`` from its upstream (``GET {base_url}/models``);
+    the config, with ``discovery``: {ok, count} or {ok: false, code, error, detail?}.
+    Rate-limited with the test (``RATELIMIT_PROVIDER_TEST``): each is an outbound request."""
+    config_uuid = parse_uuid(config_id, "provider config")
+    limit("RATELIMIT_PROVIDER_TEST", str(g.user.id))
+    config, _ = provider_configs.discover(g.user, config_uuid)
+    return _json(config)
+
+
 @bp.post("/providers/<config_id>/test")
 @documented(responses={200: obj({"ok": {"type": "boolean"}, "model": nullable(string()),
+                                 "not_listed": array(string()),
                                  "error": nullable({"type": ["string", "object"]}),
                                  "code": nullable(string()), "detail": nullable(string())}, ("ok",))})
 @login_required
 def test_provider(config_id: str):
-    """Check a config with a one-token request: {ok, model?} or {ok: false, code, error,
-    detail?} (key-free; ``detail``, the upstream's own words, only for admins). Rate-limited
-    per user (``RATELIMIT_PROVIDER_TEST``): each test is an outbound request."""
+    """Check a config with a one-token request to a model its server lists: {ok, model,
+    not_listed} or {ok: false, code, error, model?, not_listed?, detail?} (key-free;
+    ``detail``, the upstream's own words, only for admins; ``model_not_listed`` when the server
+    lists none of the offered models). Rate-limited per user (``RATELIMIT_PROVIDER_TEST``):
+    each test is an outbound request."""
     config_uuid = parse_uuid(config_id, "provider config")
     limit("RATELIMIT_PROVIDER_TEST", str(g.user.id))
     return provider_configs.check_config(g.user, config_uuid)

@@ -133,6 +133,10 @@ class ProviderSettings:
     outbound: Any = None
     # Whether the config is a global one (made by an admin for everyone).
     is_global: bool = False
+    # What the upstream listed at the config's last discovery (None: never discovered), and
+    # the display names chosen for model ids.
+    discovered_models: list[str] | None = None
+    model_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,12 @@ class ModelInfo:
     context_window: int | None = None
     supports_tools: bool = False
     supports_vision: bool = False
+    # The display name chosen for the model (None: its id).
+    name: str | None = None
+
+
+# The most model ids a discovery keeps (a server listing more is cut to this many).
+MAX_DISCOVERED_MODELS = 500
 
 
 class Provider:
@@ -175,10 +185,29 @@ class Provider:
         return self.settings.outbound
 
     def models(self) -> list[ModelInfo]:
-        """Models this configured provider offers (defaults to the configured list)."""
-        names = self.settings.models or list(self.default_models)
+        """Models this configured provider offers: the config's chosen models, else what its
+        upstream listed at the last discovery, else ``default_models``, but only when the
+        config has no ``base_url`` (a server the user chose does not serve the provider's
+        default model names)."""
+        settings = self.settings
+        names = settings.models or settings.discovered_models or (
+            [] if settings.base_url else list(self.default_models))
         return [ModelInfo(id=m, provider=self.name, supports_tools=self.supports_tools,
-                          supports_vision=self.supports_vision) for m in names]
+                          supports_vision=self.supports_vision, name=settings.model_names.get(m))
+                for m in names]
+
+    def discover_models(self) -> list[str] | None:
+        """The model ids the configured upstream lists now (its ``GET /v1/models``, or
+        whatever the provider's API offers), at most :data:`MAX_DISCOVERED_MODELS`, in the
+        upstream's order without duplicates; or None: this provider cannot list its
+        upstream's models (the default), and its configs name their models by hand.
+
+        Called when a config is created with a base URL and no chosen models, when its owner
+        asks for a refresh, and by a config's test; never on the way to an answer. It goes
+        through the provider's outbound policy (:attr:`outbound`) like its chat requests, with
+        a short timeout and a bounded answer, and raises a :class:`ProviderError` (key-free)
+        when the upstream cannot be reached or answers something that is not a model list."""
+        return None
 
     def context_window(self, model: str) -> int | None:
         """``model``'s input window in tokens, when this provider knows it (None: the server

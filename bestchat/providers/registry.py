@@ -104,6 +104,7 @@ def build_provider(cls: type[Provider], config: ProviderConfig | ConfigValues | 
         api_key=key, base_url=config.base_url, models=list(config.enabled_models or []),
         options=dict(config.options or {}), is_global=is_global,
         outbound=outbound.policy_for(True if is_global else admin),
+        discovered_models=config.discovered_models, model_names=dict(getattr(config, "model_names", None) or {}),
     ))
 
 
@@ -143,6 +144,7 @@ class ConfigValues(NamedTuple):
     fallbacks: list[Any]
     options: dict[str, Any]
     user_id: uuid.UUID | str | None = None  # None: a global config
+    discovered_models: list[Any] | None = None  # None: never discovered
 
 
 # Built once: they are read at the start of every generation.
@@ -214,7 +216,7 @@ def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> 
 
 def _model_json(cls: type[Provider], info: ModelInfo, source: str) -> dict[str, Any]:
     return {
-        "id": f"{cls.name}/{info.id}", "provider": cls.name, "name": info.id, "source": source,
+        "id": f"{cls.name}/{info.id}", "provider": cls.name, "name": info.name or info.id, "source": source,
         "capabilities": {
             "streaming": cls.can_stream, "tools": info.supports_tools,
             "vision": info.supports_vision, "context_window": info.context_window,
@@ -291,7 +293,7 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
     operator_allowed = allowed(model_id)
     refused = False
     for config in configs:
-        if config.provider != provider_name or (config.enabled_models and model not in config.enabled_models):
+        if config.provider != provider_name or not config_serves(config, model):
             continue
         if config.user_id is None and not operator_allowed:
             refused = True
@@ -321,6 +323,17 @@ def _serving(model_id: str, classes: dict[str, type[Provider]],
             f"provider '{provider_name}' needs an API key: add one in your provider settings"
         )
     raise unknown_model(model_id)
+
+
+def config_serves(config: ProviderConfig | ConfigValues, model: str) -> bool:
+    """Whether ``config`` serves ``model``: one of its chosen models, else one its upstream
+    listed at the last discovery; a config with neither serves any model of its provider
+    (the upstream says whether it exists)."""
+    if config.enabled_models:
+        return model in config.enabled_models
+    if config.discovered_models:
+        return model in config.discovered_models
+    return True
 
 
 # ---- conversation settings ----------------------------------------------------------------

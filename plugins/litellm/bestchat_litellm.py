@@ -38,6 +38,7 @@ import httpx
 
 from bestchat.gc_freeze import freeze_imported_objects
 from bestchat.hookspecs import hookimpl
+from bestchat.providers import discovery
 from bestchat.providers.base import (
     Event, Finish, Provider, ProviderAddressRefused, ProviderBadRequest, ProviderError,
     ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
@@ -117,6 +118,17 @@ class LiteLLMProvider(Provider):
             return encoding_name_for_model(model.rsplit("/", 1)[-1])
         except KeyError:
             return None
+
+    def discover_models(self) -> list[str] | None:
+        """For a config with a base URL: the models that server lists (``GET {base_url}/models``
+        through the outbound policy, with httpx: web processes never import litellm), as
+        litellm model strings (``openai/<id>``; ``ollama/<name>`` from an Ollama root's
+        ``/api/tags``). None without a base URL: litellm's hosted families are not listed."""
+        if not self.settings.base_url:
+            return None
+        listed = discovery.list_models(self.settings.base_url, self.settings.api_key, self.outbound)
+        prefix = "ollama/" if listed.api == "ollama" else "openai/"
+        return [prefix + model for model in listed.ids]
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,

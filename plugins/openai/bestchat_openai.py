@@ -7,6 +7,9 @@ library at half httpx's CPU per token) plus a line-based SSE parser; the key is 
 request, so users of the same API share warm connections. When a proxy environment variable
 applies to the base URL the request goes through httpx instead, which honours it.
 
+Models: :meth:`OpenAIProvider.discover_models` lists the server's models with ``GET
+{base_url}/models`` (Ollama, vLLM, LM Studio, llama.cpp and LiteLLM proxies answer it too).
+
 Keys: the official API (no ``base_url`` configured) needs one; with a ``base_url`` the key is
 optional, so local servers such as Ollama (``http://localhost:11434/v1``) work keyless. The key
 never appears in an error message.
@@ -31,6 +34,7 @@ import httpx
 from bestchat_openai_http import ConnectFailed, iter_lines, pool_for, proxied
 
 from bestchat.hookspecs import hookimpl
+from bestchat.providers import discovery
 from bestchat.providers.base import (
     Event, Finish, Provider, ProviderAddressRefused, ProviderAuthError, ProviderError,
     ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
@@ -76,6 +80,14 @@ class OpenAIProvider(Provider):
             return encoding_name_for_model(model.rsplit("/", 1)[-1])
         except KeyError:
             return None
+
+    def discover_models(self) -> list[str] | None:
+        """The ids ``GET {base_url}/models`` lists (the chat URL's sibling), with the key when
+        there is one, through the config's outbound policy (:mod:`bestchat.providers.discovery`)."""
+        base_url = self.settings.base_url or DEFAULT_BASE_URL
+        if not self.settings.api_key and not self.settings.base_url:
+            raise ProviderAuthError(f"{urlsplit(base_url).netloc}: no API key configured")
+        return discovery.list_models(base_url, self.settings.api_key, self.outbound).ids
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,

@@ -212,3 +212,37 @@ def test_registered_through_the_entry_point_and_hook():
     bestchat_openai.register_providers(registered.append)
     assert registered == [OpenAIProvider]
     assert OpenAIProvider.name == "openai" and OpenAIProvider.supports_tools and OpenAIProvider.needs_key
+
+
+# ---- model discovery ------------------------------------------------------------------------
+
+def test_discovers_the_servers_models_with_the_key(provider, fake_openai):
+    fake_openai.models = ("llama3.2:1b", "qwen2.5:0.5b")
+    assert provider.discover_models() == ["llama3.2:1b", "qwen2.5:0.5b"]
+    request = fake_openai.requests[-1]
+    assert (request.method, request.path) == ("GET", "/v1/models")
+    assert request.headers["authorization"] == f"Bearer {provider.settings.api_key}"
+
+
+def test_discovery_errors_are_key_free_provider_errors():
+    key = "sk-wrong-0123456789abcdef"
+    with FakeOpenAI(api_key="sk-the-right-one-000") as server:
+        provider = OpenAIProvider(ProviderSettings(api_key=key, base_url=server.url,
+                                                   outbound=Policy.allowing("127.0.0.0/8")))
+        with pytest.raises(ProviderAuthError) as error:
+            provider.discover_models()
+    assert key not in str(error.value) and "HTTP 401" in error.value.message
+
+
+def test_the_official_api_is_not_asked_without_a_key():
+    with pytest.raises(ProviderAuthError):
+        OpenAIProvider(ProviderSettings()).discover_models()
+
+
+def test_a_custom_base_url_never_offers_the_default_openai_models(fake_openai):
+    custom = OpenAIProvider(ProviderSettings(base_url=fake_openai.url))
+    assert custom.models() == []
+    discovered = OpenAIProvider(ProviderSettings(base_url=fake_openai.url, discovered_models=["m1"],
+                                                 model_names={"m1": "Model One"}))
+    assert [(m.id, m.name) for m in discovered.models()] == [("m1", "Model One")]
+    assert [m.id for m in OpenAIProvider(ProviderSettings(api_key="k")).models()] == list(OpenAIProvider.default_models)

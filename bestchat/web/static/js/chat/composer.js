@@ -9,6 +9,13 @@ import { Attachments, pastedFiles } from "./uploads.js";
 
 const MODEL_KEY = "bestchat.model";
 
+/** A picker entry: the model id, after its display name when its connection gives one. */
+function modelLabel(model) {
+  if (!model.id) return model.name;
+  const plain = model.provider ? model.id.slice(model.provider.length + 1) : model.id;
+  return model.name && model.name !== plain && model.name !== model.id ? `${model.name} (${model.id})` : model.id;
+}
+
 /** `handlers`: onSend({content, model, attachments}), onStop(), onTyping(). */
 export class Composer {
   constructor(handlers) {
@@ -60,11 +67,12 @@ export class Composer {
     this.attachments.add(files);
   }
 
-  /** Fill the picker from GET /api/v1/models: keep the last choice, else the server default. */
+  /** Fill the picker from GET /api/v1/models (a display name set for a connection's model
+   * shows before its id): keep the last choice, else the server default. */
   setModels(models, serverDefault, conversationModel) {
     const wanted = conversationModel || localStorage.getItem(MODEL_KEY) || serverDefault;
     this.modelSelect.replaceChildren(...(models.length ? models : [{ id: "", name: "No models available" }])
-      .map((m) => h("option", { value: m.id, text: m.id })));
+      .map((m) => h("option", { value: m.id, text: modelLabel(m) })));
     if (models.some((m) => m.id === wanted)) this.modelSelect.value = wanted;
   }
 
