@@ -10,11 +10,14 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_admin import Admin
 
-from bestchat import plugins
 from bestchat.admin.base import SecureIndexView
-from bestchat.admin.views import AuditLogView, PluginsView, UserView
+from bestchat.admin.plugins import PluginsView
+from bestchat.admin.settings import SettingsView
+from bestchat.admin.views import AuditLogView, UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
+# (by name: the submodule bestchat.admin.plugins would shadow a module named "plugins" here)
+from bestchat.plugins import run_register_admin_views
 from bestchat.security.csrf import csrf_token
 from bestchat.web.headers import csp_nonce
 
@@ -30,5 +33,6 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
-    plugins.run_register_admin_views(admin)
+    admin.add_view(SettingsView(name="Settings", endpoint="settings"))
+    run_register_admin_views(admin)
     return admin
