@@ -343,14 +343,14 @@ def get_context_strategies() -> dict[str, type[ContextStrategy]]:
 
 
 def registered_by(name: str) -> dict[str, list[Any]]:
-    """What the plugin ``name`` registered: ``providers`` (``{name, default_models}`` each),
-    ``tools`` and ``strategies`` (names)."""
+    """What the plugin ``name`` registered, by name: ``providers`` (``{name, default_models}``
+    each), ``tools`` and ``strategies``."""
     state = _state()
     return {
         "providers": [{"name": key, "default_models": list(cls.default_models or [])}
-                      for key, cls in state.providers.items() if cls.plugin == name],
-        "tools": [key for key, tool in state.tools.items() if tool.plugin == name],
-        "strategies": [key for key, cls in state.strategies.items() if cls.plugin == name],
+                      for key, cls in sorted(state.providers.items()) if cls.plugin == name],
+        "tools": sorted(key for key, tool in state.tools.items() if tool.plugin == name),
+        "strategies": sorted(key for key, cls in state.strategies.items() if cls.plugin == name),
     }
 
 
