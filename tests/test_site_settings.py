@@ -18,6 +18,7 @@ from bestchat.errors import Invalid
 from bestchat.extensions import db
 from bestchat.hookspecs import hookimpl
 from bestchat.models import AuditLog, Message, ProviderConfig, SiteSetting, User
+from bestchat.providers.base import Provider
 from bestchat.services import accounts, site_settings
 from bestchat.testing.client import assert_error
 from bestchat.testing.plugins import plugin_registered
@@ -289,3 +290,46 @@ def test_failures_of_a_hook_are_counted_per_plugin_here_and_over_all_processes(a
         assert total[0]["raiser"] == 2
     else:
         assert total is None
+
+
+def test_a_tool_that_raises_counts_as_a_failure_of_its_plugin(app):
+    from types import SimpleNamespace
+
+    from bestchat.tools.sandbox import run_tool
+    from tests import sandbox_tools
+
+    broken = SimpleNamespace(name="boom", function=sandbox_tools.boom, risk="low", timeout=None, network=False,
+                             plugin="tool-maker")
+    before = plugins.failure_counts().get("tool-maker", 0)
+    with app.app_context():
+        outcome = run_tool(broken, {}, config=app.config)
+        assert (outcome.status, outcome.error) == ("failed", "ValueError: the tool broke")
+        assert run_tool(SimpleNamespace(**{**vars(broken), "function": sandbox_tools.not_json}), {},
+                        config=app.config).status == "failed"  # not the tool raising: not counted
+    assert plugins.failure_counts()["tool-maker"] == before + 1
+
+
+class BrokenProvider(Provider):
+    """A keyless provider whose stream has a bug."""
+
+    name = "broken"
+    needs_key = False
+    default_models = ("b1",)
+
+    def stream(self, model, messages, options=None, tools=None):
+        raise RuntimeError("provider bug")
+        yield  # (a generator)
+
+
+class BrokenProviderPlugin:
+    @hookimpl
+    def register_providers(self, register):
+        register(BrokenProvider)
+
+
+def test_a_provider_that_raises_fails_the_answer_and_counts_as_a_failure_of_its_plugin(app, client, user):
+    before = plugins.failure_counts().get("broken-maker", 0)
+    with plugin_registered(BrokenProviderPlugin(), "broken-maker"):
+        answer = finished(app, send(client, model="broken/b1", settings={}))
+    assert answer.status == "failed"
+    assert plugins.failure_counts()["broken-maker"] == before + 1
