@@ -333,3 +333,17 @@ def test_a_provider_that_raises_fails_the_answer_and_counts_as_a_failure_of_its_
         answer = finished(app, send(client, model="broken/b1", settings={}))
     assert answer.status == "failed"
     assert plugins.failure_counts()["broken-maker"] == before + 1
+
+
+def test_a_context_strategy_that_raises_is_skipped_and_counts_as_a_failure_of_its_plugin():
+    from bestchat.context.chain import run_chain
+    from tests.test_context_chain import FakeSummaries, Raises, long_items, rough
+
+    class PluginRaises(Raises):
+        plugin = "strategy-maker"
+
+    before = plugins.failure_counts().get("strategy-maker", 0)
+    assembled = run_chain(long_items(), budget=1000, chain=["raises"], strategies={"raises": PluginRaises},
+                          count=rough, summaries=FakeSummaries())
+    assert assembled.tokens <= 1000
+    assert plugins.failure_counts()["strategy-maker"] == before + 1
