@@ -177,12 +177,10 @@ def init_site_settings(app: Flask) -> None:
         except Exception:  # noqa: BLE001 - Redis down at start: the next refresh tries again
             log.warning("could not read the site settings version", exc_info=True)
         try:
-            rows = _read_rows()
+            rows = _read_rows_at_start()
         except SQLAlchemyError:
             log.info("site settings not read (no site_settings table yet)")
             rows = {}
-        finally:
-            db.session.remove()
         _apply(app, rows)
         state.next_check = time.monotonic() + state.interval
 
@@ -217,6 +215,17 @@ def refresh(app: Flask | None = None) -> None:
 
 def _read_rows() -> dict[str, Any]:
     rows = db.session.execute(select(SiteSetting.key, SiteSetting.value)).all()
+    return {key: value for key, value in rows if key in EDITABLE}
+
+
+def _read_rows_at_start() -> dict[str, Any]:
+    """The rows, on a connection closed afterwards rather than kept in the pool (a server
+    process opens its pool ahead with ``warm_pool``, from an empty pool)."""
+    try:
+        with db.engine.connect() as connection:
+            rows = connection.execute(select(SiteSetting.key, SiteSetting.value)).all()
+    finally:
+        db.engine.dispose()  # nothing else is open yet: the pool starts empty again
     return {key: value for key, value in rows if key in EDITABLE}
 
 
