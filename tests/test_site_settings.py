@@ -20,7 +20,7 @@ from bestchat.hookspecs import hookimpl
 from bestchat.models import AuditLog, Message, ProviderConfig, SiteSetting, User
 from bestchat.providers.base import Provider
 from bestchat.services import accounts, site_settings
-from bestchat.testing.client import assert_error
+from bestchat.testing.client import Client, assert_error
 from bestchat.testing.plugins import plugin_registered
 from bestchat.testing.pytest_plugin import TEST_REDIS_URL, make_config
 
@@ -258,6 +258,35 @@ def test_a_blocked_plugins_filter_stops_and_its_page_is_404_until_unblocked(app,
         assert finished(app, send(client)).status == "complete"
         assert recorder.calls == 2
         assert client.get("/recorder").status_code == 200
+
+
+class AdminPage:
+    """A plugin adding an admin page."""
+
+    @hookimpl
+    def register_admin_views(self, admin):
+        from flask_admin import expose
+
+        from bestchat.admin.base import SecureView
+
+        class Hello(SecureView):
+            @expose("/")
+            def index(self):
+                return "hello, admin"
+
+        admin.add_view(Hello(name="Hello", endpoint="hello_admin"))
+
+
+def test_a_blocked_plugins_admin_page_is_404_until_unblocked(app, root):
+    with plugin_registered(AdminPage(), "admin-page"):
+        plugins.run_register_admin_views(app.extensions["admin"][0])
+        admin = Client(app)
+        admin.login("root@example.com", "correct horse battery")
+        assert admin.get("/admin/hello_admin/").get_data(as_text=True) == "hello, admin"
+        change(app, root, BLOCKED_PLUGINS=["admin-page"])
+        assert admin.get("/admin/hello_admin/").status_code == 404
+        reset(app, root, "BLOCKED_PLUGINS")
+        assert admin.get("/admin/hello_admin/").status_code == 200
 
 
 def test_a_blocked_provider_plugins_models_disappear_and_sends_naming_them_fail(app, client, user, root):
