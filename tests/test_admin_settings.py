@@ -114,6 +114,8 @@ def test_saving_the_form_stores_only_what_changed_and_reset_restores_it(app, adm
     assert page.count("set here") == 3 and 'value="9000"' in page
     assert form_of(page)["CONTEXT_STRATEGIES"] == ["truncate", "summarize"]
 
+    reset_form = re.search(r'<form id="reset-UPLOAD_MAX_BYTES"[^>]*>(.*?)</form>', page, re.DOTALL).group(1)
+    assert 'name="reset" value="UPLOAD_MAX_BYTES"' in reset_form and 'name="csrf_token"' in reset_form
     data = form_of(page)
     data["reset"] = "UPLOAD_MAX_BYTES"
     data["UPLOAD_MAX_BYTES"] = "1"  # ignored: only the reset is done
