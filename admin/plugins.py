@@ -56,7 +56,8 @@ class PluginsView(SecureView):
         gone = sorted(admin_blocked - found)
         return self.render("bestchat_admin/plugins.html", plugins=rows, gone=gone,
                            started=_time(plugins.STARTED_AT),
-                           total_since=_time(total[1]) if total else None,
+                           totals=total is not None,
+                           total_since=_time(total[1]) if total and total[1] else None,
                            default_model=config.get("DEFAULT_MODEL"))
 
     @expose("/block", methods=("POST",))

@@ -432,9 +432,9 @@ def failure_counts() -> dict[str, int]:
         return dict(_failures)
 
 
-def total_failure_counts() -> tuple[dict[str, int], float] | None:
-    """Failures per plugin over every process (from Redis) and since when (a Unix time);
-    None without Redis."""
+def total_failure_counts() -> tuple[dict[str, int], float | None] | None:
+    """Failures per plugin over every process (from Redis) and since when (the Unix time of
+    the first one counted, None before any); None without Redis."""
     from bestchat.redis_client import get_redis  # noqa: PLC0415
 
     client = get_redis()
@@ -445,7 +445,7 @@ def total_failure_counts() -> tuple[dict[str, int], float] | None:
     pipe.get(FAILURES_SINCE_KEY)
     counts, since = pipe.execute()
     decoded = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()}
-    return decoded, float(since) if since else time.time()
+    return decoded, float(since) if since else None
 
 
 def implemented(hook_name: str) -> bool:
