@@ -10,15 +10,18 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_admin import Admin
 
-from bestchat import plugins
 from bestchat.admin.connections import ConnectionsView
 from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.groups import GroupsView
 from bestchat.admin.home import HomeView
+from bestchat.admin.plugins import PluginsView
+from bestchat.admin.settings import SettingsView
 from bestchat.admin.usage import UsageView
-from bestchat.admin.views import AuditLogView, PluginsView, UserView
+from bestchat.admin.views import AuditLogView, UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
+# (by name: the submodule bestchat.admin.plugins would shadow a module named "plugins" here)
+from bestchat.plugins import run_register_admin_views
 from bestchat.security.csrf import csrf_token
 from bestchat.web.headers import csp_nonce
 
@@ -35,8 +38,9 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(GroupsView(name="Groups", endpoint="groups"))
     admin.add_view(ConnectionsView(name="Connections", endpoint="connections"))
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
+    admin.add_view(SettingsView(name="Settings", endpoint="settings"))
     admin.add_view(UsageView(name="Usage", endpoint="usage"))
     admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
-    plugins.run_register_admin_views(admin)
+    run_register_admin_views(admin)
     return admin

@@ -1,25 +1,15 @@
-"""Admin views of plugins, users and the audit log (bases: :mod:`bestchat.admin.base`)."""
+"""Admin views of users and the audit log (bases: :mod:`bestchat.admin.base`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask_admin import expose
 from flask_login import current_user
 from sqlalchemy import inspect
 
-from bestchat import plugins
-from bestchat.admin.base import SecureModelView, SecureView
+from bestchat.admin.base import SecureModelView
 from bestchat.models import User
 from bestchat.services import accounts
-
-
-class PluginsView(SecureView):
-    """Every plugin found, with its status and the error of a failed one."""
-
-    @expose("/")
-    def index(self) -> str:
-        return self.render("bestchat_admin/plugins.html", plugins=plugins.get_plugins())
 
 
 class UserView(SecureModelView):

@@ -3,7 +3,8 @@
 ``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
 the stream bus, the job dispatcher, the admission and the upload storage (each chosen once,
 from the settings), blueprints, error handlers, plugins (last, so plugins can override), the
-admin console, command line.
+admin console, the settings stored in the database (``bestchat.services.site_settings``),
+command line.
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from bestchat.admin import init_admin
 
     init_admin(app)
+
+    from bestchat.services.site_settings import init_site_settings
+
+    # Last: every plugin's blueprints and admin views exist, so one blocked in the console is
+    # gated (404) rather than missing until a restart.
+    plugins.init_blueprint_gate(app)
+    init_site_settings(app)
 
     from bestchat.cli import register_commands
 

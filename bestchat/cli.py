@@ -144,10 +144,11 @@ def plugins_command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @with_appcontext
 def list_plugins(as_json: bool) -> None:
-    """Every plugin found: name, version, status, hooks, and the error of a failed one."""
-    from bestchat.plugins import get_plugins
+    """Every plugin found: name, version, status, hooks, what it registered (providers with
+    their default models, tools, context strategies), and the error of a failed one."""
+    from bestchat.plugins import get_plugins, registered_by
 
-    found = get_plugins()
+    found = [{**plugin, "registered": registered_by(plugin["name"])} for plugin in get_plugins()]
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -158,8 +159,19 @@ def list_plugins(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for plugin, row in zip(found, rows):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"]:
+        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"] \
+                + _registered_lines(plugin["registered"]):
             click.echo(f"    {line}")
+
+
+def _registered_lines(registered: dict) -> list[str]:
+    lines = [f"provider {p['name']}" + (f" ({', '.join(p['default_models'])})" if p["default_models"] else "")
+             for p in registered["providers"]]
+    if registered["tools"]:
+        lines.append(f"tools: {', '.join(registered['tools'])}")
+    if registered["strategies"]:
+        lines.append(f"context strategies: {', '.join(registered['strategies'])}")
+    return lines
 
 
 @click.command("doctor")

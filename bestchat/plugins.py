@@ -10,7 +10,22 @@ Settings (``config/defaults.py``, or ``BESTCHAT_*`` variables):
 - ``LOAD_PLUGINS``: comma-separated allow-list of distribution names; None loads all, "" none.
 - ``SAFE_MODE``: load only first-party plugins (:data:`FIRST_PARTY`).
 - ``BLOCK_PLUGINS``: comma-separated names never registered (``pm.set_blocked``).
+- ``BLOCKED_PLUGINS``: names an admin blocked in the console (a site setting,
+  :mod:`bestchat.services.site_settings`); blocked the same way, and lifted without a restart.
 - ``TRACE_PLUGINS``: log every hook call (``pm.add_hookcall_monitoring``).
+
+Blocking or unblocking at runtime changes the app's ``BLOCKED_PLUGINS`` and calls
+``load_plugins(app)`` again: the registry is rebuilt with the new settings (plugins registered
+with :func:`register_plugin` are registered again), so a blocked plugin's providers, tools,
+strategies and message filters are gone at once. Blueprints cannot leave a running Flask app:
+:func:`run_register_blueprints` and :func:`run_register_admin_views` note which blueprints each
+plugin added, and :func:`blueprint_blocked` tells the app's ``before_request`` gate to answer
+404 for those of a plugin that is blocked now.
+
+Failures are counted per plugin since the process started (:func:`failure_counts`): every
+hook call that raised, and each failure of a plugin's provider, tool or context strategy that
+the core catches (:func:`count_failure`). With Redis configured each one is also added to the
+hash ``bestchat:plugin_failures``, the total over every web and worker process.
 
 A plugin that fails to import, implements an unknown hook or raises in a ``register_*`` hook is
 recorded as failed (with the error text), unregistered, and its registrations are dropped; the
@@ -28,6 +43,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -49,6 +65,10 @@ FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm",
                          "bestchat-context"})
 
 Status = Literal["loaded", "failed", "blocked"]
+# The reason recorded for a plugin blocked in the admin console.
+ADMIN_BLOCKED = "blocked by an admin"
+FAILURES_KEY = "bestchat:plugin_failures"
+FAILURES_SINCE_KEY = "bestchat:plugin_failures:since"
 
 
 class PluginError(Exception):
@@ -63,6 +83,8 @@ class PluginSettings:
     safe_mode: bool = False
     block: frozenset[str] = frozenset()
     trace: bool = False
+    # Blocked by an admin (the BLOCKED_PLUGINS site setting); BLOCK_PLUGINS wins over it.
+    runtime_block: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PluginSettings:
@@ -72,12 +94,15 @@ class PluginSettings:
             safe_mode=bool(config.get("SAFE_MODE")),
             block=_names(config.get("BLOCK_PLUGINS") or ""),
             trace=bool(config.get("TRACE_PLUGINS")),
+            runtime_block=_names(config.get("BLOCKED_PLUGINS") or ""),
         )
 
     def exclusion(self, name: str) -> str | None:
         """Why the plugin ``name`` must not be loaded, or None."""
         if name in self.block:
             return "blocked by BLOCK_PLUGINS"
+        if name in self.runtime_block:
+            return ADMIN_BLOCKED
         if self.safe_mode and name not in FIRST_PARTY:
             return "third-party plugin not loaded in SAFE_MODE"
         if self.allow is not None and name not in self.allow:
@@ -108,10 +133,12 @@ class _Plugins:
         self.providers: dict[str, type[Provider]] = {}
         self.tools: dict[str, Tool] = {}
         self.strategies: dict[str, type[ContextStrategy]] = {}
+        # Plugins registered with register_plugin(), by name: registered again on a rebuild.
+        self.manual: dict[str, object] = {}
         self._registering: str | None = None
         if settings.trace:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
-        for name in settings.block:
+        for name in settings.block | settings.runtime_block:
             self.pm.set_blocked(name)
         hook = self.pm.hook
         hook.register_providers.call_historic(kwargs={"register": self._register_provider})
@@ -145,7 +172,7 @@ class _Plugins:
         hooks = self._hook_names(plugin)
         if self.pm.is_blocked(name):
             previous = self.records.get(name)
-            reason = previous.error if previous else "blocked by BLOCK_PLUGINS"
+            reason = previous.error if previous else self.settings.exclusion(name) or "blocked by BLOCK_PLUGINS"
             self.records[name] = PluginRecord(name, version, hooks, "blocked", reason)
             return self.records[name]
         record = self.records[name] = PluginRecord(name, version, hooks, "loaded")
@@ -166,6 +193,7 @@ class _Plugins:
     def unregister(self, name: str) -> None:
         self._drop(name)
         self.records.pop(name, None)
+        self.manual.pop(name, None)
 
     def _drop(self, name: str) -> None:
         """Unregister ``name`` from the manager and remove what it registered."""
@@ -247,6 +275,10 @@ def load_plugins(app: Flask) -> None:
             return
         plugins = _Plugins(settings)
         plugins.load_entry_points()
+        for name, plugin in (_loaded.manual.items() if _loaded is not None else ()):
+            plugins.manual[name] = plugin
+            if plugins.pm.get_plugin(name) is None and name not in plugins.records:
+                plugins.register(plugin, name)
         _loaded = plugins
     for record in plugins.records.values():
         log.info("plugin %s %s: %s%s", record.name, record.version or "", record.status,
@@ -277,7 +309,10 @@ def register_plugin(plugin: object, name: str) -> dict[str, Any]:
     Its ``register_*`` hooks run at once. A failing plugin is recorded, not raised.
     """
     with _lock:
-        return asdict(_state().register(plugin, name))
+        state = _state()
+        record = state.register(plugin, name)
+        state.manual[name] = plugin
+        return asdict(record)
 
 
 def unregister_plugin(name: str) -> None:
@@ -307,14 +342,110 @@ def get_context_strategies() -> dict[str, type[ContextStrategy]]:
     return dict(_state().strategies)
 
 
+def registered_by(name: str) -> dict[str, list[Any]]:
+    """What the plugin ``name`` registered, by name: ``providers`` (``{name, default_models}``
+    each), ``tools`` and ``strategies``."""
+    state = _state()
+    return {
+        "providers": [{"name": key, "default_models": list(cls.default_models or [])}
+                      for key, cls in sorted(state.providers.items()) if cls.plugin == name],
+        "tools": sorted(key for key, tool in state.tools.items() if tool.plugin == name),
+        "strategies": sorted(key for key, cls in state.strategies.items() if cls.plugin == name),
+    }
+
+
+def blocked_names() -> set[str]:
+    """Names of the plugins blocked now (by BLOCK_PLUGINS, the console or the load settings)."""
+    return {record.name for record in _state().records.values() if record.status == "blocked"}
+
+
+# ---- blueprints and admin views of plugins ------------------------------------------------
+
+BLUEPRINTS_KEY = "bestchat_plugin_blueprints"
+
+
 def run_register_blueprints(app: Flask) -> None:
-    """Let every plugin add blueprints to ``app`` (called by ``create_app``)."""
-    _call_all("register_blueprints", app=app)
+    """Let every plugin add blueprints to ``app`` (called by ``create_app``), noting which
+    blueprints each one added (see :func:`blueprint_blocked`)."""
+    _call_all("register_blueprints", app=app, _app=app)
 
 
 def run_register_admin_views(admin: Any) -> None:
-    """Let every plugin add views to the ``flask_admin.Admin`` console."""
-    _call_all("register_admin_views", admin=admin)
+    """Let every plugin add views to the ``flask_admin.Admin`` console (each view is a
+    blueprint of the app, noted like those of :func:`run_register_blueprints`)."""
+    _call_all("register_admin_views", admin=admin, _app=getattr(admin, "app", None))
+
+
+def blueprint_blocked(app: Flask, blueprint: str | None) -> bool:
+    """Whether ``blueprint`` (a request's ``request.blueprint``) belongs to a plugin that is
+    blocked now: its routes answer 404 until the plugin is unblocked."""
+    owners: dict[str, str] = app.extensions.get(BLUEPRINTS_KEY) or {}
+    if not blueprint or not owners:
+        return False
+    owner = owners.get(blueprint.partition(".")[0])
+    return owner is not None and owner in blocked_names()
+
+
+def init_blueprint_gate(app: Flask) -> None:
+    """Answer 404 for the blueprints of a plugin blocked at runtime (Flask cannot remove a
+    blueprint from a running app)."""
+    from flask import abort, request
+
+    def gate() -> None:
+        if blueprint_blocked(app, request.blueprint):
+            abort(404)
+
+    app.before_request(gate)
+
+
+# ---- failures counted since start ---------------------------------------------------------
+
+_failures: Counter[str] = Counter()
+_failures_lock = threading.Lock()
+STARTED_AT = time.time()  # when this process started counting
+
+
+def count_failure(name: str | None) -> None:
+    """Count one runtime failure of the plugin ``name`` (a hook that raised, or its provider,
+    tool or strategy failing where the core catches it), here and, with Redis, over all
+    processes."""
+    if not name:
+        return
+    with _failures_lock:
+        _failures[name] += 1
+    try:
+        from bestchat.redis_client import get_redis  # noqa: PLC0415 - needs an app context
+
+        client = get_redis()
+        if client is not None:
+            pipe = client.pipeline()
+            pipe.hincrby(FAILURES_KEY, name, 1)
+            pipe.set(FAILURES_SINCE_KEY, str(time.time()), nx=True)
+            pipe.execute()
+    except Exception:  # noqa: BLE001 - counting must never add a failure of its own
+        log.debug("could not count a failure of plugin %s in Redis", name, exc_info=True)
+
+
+def failure_counts() -> dict[str, int]:
+    """Failures per plugin in this process since :data:`STARTED_AT`."""
+    with _failures_lock:
+        return dict(_failures)
+
+
+def total_failure_counts() -> tuple[dict[str, int], float | None] | None:
+    """Failures per plugin over every process (from Redis) and since when (the Unix time of
+    the first one counted, None before any); None without Redis."""
+    from bestchat.redis_client import get_redis  # noqa: PLC0415
+
+    client = get_redis()
+    if client is None:
+        return None
+    pipe = client.pipeline()
+    pipe.hgetall(FAILURES_KEY)
+    pipe.get(FAILURES_SINCE_KEY)
+    counts, since = pipe.execute()
+    decoded = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()}
+    return decoded, float(since) if since else None
 
 
 def implemented(hook_name: str) -> bool:
@@ -340,9 +471,15 @@ def run_after_generate(message: Any) -> None:
     _call_all("after_generate", message=message)
 
 
-def _call_all(hook_name: str, **kwargs: Any) -> None:
+def _call_all(hook_name: str, _app: Flask | None = None, **kwargs: Any) -> None:
+    """Call each plugin's ``hook_name``; with ``_app``, note the blueprints each one adds."""
     for name, caller in _state().callers(hook_name):
+        before = set(_app.blueprints) if _app is not None else set()
         _call_isolated(name, hook_name, caller, **kwargs)
+        if _app is not None:
+            owners = _app.extensions.setdefault(BLUEPRINTS_KEY, {})
+            for added in set(_app.blueprints) - before:
+                owners[added] = name
 
 
 def _call_isolated(name: str, hook_name: str, caller: Callable[..., list[Any]], **kwargs: Any) -> Any:
@@ -351,6 +488,7 @@ def _call_isolated(name: str, hook_name: str, caller: Callable[..., list[Any]], 
         results = caller(**kwargs)
     except Exception:  # noqa: BLE001 - one plugin's failure must not affect the others
         log.exception("plugin %s: hook %s raised; skipped", name, hook_name)
+        count_failure(name)
         return None
     return results[0] if results else None
 

@@ -40,7 +40,7 @@ from bestchat.extensions import db, sock
 from bestchat.models import User
 from bestchat.security import revocation, tickets
 from bestchat.security.authn import SocketCredentials, bearer_token, token_for
-from bestchat.services import tools
+from bestchat.services import site_settings, tools
 from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
@@ -113,6 +113,7 @@ class ChatSocket:
         try:
             while not writer.dead and not self._closed:  # the writer ends when sending fails
                 raw = self.ws.receive(timeout=5)
+                site_settings.refresh(self.app)  # a long-lived socket sees the console's changes
                 if time.monotonic() - self._checked_at >= self.recheck_every and not self._recheck():
                     break
                 if raw is not None:

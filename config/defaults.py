@@ -249,3 +249,11 @@ URL_FETCH_DENY_HOSTS = []
 URL_FETCH_MAX_BYTES = 512 * 1024
 URL_FETCH_TIMEOUT = 10
 URL_FETCH_MAX_REDIRECTS = 5
+
+# ---- settings changed in the admin console (docs/admin.md "Settings") ----
+# Plugins an admin blocked in the console (names). Stored as a site setting; BLOCK_PLUGINS
+# above is the environment's own list and cannot be lifted from the console.
+BLOCKED_PLUGINS = []
+# Each process checks at most this often (seconds) whether an admin changed a setting in
+# another process (one Redis GET), and applies the change.
+SITE_SETTINGS_REFRESH_SECONDS = 1.0

@@ -98,9 +98,13 @@ def test_plugins_list_command(runner):
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("bestchat-demo"))
     assert line.split() == ["bestchat-demo", "0.1.0", "loaded", "register_providers"]
+    assert "    provider demo (demo)" in result.output.splitlines()
+    assert "    context strategies: compress, summarize, truncate" in result.output.splitlines()
     listed = json.loads(runner.invoke(args=["plugins", "list", "--json"]).output)
     assert {"name": "bestchat-demo", "version": "0.1.0", "hooks": ["register_providers"],
-            "status": "loaded", "error": None, "warnings": []} in listed
+            "status": "loaded", "error": None, "warnings": [],
+            "registered": {"providers": [{"name": "demo", "default_models": ["demo"]}], "tools": [],
+                           "strategies": []}} in listed
 
 
 def test_plugin_failing_on_import_is_reported_and_server_keeps_serving(broken_dist, client, runner):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bestchat import create_app, plugins
-from bestchat.admin.views import SecureView
+from bestchat.admin.base import SecureView
 from bestchat.extensions import db
 from bestchat.hookspecs import hookimpl
 from bestchat.models import AuditLog, User

@@ -79,6 +79,9 @@ def run_chain(items: list[Item], *, budget: int, chain: Iterable[str],
             result = strategy().fit(situation)
         except Exception:  # noqa: BLE001 - a strategy's failure must not stop the send
             log.exception("context strategy %r raised; skipped", name)
+            from bestchat.plugins import count_failure  # noqa: PLC0415 - plugins imports this package
+
+            count_failure(getattr(strategy, "plugin", None))
             continue
         if result is None:
             continue

@@ -211,6 +211,7 @@ def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> 
     except Exception as error:  # a plugin bug must not break the model list
         log.warning("provider %s failed to list models for config %s: %s",
                     cls.name, config.id, type(error).__name__)
+        plugins.count_failure(cls.plugin)
     return []
 
 
@@ -411,6 +412,9 @@ def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
             log.warning("%s failed before its first event (%s); trying the next target",
                         target.model_id, error.code)
             last_error = error
+        except Exception:  # a bug of the provider plugin: counted, and the generation fails
+            plugins.count_failure(target.provider.plugin)
+            raise
         finally:  # also when the caller stops early (cancel): release the connection now
             getattr(events, "close", lambda: None)()
     raise last_error

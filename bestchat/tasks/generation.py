@@ -6,19 +6,22 @@ that shuts down goes back on the queue. A job whose worker dies is not redeliver
 ``ack_emulation``, see :mod:`bestchat.celery_app`): the reaper ends its answer; a job that
 runs for an answer already ``streaming`` marks it ``interrupted`` instead of starting over.
 However the job ends, its generation stops counting as in flight
-(:mod:`bestchat.services.admission`).
+(:mod:`bestchat.services.admission`). Each job first applies the site settings an admin changed
+since (:func:`bestchat.services.site_settings.refresh`: usually one clock compare).
 """
 
 from celery import shared_task
 
 from bestchat.dispatch import GENERATE_TASK
 from bestchat.services import generation
+from bestchat.services import site_settings
 from bestchat.services.admission import release_quietly
 
 
 @shared_task(name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def generate(message_id: str) -> None:
     try:
+        site_settings.refresh()  # settings (and blocked plugins) changed in another process
         generation.generate(message_id)
     finally:
         release_quietly(message_id)

@@ -78,6 +78,7 @@ class Outcome:
     result: Any = None
     error: str | None = None
     duration_ms: int = 0
+    raised: bool = False  # the tool itself raised (counted as a failure of its plugin)
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,12 @@ def run_tool(tool: Any, arguments: dict, *, config: Mapping[str, Any],
     except Exception:  # noqa: BLE001 - a failure to run is the call's outcome, never the caller's error
         log.exception("tool %s: the sandbox failed", getattr(tool, "name", "?"))
         outcome = Outcome("failed", error="the sandbox failed to run the tool")
+    if outcome.raised:
+        from bestchat.plugins import count_failure  # noqa: PLC0415 - the child imports this module lean
+
+        count_failure(getattr(tool, "plugin", None))
     return Outcome(outcome.status, outcome.result, outcome.error,
-                   int((time.monotonic() - started) * 1000))
+                   int((time.monotonic() - started) * 1000), outcome.raised)
 
 
 def _run(tool: Any, arguments: dict, config: Mapping[str, Any], context: dict | None) -> Outcome:
@@ -384,7 +389,8 @@ def _outcome(result: bytes, code: int, limits: Limits) -> Outcome:
     if isinstance(payload, dict) and payload.get("kind") == "cpu":
         return Outcome("timed_out", error=f"CPU time limit exceeded ({limits.cpu_seconds} s)")
     if isinstance(payload, dict):
-        return Outcome("failed", error=str(payload.get("error") or "the tool failed")[:ERROR_MAX_CHARS])
+        return Outcome("failed", error=str(payload.get("error") or "the tool failed")[:ERROR_MAX_CHARS],
+                       raised=payload.get("kind") == "exception")
     signum = -code if code < 0 else code - 128 if code > 128 else 0
     if signum in (signal.SIGXCPU, signal.SIGKILL):
         # Without a result, SIGXCPU or SIGKILL is the CPU limit (the wall clock is handled above).
