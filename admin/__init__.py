@@ -12,7 +12,9 @@ from flask_admin import Admin
 
 from bestchat import plugins
 from bestchat.admin.base import SecureIndexView
-from bestchat.admin.views import AuditLogView, PluginsView, UserView
+from bestchat.admin.audit import AuditLogView
+from bestchat.admin.users import UserView
+from bestchat.admin.views import PluginsView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
 from bestchat.security.csrf import csrf_token

@@ -1,17 +1,12 @@
-"""Admin views of plugins, users and the audit log (bases: :mod:`bestchat.admin.base`)."""
+"""Admin view of plugins (bases: :mod:`bestchat.admin.base`); users and the audit log have
+their own modules (:mod:`bestchat.admin.users`, :mod:`bestchat.admin.audit`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask_admin import expose
-from flask_login import current_user
-from sqlalchemy import inspect
 
 from bestchat import plugins
-from bestchat.admin.base import SecureModelView, SecureView
-from bestchat.models import User
-from bestchat.services import accounts
+from bestchat.admin.base import SecureView
 
 
 class PluginsView(SecureView):
@@ -20,34 +15,3 @@ class PluginsView(SecureView):
     @expose("/")
     def index(self) -> str:
         return self.render("bestchat_admin/plugins.html", plugins=plugins.get_plugins())
-
-
-class UserView(SecureModelView):
-    """Accounts: never shows password hashes; role and disabled changes go through the
-    accounts service, which writes them to the audit log."""
-
-    can_create = False
-    can_delete = False
-    column_list = ("email", "display_name", "role", "disabled", "last_login_at", "created_at")
-    column_searchable_list = ("email",)
-    column_filters = ("role", "disabled")
-    form_columns = ("display_name", "role", "disabled")
-    form_choices = {"role": [("user", "user"), ("admin", "admin")]}
-
-    def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
-        actor = current_user._get_current_object()
-        for attr, change in (("role", accounts.set_role), ("disabled", accounts.set_disabled)):
-            old = inspect(model).attrs[attr].history.deleted
-            if old:
-                new = getattr(model, attr)
-                setattr(model, attr, old[0])
-                change(actor, model, new)
-
-
-class AuditLogView(SecureModelView):
-    """The audit trail, read-only, newest first."""
-
-    can_create = can_edit = can_delete = False
-    column_list = ("created_at", "action", "actor_id", "target_type", "target_id", "ip", "details")
-    column_default_sort = ("created_at", True)
-    column_filters = ("action", "actor_id")
