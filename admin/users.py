@@ -92,13 +92,19 @@ class UserView(SecureModelView):
         return super()._get_filter_groups()
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
+        """Role and disabled changes of the edit form go through the service (audited, last
+        admin kept): both are put back first, so the service sees the account as it is."""
         actor = current_user._get_current_object()
-        for attr, change in (("role", accounts.set_role), ("disabled", accounts.set_disabled)):
+        changed = {}
+        for attr in ("role", "disabled"):
             old = inspect(model).attrs[attr].history.deleted
             if old:
-                new = getattr(model, attr)
+                changed[attr] = getattr(model, attr)
                 setattr(model, attr, old[0])
-                change(actor, model, new)
+        if "role" in changed:
+            accounts.set_role(actor, model, changed["role"])
+        if "disabled" in changed:
+            accounts.set_disabled(actor, model, changed["disabled"])
 
     # --- helpers -----------------------------------------------------------------------------
 

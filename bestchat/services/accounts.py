@@ -136,38 +136,55 @@ def active_admin_ids(lock: bool = False) -> list[uuid.UUID]:
     return list(db.session.scalars(query.with_for_update() if lock else query))
 
 
-def guard_last_admin(user: User) -> None:
+def guard_last_admin(user: User) -> bool:
     """:class:`Conflict` (``last_admin``) when ``user`` is the only active admin: a change
-    about to demote, disable or delete it would leave the server without one. The count runs
-    in the caller's transaction with the admins' rows locked, so two admins demoting each other
-    at once cannot both pass."""
+    about to demote, disable or delete it would leave the server without one. The admins' rows
+    stay locked until the transaction ends (PostgreSQL), so two admins demoting each other at
+    once cannot both pass; :func:`_require_an_admin` checks again once the change is written.
+    Returns whether ``user`` is an active admin (whether that second check is needed)."""
     if user.role != "admin" or user.disabled:
-        return
+        return False
     admins = active_admin_ids(lock=True)
     if admins == [user.id] or not admins:
-        raise Conflict("last_admin", "this is the last active admin: make another account admin first")
+        raise _last_admin()
+    return True
+
+
+def _require_an_admin() -> None:
+    """After a change is flushed (the write lock held on SQLite, row locks on PostgreSQL): undo
+    it with :class:`Conflict` ``last_admin`` when no active admin is left."""
+    db.session.flush()
+    if not active_admin_ids():
+        db.session.rollback()
+        raise _last_admin()
+
+
+def _last_admin() -> Conflict:
+    return Conflict("last_admin", "this is the last active admin: make another account admin first")
 
 
 def set_role(actor: User | None, user: User, role: str) -> None:
     if role not in ROLES:
         raise Invalid("invalid_field", "role must be 'admin' or 'user'")
     if user.role != role:
-        if role != "admin":
-            guard_last_admin(user)
+        demoted = guard_last_admin(user) if user.role == "admin" else False
         audit.record("user.role_changed", actor.id if actor else None, "user", user.id,
                      old=user.role, new=role)
         user.role = role
+        if demoted:
+            _require_an_admin()
         db.session.commit()
         revocation.announce(user.id)
 
 
 def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
     if user.disabled != disabled:
-        if disabled:
-            guard_last_admin(user)
+        was_admin = guard_last_admin(user) if disabled else False
         user.disabled = disabled
         audit.record("user.disabled" if disabled else "user.enabled",
                      actor.id if actor else None, "user", user.id)
+        if was_admin:
+            _require_an_admin()
         if disabled:
             end_sessions(user)
         db.session.commit()
@@ -282,11 +299,13 @@ def delete_user(actor: User, user: User) -> None:
 def _delete(actor: User, user: User) -> None:
     """Delete the account and everything it owns in one transaction (never the last active
     admin), then its uploads' stored bytes (once their rows are gone)."""
-    guard_last_admin(user)
+    was_admin = guard_last_admin(user)
     user_id = user.id
     stored = uploads.storage_keys_of(user_id)
     audit.record("user.deleted", actor.id, "user", user_id)
     db.session.execute(delete(User).where(User.id == user_id))
+    if was_admin:
+        _require_an_admin()
     db.session.commit()
     db.session.expunge_all()
     uploads.remove_bytes(stored)
