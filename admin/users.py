@@ -19,6 +19,7 @@ from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import inspect, select
 
 from bestchat.admin.base import SecureModelView
@@ -60,6 +61,11 @@ class GroupFilter(BaseSQLAFilter):
         return _group_options() if has_request_context() else None
 
 
+def _email_link(view: Any, context: Any, user: User, name: str) -> Markup:
+    """The email, linking to the account's page (its actions)."""
+    return Markup('<a href="{}">{}</a>').format(view.get_url(".manage", id=user.id), user.email)
+
+
 class UserView(SecureModelView):
     """Accounts, searchable by email and name, filterable by role, disabled and group. Never
     shows password hashes; the edit form's role and disabled changes go through the service."""
@@ -73,6 +79,7 @@ class UserView(SecureModelView):
     column_default_sort = ("created_at", True)
     named_filter_urls = True
     column_extra_row_actions = [EndpointLinkRowAction("fa fa-cog", ".manage", title="Manage")]
+    column_formatters = {"email": _email_link}
     form_columns = ("display_name", "role", "disabled")
     form_choices = {"role": [("user", "user"), ("admin", "admin")]}
 
