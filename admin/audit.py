@@ -141,12 +141,14 @@ class AuditLogView(SecureModelView):
     @expose("/export.csv")
     def export_csv(self) -> Response:
         """The filtered rows as CSV, streamed in batches; the export itself is audit-logged."""
-        query = self._filtered_query()
         # The filters chosen are the query string's: recorded with the export.
         audit.record("audit.exported", current_user.id, "audit_log", None, query=request.query_string.decode()[:500])
         db.session.commit()
 
         def rows() -> Iterator[str]:
+            # The query is built here, while the response streams, so that it runs on this
+            # context's session (the view's session is closed once the view returns).
+            query = self._filtered_query()
             writer = csv.writer(_Lines())
             yield writer.writerow(CSV_COLUMNS)
             batch: list[AuditLog] = []

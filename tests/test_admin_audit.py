@@ -117,6 +117,8 @@ def test_csv_export_of_the_filtered_rows_is_formula_safe_and_audited(app, admin)
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.is_streamed
     [row] = export_rows(response)
+    with app.app_context():  # the streamed export gave its database connection back
+        assert db.engine.pool.checkedout() == 0
     assert row["action"] == "note.added"
     assert row["actor_email"] == "eve@example.com" and row["target_email"] == "eve@example.com"
     assert row["actor_name"] == "'=HYPERLINK(\"http://x\")"
