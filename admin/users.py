@@ -93,6 +93,12 @@ class UserView(SecureModelView):
             check_csrf()
         return refused
 
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit form (name, role, disabled), with 404 for an unknown id."""
+        self._account()
+        return super().edit_view()
+
     def _get_filter_groups(self) -> Any:
         """The filters with the group list read again for each page (groups change at runtime)."""
         self._refresh_filters_cache()

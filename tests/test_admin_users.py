@@ -66,7 +66,8 @@ def test_posts_need_an_admin_and_the_csrf_token(app, admin, bob, post):
     assert audit_rows(app, "invite.created") == []
 
 
-@pytest.mark.parametrize("path", ["/admin/users/manage/?id={}", "/admin/users/manage/delete/?id={}"])
+@pytest.mark.parametrize("path", ["/admin/users/manage/?id={}", "/admin/users/manage/delete/?id={}",
+                                  "/admin/users/edit/?id={}"])
 @pytest.mark.parametrize("bad", ["nope", str(uuid.uuid4())])
 def test_unknown_or_malformed_ids_are_404(admin, path, bad):
     assert admin.http.get(path.format(bad)).status_code == 404
