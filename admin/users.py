@@ -105,15 +105,17 @@ class UserView(SecureModelView):
         return super()._get_filter_groups()
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
-        """Role and disabled changes of the edit form go through the service (audited, last
-        admin kept): both are put back first, so the service sees the account as it is."""
+        """The edit form's changes go through the service (audited, last admin kept): each is
+        put back first, so the service sees the account as it is stored."""
         actor = current_user._get_current_object()
         changed = {}
-        for attr in ("role", "disabled"):
+        for attr in ("display_name", "role", "disabled"):
             old = inspect(model).attrs[attr].history.deleted
             if old:
                 changed[attr] = getattr(model, attr)
                 setattr(model, attr, old[0])
+        if "display_name" in changed:
+            accounts.set_display_name(actor, model, changed["display_name"])
         if "role" in changed:
             accounts.set_role(actor, model, changed["role"])
         if "disabled" in changed:

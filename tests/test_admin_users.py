@@ -215,3 +215,15 @@ def test_no_password_hash_or_token_in_any_users_page(app, admin, bob):
         html = admin.http.get(page).get_data(as_text=True)
         for secret in [*hashes, token, token_hash, link_token]:
             assert secret not in html, (page, secret[:12])
+
+
+def test_the_edit_form_renames_through_the_service(app, admin, bob):
+    bob_id = user_id(app, "bob@example.com")
+    form = admin.http.get(f"/admin/users/edit/?id={bob_id}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    response = admin.http.post(f"/admin/users/edit/?id={bob_id}",
+                               data={"csrf_token": csrf, "display_name": "Robert", "role": "user"})
+    assert response.status_code == 302
+    assert load(app, "bob@example.com").display_name == "Robert"
+    [row] = audit_rows(app, "user.renamed")
+    assert row.details == {"old": "Bob Builder", "new": "Robert"} and row.actor_id == user_id(app, ADMIN_EMAIL)

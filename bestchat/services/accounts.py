@@ -177,6 +177,17 @@ def set_role(actor: User | None, user: User, role: str) -> None:
         revocation.announce(user.id)
 
 
+def set_display_name(actor: User | None, user: User, name: str | None) -> None:
+    name = (name or "").strip() or None
+    if name is not None and len(name) > 120:
+        raise Invalid("invalid_field", "the name is longer than 120 characters")
+    if user.display_name != name:
+        audit.record("user.renamed", actor.id if actor else None, "user", user.id,
+                     old=user.display_name, new=name)
+        user.display_name = name
+        db.session.commit()
+
+
 def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
     if user.disabled != disabled:
         was_admin = guard_last_admin(user) if disabled else False
