@@ -185,6 +185,12 @@ def test_delete_asks_for_confirmation_then_cascades(app, admin, bob):
     bob_id = user_id(app, "bob@example.com")
     assert bob.post("/api/v1/conversations", {"title": "mine"}).status_code == 201
     bob.post("/api/v1/tokens", {"name": "cli"})
+    with app.app_context():
+        group = Group(name="Team")
+        db.session.add(group)
+        db.session.flush()
+        db.session.add(GroupMember(group_id=group.id, user_id=bob_id))
+        db.session.commit()
     page = admin.http.get(f"/admin/users/manage/delete/?id={bob_id}").get_data(as_text=True)
     assert "cannot be undone" in page
     wrong = form_post(admin, f"/admin/users/manage/delete/?id={bob_id}", {"confirm_email": "someone@example.com"})
@@ -195,6 +201,7 @@ def test_delete_asks_for_confirmation_then_cascades(app, admin, bob):
         assert db.session.get(User, bob_id) is None
         assert db.session.scalar(select(Conversation).where(Conversation.user_id == bob_id)) is None
         assert db.session.scalar(select(ApiToken).where(ApiToken.user_id == bob_id)) is None
+        assert db.session.scalar(select(GroupMember).where(GroupMember.user_id == bob_id)) is None
     [row] = audit_rows(app, "user.deleted")
     assert row.actor_id == user_id(app, ADMIN_EMAIL) and row.target_id == str(bob_id)
     assert_error(bob.get("/api/v1/me"), 401)
