@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_admin import Admin
 
+from bestchat.admin.audit import AuditLogView
 from bestchat.admin.connections import ConnectionsView
 from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.groups import GroupsView
@@ -17,7 +18,7 @@ from bestchat.admin.home import HomeView
 from bestchat.admin.plugins import PluginsView
 from bestchat.admin.settings import SettingsView
 from bestchat.admin.usage import UsageView
-from bestchat.admin.views import AuditLogView, UserView
+from bestchat.admin.users import UserView
 from bestchat.extensions import db
 from bestchat.models import AuditLog, User
 # (by name: the submodule bestchat.admin.plugins would shadow a module named "plugins" here)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sys
 
@@ -49,20 +48,16 @@ def main() -> None:
 @click.option("--if-none-exists", is_flag=True, help="Do nothing when an admin account already exists.")
 @with_appcontext
 def create_admin(email: str, password: str | None, if_none_exists: bool) -> None:
-    """Create an admin account (or make an existing account admin and reset its password)."""
+    """Create an admin account (or make an existing account admin, enable it again and reset
+    its password)."""
     from bestchat.services import accounts
 
     if if_none_exists and accounts.admin_count() > 0:
         return
     generated = password is None
-    password = password or secrets.token_urlsafe(12)
+    password = password or accounts.generate_password()
     try:
-        existing = accounts.find_by_email(accounts.normalize_email(email))
-        if existing is None:
-            accounts.register(email, password, role="admin")
-        else:
-            accounts.set_role(None, existing, "admin")
-            accounts.set_password(None, existing, password)
+        accounts.make_admin(email, password)
     except DomainError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Admin account: {email}")

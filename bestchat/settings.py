@@ -90,9 +90,26 @@ def _derive(app: Flask) -> None:
         keys = [k.strip() for k in keys.split(",") if k.strip()]
     config["ENCRYPTION_KEYS"] = list(keys)
 
+    _derive_registration(config)
     upload = Path(config["UPLOAD_FOLDER"])
     config["UPLOAD_FOLDER"] = str(upload if upload.is_absolute() else instance / upload)
     _check_outbound(config)
+
+
+REGISTRATION_MODES = ("open", "invite", "closed")
+
+
+def _derive_registration(config) -> None:
+    """``REGISTRATION`` from the legacy boolean too: ``REGISTRATION_OPEN = False`` (from a
+    settings file or ``BESTCHAT_REGISTRATION_OPEN=false``) means ``"closed"``. Refuses to start
+    on an unknown mode."""
+    if config.get("REGISTRATION_OPEN") is False:
+        config["REGISTRATION"] = "closed"
+    mode = str(config.get("REGISTRATION") or "open").strip().lower()
+    if mode not in REGISTRATION_MODES:
+        raise ConfigurationError(
+            f"refusing to start: REGISTRATION must be one of {', '.join(REGISTRATION_MODES)}, not {mode!r}")
+    config["REGISTRATION"] = mode
 
 
 def _require_production_secrets(config) -> None:

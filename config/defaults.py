@@ -42,8 +42,13 @@ MAX_CONTENT_LENGTH = 512 * 1024
 # Largest body of a POST /v1/chat/completions (it may carry images as data: URLs).
 OPENAI_MAX_BODY_BYTES = 16 * 1024 * 1024
 
-# Whether anyone may create an account through POST /api/v1/auth/register.
-REGISTRATION_OPEN = True
+# Who may create an account through POST /api/v1/auth/register: "open" (anyone), "invite"
+# (only with a valid invitation from an admin) or "closed" (same as "invite": an invitation
+# works in every mode). The legacy REGISTRATION_OPEN = False (file or environment) means
+# "closed".
+REGISTRATION = "open"
+# Days an invitation link made in the admin console stays valid.
+INVITE_DAYS = 7
 
 # Password policy.
 PASSWORD_MIN_LENGTH = 8

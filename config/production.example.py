@@ -31,8 +31,12 @@ ENCRYPTION_KEYS = None
 SESSION_COOKIE_SECURE = True
 TRUSTED_PROXY_COUNT = 1
 
-# Close sign-ups once the team has joined (admins create accounts in the console).
-REGISTRATION_OPEN = False
+# Who may sign up: "open", "invite" (only with an invitation link an admin makes in the
+# console) or "closed" (admins create accounts; invitations still work). The older
+# REGISTRATION_OPEN = False still means "closed".
+REGISTRATION = "invite"
+# Days an invitation link stays valid.
+INVITE_DAYS = 7
 
 # Generation capacity. Each `bestchat worker` process runs this many answers at once (gevent
 # greenlets; one process per core) and registers those slots in Redis. When every slot of the

@@ -68,7 +68,7 @@ def test_duplicate_email_is_a_conflict(client):
 
 
 def test_registration_can_be_closed(client, app):
-    app.config["REGISTRATION_OPEN"] = False
+    app.config["REGISTRATION"] = "closed"
     assert_error(client.post("/api/v1/auth/register", {"email": "f@example.com", "password": PASSWORD}),
                  403, "registration_closed")
 

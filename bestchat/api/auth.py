@@ -1,5 +1,9 @@
 """Sign-up, sign-in and sign-out (``/api/v1/auth/...``).
 
+Sign-up follows the ``REGISTRATION`` mode, read from the app's config at each request (the
+console changes it at runtime): ``open`` lets anyone in; ``invite`` and ``closed`` need an
+invitation token (``invite``), which works in every mode (:mod:`bestchat.services.invites`).
+
 Both sign-up and sign-in refuse requests a page of another site made (login CSRF,
 :func:`bestchat.security.csrf.check_same_origin`). Sign-in is throttled per address and, for
 wrong passwords, per source and account (:mod:`bestchat.security.ratelimit`). Sign-out ends
@@ -24,26 +28,33 @@ from bestchat.security.authn import (
 from bestchat.security.csrf import check_same_origin, csrf_token
 from bestchat.security.ratelimit import limit
 from bestchat.serializers import user_json
-from bestchat.services import accounts
+from bestchat.services import accounts, invites
 from bestchat.validation import field, json_body
 
 
 @bp.post("/auth/register")
 @documented(body=obj({"email": string(320, format="email"), "password": string(1024),
-                      "display_name": nullable(string(120))},
+                      "display_name": nullable(string(120)), "invite": nullable(string(200))},
                      ("email", "password")),
             responses={201: obj({"user": ref("User")}, ("user",))})
 def register():
-    """Create an account. Body: {email, password, display_name?}. 201 with the user."""
+    """Create an account. Body: {email, password, display_name?, invite?}. 201 with the user.
+    Without an invitation only while registration is open (403 ``registration_closed``); an
+    unknown, used or expired invitation, or one made for another email, is 403
+    ``invite_invalid``. An invitation gives the account its role and group."""
     check_same_origin()
-    if not current_app.config["REGISTRATION_OPEN"]:
-        raise Forbidden("registration_closed", "registration is closed on this server")
     limit("RATELIMIT_REGISTER_PER_IP", client_ip())
     body = json_body()
+    invite = field(body, "invite", required=False, max_length=200)
+    if not invite and current_app.config["REGISTRATION"] != "open":
+        raise Forbidden("registration_closed", "registration is closed on this server")
     email = field(body, "email", max_length=320)
     password = field(body, "password", strip=False)
     display_name = field(body, "display_name", required=False, max_length=120)
-    user = accounts.register(email, password, display_name=display_name)
+    if invite:
+        user = invites.register(invite, email, password, display_name=display_name)
+    else:
+        user = accounts.register(email, password, display_name=display_name)
     return {"user": user_json(user)}, 201
 
 

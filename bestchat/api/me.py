@@ -56,7 +56,8 @@ def change_password():
 @documented(body=obj({"password": string()}, ("password",)), responses={204: None})
 @login_required
 def delete_me():
-    """Delete the account and everything it owns. Body: {password}. 204."""
+    """Delete the account and everything it owns. Body: {password}. 204; 409 ``last_admin``
+    for the last active admin (make another account admin first)."""
     password = field(json_body(), "password", strip=False)
     accounts.delete_account(g.user, password)
     if g.auth_method == "session":

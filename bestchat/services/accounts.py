@@ -1,5 +1,9 @@
 """Accounts: registration, sign-in checks, API tokens, roles, passwords, export and deletion.
 
+The last active admin (an admin account that is not disabled) is never demoted, disabled or
+deleted, whichever path asks (console, API, command line): :func:`guard_last_admin` refuses with
+:class:`Conflict` ``last_admin``.
+
 Every change that takes credentials away (a token revoked, sessions ended, the role changed,
 the account disabled or deleted) is announced after its commit, so open WebSockets re-check
 theirs at once (:mod:`bestchat.security.revocation`)."""
@@ -7,9 +11,10 @@ theirs at once (:mod:`bestchat.security.revocation`)."""
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from bestchat.errors import AccountDisabled, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from bestchat.extensions import db
@@ -43,10 +48,15 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email))
 
 
-def register(email: str, password: str, role: str = "user", display_name: str | None = None) -> User:
-    """Create an account; :class:`Invalid` for a bad email or weak password, :class:`Conflict`
-    (``email_taken``) if the email is taken."""
+def register(email: str, password: str, role: str = "user", display_name: str | None = None,
+             *, actor: User | None = None, commit: bool = True) -> User:
+    """Create an account; :class:`Invalid` for a bad email, role or weak password,
+    :class:`Conflict` (``email_taken``) if the email is taken. ``actor`` is the admin who
+    creates it (None: the person signing up); ``commit=False`` leaves the transaction open for
+    a caller that adds more to it (an invitation's use)."""
     email = normalize_email(email)
+    if role not in ROLES:
+        raise Invalid("invalid_field", "role must be 'admin' or 'user'")
     check_policy(password)
     if find_by_email(email) is not None:
         raise Conflict("email_taken", "an account with this email already exists")
@@ -54,9 +64,18 @@ def register(email: str, password: str, role: str = "user", display_name: str | 
                 display_name=display_name)
     db.session.add(user)
     db.session.flush()
-    audit.record("user.registered", user.id, "user", user.id, role=role)
-    db.session.commit()
+    if actor is None:
+        audit.record("user.registered", user.id, "user", user.id, role=role)
+    else:
+        audit.record("user.created", actor.id, "user", user.id, role=role)
+    if commit:
+        db.session.commit()
     return user
+
+
+def generate_password() -> str:
+    """A random password for an account an admin creates or resets (shown once)."""
+    return secrets.token_urlsafe(12)
 
 
 def check_login(email: str, password: str) -> User:
@@ -110,22 +129,73 @@ def revoke_token(user: User, token_id: uuid.UUID) -> None:
         revocation.announce(user.id)
 
 
+def active_admin_ids(lock: bool = False) -> list[uuid.UUID]:
+    """The ids of the admin accounts that are not disabled; ``lock`` holds their rows until
+    the transaction ends (``FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway)."""
+    query = select(User.id).where(User.role == "admin", User.disabled.is_(False))
+    return list(db.session.scalars(query.with_for_update() if lock else query))
+
+
+def guard_last_admin(user: User) -> bool:
+    """:class:`Conflict` (``last_admin``) when ``user`` is the only active admin: a change
+    about to demote, disable or delete it would leave the server without one. The admins' rows
+    stay locked until the transaction ends (PostgreSQL), so two admins demoting each other at
+    once cannot both pass; :func:`_require_an_admin` checks again once the change is written.
+    Returns whether ``user`` is an active admin (whether that second check is needed)."""
+    if user.role != "admin" or user.disabled:
+        return False
+    admins = active_admin_ids(lock=True)
+    if admins == [user.id] or not admins:
+        raise _last_admin()
+    return True
+
+
+def _require_an_admin() -> None:
+    """After a change is flushed (the write lock held on SQLite, row locks on PostgreSQL): undo
+    it with :class:`Conflict` ``last_admin`` when no active admin is left."""
+    db.session.flush()
+    if not active_admin_ids():
+        db.session.rollback()
+        raise _last_admin()
+
+
+def _last_admin() -> Conflict:
+    return Conflict("last_admin", "this is the last active admin: make another account admin first")
+
+
 def set_role(actor: User | None, user: User, role: str) -> None:
     if role not in ROLES:
         raise Invalid("invalid_field", "role must be 'admin' or 'user'")
     if user.role != role:
+        demoted = guard_last_admin(user) if user.role == "admin" else False
         audit.record("user.role_changed", actor.id if actor else None, "user", user.id,
                      old=user.role, new=role)
         user.role = role
+        if demoted:
+            _require_an_admin()
         db.session.commit()
         revocation.announce(user.id)
 
 
+def set_display_name(actor: User | None, user: User, name: str | None) -> None:
+    name = (name or "").strip() or None
+    if name is not None and len(name) > 120:
+        raise Invalid("invalid_field", "the name is longer than 120 characters")
+    if user.display_name != name:
+        audit.record("user.renamed", actor.id if actor else None, "user", user.id,
+                     old=user.display_name, new=name)
+        user.display_name = name
+        db.session.commit()
+
+
 def set_disabled(actor: User | None, user: User, disabled: bool) -> None:
     if user.disabled != disabled:
+        was_admin = guard_last_admin(user) if disabled else False
         user.disabled = disabled
         audit.record("user.disabled" if disabled else "user.enabled",
                      actor.id if actor else None, "user", user.id)
+        if was_admin:
+            _require_an_admin()
         if disabled:
             end_sessions(user)
         db.session.commit()
@@ -141,6 +211,22 @@ def set_password(actor: User | None, user: User, password: str) -> None:
     audit.record("user.password_changed", actor.id if actor else None, "user", user.id)
     db.session.commit()
     revocation.announce(user.id)
+
+
+def reset_password(actor: User, user: User) -> str:
+    """An admin's reset: a new random password (returned, to be shown once), every web session
+    and remember-me cookie of the account ended and every API token of it revoked."""
+    password = generate_password()
+    user.password_hash = hash_password(password)
+    end_sessions(user)
+    revoked = db.session.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
+    audit.record("user.password_reset", actor.id, "user", user.id, tokens_revoked=revoked)
+    db.session.commit()
+    revocation.announce(user.id)
+    return password
 
 
 def change_password(user: User, current: str, new: str) -> None:
@@ -161,6 +247,19 @@ def logout(user: User) -> None:
 
 def admin_count() -> int:
     return db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin"))
+
+
+def make_admin(email: str, password: str) -> User:
+    """The command line's ``create-admin``: a new admin account, or an existing account made
+    admin, enabled again and given ``password`` (its sessions end)."""
+    existing = find_by_email(normalize_email(email))
+    if existing is None:
+        return register(email, password, role="admin")
+    check_policy(password)
+    set_role(None, existing, "admin")
+    set_disabled(None, existing, False)
+    set_password(None, existing, password)
+    return existing
 
 
 def export(user: User) -> dict:
@@ -197,14 +296,27 @@ def export(user: User) -> dict:
 
 
 def delete_account(user: User, password: str) -> None:
-    """Delete the account and everything it owns in one transaction (after a password check),
-    then its uploads' stored bytes (once their rows are gone)."""
+    """The user's own deletion (after a password check): see :func:`_delete`."""
     if not verify_password(user.password_hash, password):
         raise _wrong_password()
+    _delete(user, user)
+
+
+def delete_user(actor: User, user: User) -> None:
+    """An admin deletes an account: the same cascade as the user's own deletion."""
+    _delete(actor, user)
+
+
+def _delete(actor: User, user: User) -> None:
+    """Delete the account and everything it owns in one transaction (never the last active
+    admin), then its uploads' stored bytes (once their rows are gone)."""
+    was_admin = guard_last_admin(user)
     user_id = user.id
     stored = uploads.storage_keys_of(user_id)
-    audit.record("user.deleted", user_id, "user", user_id)
+    audit.record("user.deleted", actor.id, "user", user_id)
     db.session.execute(delete(User).where(User.id == user_id))
+    if was_admin:
+        _require_an_admin()
     db.session.commit()
     db.session.expunge_all()
     uploads.remove_bytes(stored)

@@ -9,7 +9,9 @@ another origin.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, render_template, request
 
 from bestchat import __version__
 
@@ -21,12 +23,29 @@ bp = Blueprint(
 PAGES = ("/", "/login", "/signup", "/c/<uuid:conversation_id>", "/settings", "/usage")
 
 
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: ``value`` when it is a path on this server (one leading
+    ``/``, no scheme, no host, no backslash or control character), else ``/``. It keeps
+    ``/login?next=...`` from sending anyone to another site."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
 def shell(**_route_args):
-    """The application shell: markup skeleton, stylesheet and the entry module."""
+    """The application shell: markup skeleton, stylesheet and the entry module. It tells the
+    modules the registration mode (read at each request: the console changes it at runtime)
+    and, on the sign-in page, the checked ``next`` path to go to once signed in."""
     return render_template(
         "app.html",
         version=__version__,
-        registration_open=bool(current_app.config["REGISTRATION_OPEN"]),
+        registration=current_app.config["REGISTRATION"],
+        next_path=safe_next(request.args.get("next")),
     )
 
 

@@ -65,6 +65,7 @@ const FRIENDLY = {
   invalid_credentials: () => "Wrong email or password.",
   account_disabled: () => "This account is disabled. Contact your administrator.",
   registration_closed: () => "Sign-up is closed on this server. Ask an administrator for an account.",
+  invite_invalid: () => "This invitation link is not valid: it was used, has expired or is for another email.",
   email_taken: () => "An account with this email already exists. Sign in instead.",
   rate_limited: (e) => `Too many attempts. Try again in ${e.retryAfter || "a few"} seconds.`,
   overloaded: (e) => `The server is at capacity right now. Try again in ${e.retryAfter || "a few"} seconds.`,

@@ -4,7 +4,7 @@
 import { friendlyError } from "./api.js";
 import { h } from "./dom.js";
 import { LiveSocket } from "./socket.js";
-import { forget, loadSession, registrationOpen, signOut, user } from "./session.js";
+import { forget, loadSession, nextPath, signOut, signupAllowed, user } from "./session.js";
 import { navigate, route, start } from "./router.js";
 import { applyTheme } from "./theme.js";
 import { toast } from "./toast.js";
@@ -78,12 +78,20 @@ function signedIn(render) {
   };
 }
 
+/** After signing in: the page `/login?next=...` asked for (a server page such as /admin/ is
+ * loaded in full), else the chat. */
+function goNext() {
+  const next = nextPath();
+  if (next === "/") return navigate("/", { replace: true });
+  location.assign(next);
+}
+
 function signedOut(mode) {
   return () => {
-    if (user()) return navigate("/", { replace: true });
-    if (mode === "signup" && !registrationOpen()) return navigate("/login", { replace: true });
+    if (user()) return goNext();
+    if (mode === "signup" && !signupAllowed()) return navigate("/login", { replace: true });
     document.title = mode === "signup" ? "Sign up – BestChat" : "Sign in – BestChat";
-    return authView(main, mode, () => navigate("/", { replace: true }));
+    return authView(main, mode, goNext);
   };
 }
 

@@ -8,7 +8,16 @@ export function user() {
   return currentUser;
 }
 
-export const registrationOpen = () => document.body.dataset.registrationOpen === "true";
+/** The invitation token of a `/signup?invite=<token>` link, or null. */
+export const inviteToken = () => new URLSearchParams(location.search).get("invite") || null;
+
+/** Whether this visitor may sign up: registration is open, or they came with an invitation. */
+export const signupAllowed = () => document.body.dataset.registration === "open" || inviteToken() !== null;
+
+/** Where to go once signed in: the `next` of `/login?next=...`, as the server checked it
+ * (a path on this server, else "/"), while the address still carries it. */
+export const nextPath = () =>
+  new URLSearchParams(location.search).has("next") ? document.body.dataset.next || "/" : "/";
 
 /** The signed-in user, or null (a 401 is the normal answer for a visitor). */
 export async function loadSession() {
@@ -30,8 +39,8 @@ export async function signIn(email, password) {
   return currentUser;
 }
 
-export async function signUp(email, password) {
-  await api("POST", "/auth/register", { email, password });
+export async function signUp(email, password, invite = null) {
+  await api("POST", "/auth/register", invite ? { email, password, invite } : { email, password });
   return signIn(email, password);
 }
 
