@@ -17,7 +17,7 @@ server answers the same requests with the same bytes for a fraction of that:
   ``tokN@<time.time() when written to the socket>`` (the stamp ``stream_bench.py`` measures
   delays against). Without ``stream`` the whole answer is one ``chat.completion`` (no stamps,
   as before);
-* ``GET /v1/models``;
+* ``GET /v1/models`` answers 404 (the scripts' model names cannot be listed);
 * the timing is the shared fake's: the role chunk and the first token at once, then one chunk
   every ``delay`` seconds (finish and usage chunks included), ``[DONE]`` right after the last.
   Every stream's next chunk is an entry of one timer heap, on an absolute schedule
@@ -59,7 +59,6 @@ except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bestchat.testing.fake_openai import Script, prompt_tokens
 
-MODELS = ("gpt-4o-mini", "fake-model")
 MAX_HEAD = 64 * 1024
 _now = time.time
 _PLACEHOLDER = "\x00"
@@ -272,8 +271,10 @@ class _Connection(asyncio.Protocol):
     def _handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> None:
         path = target.split("?", 1)[0].rstrip("/")
         if method == "GET" and path == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in MODELS]
-            return self._json(200, {"object": "list", "data": data})
+            # Its models are named by their script (``bench?tokens=..&delay=..``), which no list
+            # can enumerate: it lists none, so a connection to it serves every model name
+            # (BestChat restricts a connection to the models its server lists).
+            return self._error(404, "this server lists no models")
         if method != "POST" or path != "/v1/chat/completions":
             return self._error(404, "not found")
         try:

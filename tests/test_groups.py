@@ -329,3 +329,24 @@ def test_the_default_model_is_offered_only_to_users_who_may_use_it(app, client, 
         group = groups.create_group(boss, name="nothing", models=["openai/other"])
         groups.add_member(boss, group, "alice@example.com")
     assert client.get("/api/v1/models").get_json()["default"] is None
+
+
+def test_another_process_sees_the_first_restricting_group_within_the_refresh_interval(
+        app, client, user, tmp_path, monkeypatch):
+    if get_redis(app) is None:
+        pytest.skip("processes share group access through Redis (BESTCHAT_TEST_REDIS_URL)")
+    from bestchat import create_app
+    from bestchat.providers import models_cache
+    from bestchat.testing.pytest_plugin import make_config
+
+    other = create_app(make_config("production", tmp_path / "other", SITE_SETTINGS_REFRESH_SECONDS=60))
+    alice = the_user(app)
+    with other.app_context():
+        assert groups.access(alice.id, admin=False) == groups.EVERYTHING  # no group restricts: kept
+    make_group(app, "narrow", ["alice@example.com"], models=["demo/demo"])
+    assert model_ids(client) == ["demo/demo"]  # the process that changed it: at once
+    with other.app_context():
+        assert groups.access(alice.id, admin=False) == groups.EVERYTHING  # still within its interval
+        clock = models_cache.time.monotonic() + 61
+        monkeypatch.setattr(models_cache.time, "monotonic", lambda: clock)
+        assert groups.access(alice.id, admin=False).models == frozenset({"demo/demo"})

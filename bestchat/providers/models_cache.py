@@ -12,12 +12,18 @@ another generation is stale: a reader that raced a change (read the database bef
 stored after it) stamped its entry with the generation it read before, so the entry is never
 trusted after the change. One round trip reads all three. Without Redis (embedded mode: one
 process) the same entries live in the app's memory.
+
+While no group restricts anything (the usual install), a process that has read so keeps that
+answer for ``SITE_SETTINGS_REFRESH_SECONDS`` (1 s) without asking Redis again, so a send and a
+generation then cost no round trip for groups; a process that makes a change forgets it at
+once, others within that interval (as for every setting changed in the console).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from typing import Any, Iterable
 
@@ -31,6 +37,7 @@ _ACCESS = ":access"
 _GENERATION = "bestchat:groups:generation"
 _RESTRICTING = "bestchat:groups:restricting"
 _LOCAL = "bestchat_group_access"
+_UNRESTRICTED = "bestchat_groups_unrestricted"  # {"generation", "until"}: no group restricts
 LOCAL_MAX_USERS = 10_000
 
 
@@ -86,14 +93,24 @@ def get_access(user_id: uuid.UUID) -> tuple[int, dict[str, Any] | None, bool | N
         local = _local()
         generation = local["generation"]
         return generation, local["users"].get(user_id), local["restricting"]
+    unrestricted = current_app.extensions.get(_UNRESTRICTED)
+    now = time.monotonic()
+    if unrestricted is not None and now < unrestricted["until"]:
+        return unrestricted["generation"], None, False
     raw_generation, raw_access, raw_restricting = redis.mget(
         _GENERATION, f"{_PREFIX}{user_id}{_ACCESS}", _RESTRICTING)
     generation = int(raw_generation or 0)
     access = json.loads(raw_access) if raw_access is not None else None
     restricting = json.loads(raw_restricting) if raw_restricting is not None else None
-    return (generation,
-            access["access"] if access and access.get("generation") == generation else None,
-            restricting["restricting"] if restricting and restricting.get("generation") == generation else None)
+    flag = restricting["restricting"] if restricting and restricting.get("generation") == generation else None
+    if flag is False:
+        _remember_unrestricted(generation, now)
+    return generation, access["access"] if access and access.get("generation") == generation else None, flag
+
+
+def _remember_unrestricted(generation: int, now: float) -> None:
+    interval = float(current_app.config.get("SITE_SETTINGS_REFRESH_SECONDS", 1.0))
+    current_app.extensions[_UNRESTRICTED] = {"generation": generation, "until": now + interval}
 
 
 def put_access(user_id: uuid.UUID, generation: int, access: dict[str, Any], restricting: bool) -> None:
@@ -113,6 +130,8 @@ def put_access(user_id: uuid.UUID, generation: int, access: dict[str, Any], rest
         pipe.set(_RESTRICTING, json.dumps({"generation": generation, "restricting": restricting}),
                  ex=TTL_SECONDS)
         pipe.execute()
+    if not restricting:
+        _remember_unrestricted(generation, time.monotonic())
 
 
 def groups_changed() -> None:
@@ -122,6 +141,7 @@ def groups_changed() -> None:
         local = _local()
         local.update(generation=local["generation"] + 1, users={}, restricting=None)
         return
+    current_app.extensions.pop(_UNRESTRICTED, None)
     redis.incr(_GENERATION)
 
 
