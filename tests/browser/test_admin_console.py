@@ -31,7 +31,13 @@ CONSOLE_PAGES = [
     ("conversations", "/admin/conversations/", "Quarterly report"),
     ("conversation", "/admin/conversations/{conversation}", "<script>alert(1)</script>"),
     ("users", "/admin/users/", ADMIN),
+    ("user", "/admin/users/manage/?id={ada}", "Reset password"),
+    ("groups", "/admin/groups/", "Research"),
+    ("group", "/admin/groups/{group}/", "ada@example.com"),
+    ("connections", "/admin/connections/", "Team Ollama"),
+    ("connection", "/admin/connections/{connection}/", "phi4:14b"),
     ("plugins", "/admin/plugins/", "demo"),
+    ("settings", "/admin/settings/", "Registration (open, invite only, closed)"),
     ("audit-log", "/admin/audit_log/", "login.success"),
 ]
 
@@ -43,14 +49,20 @@ from decimal import Decimal
 
 from bestchat import create_app
 from bestchat.extensions import db
-from bestchat.models import Conversation, Group, GroupMember, Message, UsageLog
+from bestchat.models import Conversation, Group, GroupMember, Message, ProviderConfig, UsageLog
 from bestchat.services import accounts
 
 app = create_app()
 with app.app_context():
     ada = accounts.register("ada@example.com", "correct horse battery", display_name="Ada")
     grace = accounts.register("grace@example.com", "correct horse battery")
-    research = Group(name="Research")
+    research = Group(name="Research", description="The research team: the local models only",
+                     models=["openai/llama3.2:3b", "openai/qwen2.5:7b", "demo/*"], tools=["calculator"])
+    team = ProviderConfig(user_id=None, provider="openai", name="Team Ollama", priority=10,
+                          base_url="http://127.0.0.1:11434/v1", enabled_models=["llama3.2:3b", "qwen2.5:7b"],
+                          discovered_models=["llama3.2:3b", "qwen2.5:7b", "phi4:14b"],
+                          model_names={"llama3.2:3b": "Llama 3.2 (3B)"}, models_refreshed_at=datetime.now(timezone.utc))
+    db.session.add(team)
     db.session.add(research)
     db.session.flush()
     db.session.add(GroupMember(group_id=research.id, user_id=ada.id))
@@ -92,7 +104,7 @@ with app.app_context():
                                     completion_tokens=completion, cost=Decimal(cost), created_at=when,
                                     conversation_id=chat.id, message_id=answer.id))
     db.session.commit()
-    print(report.id)
+    print(report.id, ada.id, research.id, team.id)
 '''
 
 
@@ -103,7 +115,9 @@ def server():
                        cwd=REPO, env=live.env, check=True, capture_output=True)
         seeded = subprocess.run([str(VENV_BIN / "python"), "-c", SEED], cwd=REPO, env=live.env, check=True,
                                 capture_output=True, text=True)
-        live.conversation = seeded.stdout.strip().splitlines()[-1]
+        live.ids = dict(zip(("conversation", "ada", "group", "connection"),
+                            seeded.stdout.strip().splitlines()[-1].split()))
+        live.conversation = live.ids["conversation"]
         yield live
 
 
@@ -132,7 +146,7 @@ def test_admin_follows_the_admin_link_and_walks_the_console(page, server):
     page.get_by_text("Readiness").wait_for()
 
     for name, path, text in CONSOLE_PAGES:
-        response = page.goto(path.format(conversation=server.conversation))
+        response = page.goto(path.format(**server.ids))
         assert response.status == 200, path
         assert response.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
