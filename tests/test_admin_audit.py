@@ -17,12 +17,7 @@ from bestchat.models import AuditLog, User
 from bestchat.models.base import utcnow
 from bestchat.services import accounts, audit
 from bestchat.testing.client import Client
-from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, sign_in_admin, sign_up, user_id
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    return sign_in_admin(app)
+from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, sign_up, user_id
 
 
 def export_rows(response) -> list[dict]:

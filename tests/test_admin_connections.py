@@ -12,7 +12,6 @@ from sqlalchemy import select
 from bestchat.extensions import db
 from bestchat.models import AuditLog, ProviderConfig
 from bestchat.providers import registry
-from bestchat.services import accounts
 from bestchat.testing.client import Client
 from bestchat.testing.fake_openai import FakeOpenAI
 
@@ -21,15 +20,6 @@ KEY = "sk-console-0123456789abcdefK3Y9"
 NEW_KEY = "sk-console-replaced-987654N3W2"
 MODELS = ("llama3.2:1b", "qwen2.5:0.5b")
 BASE = "/admin/connections"
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    with app.app_context():
-        accounts.register("root@example.com", PASSWORD, role="admin")
-    client = Client(app)
-    client.login("root@example.com", PASSWORD)
-    return client
 
 
 @pytest.fixture

@@ -16,17 +16,10 @@ from bestchat.extensions import db
 from bestchat.models import AuditLog, Group, GroupMember, User
 from bestchat.services import accounts, groups
 from bestchat.testing.client import Client
+from tests.admin_helpers import sign_in_admin
 from tests.test_tool_loop import LoopTools
 
 PASSWORD = "correct horse battery"
-
-
-def sign_in_admin(app) -> Client:
-    with app.app_context():
-        accounts.register("root@example.com", PASSWORD, role="admin")
-    admin = Client(app)
-    admin.login("root@example.com", PASSWORD)
-    return admin
 
 
 def csrf_of(page: str) -> str:

@@ -7,36 +7,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bestchat import plugins
 from bestchat.extensions import db
 from bestchat.hookspecs import hookimpl
 from bestchat.models import AuditLog, SiteSetting
-from bestchat.services import accounts
 from bestchat.testing.client import Client
 from bestchat.testing.plugins import plugin_registered
 
+# Settings stored by a test are deleted after it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_site_settings_left")
+
 PASSWORD = "correct horse battery"
 PAGE = "/admin/plugins/"
-
-
-@pytest.fixture(autouse=True)
-def no_rows_left(app):
-    yield
-    with app.app_context():
-        db.session.rollback()
-        db.session.execute(delete(SiteSetting))
-        db.session.commit()
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    with app.app_context():
-        accounts.register("root@example.com", PASSWORD, role="admin")
-    client = Client(app)
-    client.login("root@example.com", PASSWORD)
-    return client
 
 
 def row_of(page: str, name: str) -> str:

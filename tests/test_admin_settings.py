@@ -7,34 +7,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bestchat.extensions import db
 from bestchat.models import AuditLog, SiteSetting
-from bestchat.services import accounts
 from bestchat.services.site_settings import EDITABLE
 from bestchat.testing.client import Client
 
+# Settings stored by a test are deleted after it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_site_settings_left")
+
 PASSWORD = "correct horse battery"
 PAGE = "/admin/settings/"
-
-
-@pytest.fixture(autouse=True)
-def no_rows_left(app):
-    yield
-    with app.app_context():
-        db.session.rollback()
-        db.session.execute(delete(SiteSetting))
-        db.session.commit()
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    with app.app_context():
-        accounts.register("root@example.com", PASSWORD, role="admin")
-    client = Client(app)
-    client.login("root@example.com", PASSWORD)
-    return client
 
 
 def form_of(page: str) -> dict[str, object]:

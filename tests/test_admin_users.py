@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bestchat.extensions import db
 from bestchat.models import ApiToken, AuditLog, Conversation, Group, GroupMember, User
 from bestchat.testing.client import Client, assert_error
-from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, load, sign_in_admin, sign_up, user_id
+from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, load, sign_up, user_id
 
 
 def audit_rows(app, action: str) -> list[AuditLog]:
@@ -22,11 +22,6 @@ def audit_rows(app, action: str) -> list[AuditLog]:
         rows = db.session.scalars(select(AuditLog).where(AuditLog.action == action)).all()
         db.session.expunge_all()
         return rows
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    return sign_in_admin(app)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from bestchat.services import invites
 from bestchat.settings import ConfigurationError
 from bestchat.testing.client import Client, assert_error
 from bestchat.web import safe_next
-from tests.admin_helpers import PASSWORD, form_post, sign_in_admin
+from tests.admin_helpers import PASSWORD, form_post
 
 
 def register(app, email: str, invite: str | None = None):
@@ -30,11 +30,6 @@ def register(app, email: str, invite: str | None = None):
     if invite is not None:
         body["invite"] = invite
     return Client(app).post("/api/v1/auth/register", body)
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    return sign_in_admin(app)
 
 
 def console_invite(admin: Client, **fields) -> str:

@@ -15,12 +15,7 @@ from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.services import accounts
 from bestchat.testing.client import Client, assert_error
-from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, load, sign_in_admin, sign_up, user_id
-
-
-@pytest.fixture
-def admin(app) -> Client:
-    return sign_in_admin(app)
+from tests.admin_helpers import ADMIN_EMAIL, PASSWORD, form_post, load, sign_up, user_id
 
 
 @pytest.mark.parametrize("action, data", [("role", {"role": "user"}), ("disable", {}),

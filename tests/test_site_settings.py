@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from flask import Blueprint
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bestchat import create_app, plugins
 from bestchat.dispatch import get_dispatcher
@@ -24,6 +24,9 @@ from bestchat.testing.client import Client, assert_error
 from bestchat.testing.plugins import plugin_registered
 from bestchat.testing.pytest_plugin import TEST_REDIS_URL, make_config
 
+# Settings stored by a test are deleted after it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_site_settings_left")
+
 API = "/api/v1"
 FILE_UPLOAD_LIMIT = 5000  # the "file" value of UPLOAD_MAX_BYTES in these tests
 
@@ -31,16 +34,6 @@ FILE_UPLOAD_LIMIT = 5000  # the "file" value of UPLOAD_MAX_BYTES in these tests
 @pytest.fixture
 def app_config():
     return {"JOBS_IN_PROCESS": True, "UPLOAD_MAX_BYTES": FILE_UPLOAD_LIMIT}
-
-
-@pytest.fixture(autouse=True)
-def no_rows_left(app):
-    """No stored setting outlives its test (the next test's app would apply it at start)."""
-    yield
-    with app.app_context():
-        db.session.rollback()
-        db.session.execute(delete(SiteSetting))
-        db.session.commit()
 
 
 @pytest.fixture
