@@ -10,28 +10,16 @@ from bestchat.api import bp
 from bestchat.api.openapi import documented, query, ref, string
 from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
-from bestchat.services import usage
+from bestchat.services import usage, usage_report
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-# The dates a report may cover: every day of them, and the day after the last, is a datetime.
-FIRST_DATE = date(1970, 1, 1)
-LAST_DATE = date(9999, 12, 30)
 
 
 def _date_arg(name: str, default: date) -> date:
-    """The date query parameter ``name``; 400 unless a date in ``FIRST_DATE..LAST_DATE``."""
-    raw = request.args.get(name)
-    if not raw:
-        return default
-    try:
-        value = date.fromisoformat(raw[:10])
-    except ValueError:
-        raise Invalid("invalid_parameter", f"'{name}' must be a date (YYYY-MM-DD)") from None
-    if not FIRST_DATE <= value <= LAST_DATE:
-        raise Invalid("invalid_parameter",
-                       f"'{name}' must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}")
-    return value
+    """The date query parameter ``name`` (``default`` when absent); 400 unless a date in
+    ``usage_report.FIRST_DATE..LAST_DATE``."""
+    return usage_report.parse_date(request.args.get(name), name) or default
 
 
 @bp.get("/usage")
@@ -44,7 +32,7 @@ def get_usage():
     1970-01-01 to 9999-12-30; default the last 30 days, at most 366 days)."""
     today = datetime.now(timezone.utc).date()
     last = _date_arg("to", today)
-    first = _date_arg("from", max(FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1)))
+    first = _date_arg("from", max(usage_report.FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1)))
     if first > last:
         raise Invalid("invalid_parameter", "'from' must not be after 'to'")
     if (last - first).days >= MAX_DAYS:

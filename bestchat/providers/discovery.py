@@ -102,15 +102,16 @@ def parse_model_ids(body: bytes, host: str, max_models: int = MAX_DISCOVERED_MOD
 def _client(base_url: str, policy: Policy, timeout: float) -> httpx.Client:
     """A one-use client: pinned through ``policy``, or through the environment's proxy."""
     httpx_timeout = httpx.Timeout(timeout)
-    if _proxied(base_url):
+    if proxied(base_url):
         policy.check_url(base_url)  # (the proxy resolves again: not pinned)
         return httpx.Client(timeout=httpx_timeout, follow_redirects=False, trust_env=True)
     return httpx.Client(timeout=httpx_timeout, follow_redirects=False, trust_env=False,
                         transport=policy.httpx_transport())
 
 
-def _proxied(base_url: str) -> bool:
-    """Whether the proxy environment variables apply to ``base_url``."""
+def proxied(base_url: str) -> bool:
+    """Whether the proxy environment variables (``HTTPS_PROXY``, ``NO_PROXY``...) apply to
+    ``base_url``."""
     parts = urlsplit(base_url)
     proxies = urllib.request.getproxies()
     if parts.scheme not in proxies and "all" not in proxies:

@@ -78,8 +78,8 @@ def date_range(raw_first: str | None, raw_last: str | None, *, now: date | None 
     """The range asked for (YYYY-MM-DD strings, either may be empty): by default the last
     ``DEFAULT_DAYS`` days up to today. :class:`Invalid` for a malformed date, a reversed range
     or one longer than ``MAX_DAYS``."""
-    last = _parse(raw_last, "to") or (now or today())
-    first = _parse(raw_first, "from") or max(FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1))
+    last = parse_date(raw_last, "to") or (now or today())
+    first = parse_date(raw_first, "from") or max(FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1))
     if first > last:
         raise Invalid("invalid_parameter", "'from' must not be after 'to'")
     if (last - first).days >= MAX_DAYS:
@@ -87,11 +87,13 @@ def date_range(raw_first: str | None, raw_last: str | None, *, now: date | None 
     return DateRange(first, last)
 
 
-def _parse(raw: str | None, name: str) -> date | None:
+def parse_date(raw: str | None, name: str) -> date | None:
+    """The date of a query parameter ``name`` (``YYYY-MM-DD``; a longer ISO timestamp is cut to
+    its date), None when absent; :class:`Invalid` unless within ``FIRST_DATE..LAST_DATE``."""
     if not raw:
         return None
     try:
-        value = date.fromisoformat(raw.strip())
+        value = date.fromisoformat(raw.strip()[:10])
     except ValueError:
         raise Invalid("invalid_parameter", f"'{name}' must be a date (YYYY-MM-DD)") from None
     if not FIRST_DATE <= value <= LAST_DATE:

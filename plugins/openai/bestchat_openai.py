@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import httpx
-from bestchat_openai_http import ConnectFailed, iter_lines, pool_for, proxied
+from bestchat_openai_http import ConnectFailed, iter_lines, pool_for
 
 from bestchat.hookspecs import hookimpl
 from bestchat.providers import discovery
@@ -103,7 +103,7 @@ class OpenAIProvider(Provider):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         connect_timeout = min(CONNECT_TIMEOUT, options.timeout)
         try:
-            if proxied(base_url):
+            if discovery.proxied(base_url):
                 self.outbound.check_url(base_url)  # (the proxy resolves again: not pinned)
                 yield from _stream_httpx(base_url, host, key, body, headers, options.timeout, connect_timeout)
                 return

@@ -5,7 +5,7 @@ Why not httpx for this one request: on a streamed answer every token is one netw
 httpx spends more CPU per read in its layers (httpcore, h11, the byte/text/line iterators) than
 the standard library's ``http.client`` used directly. At hundreds of concurrent streams per worker, that per-read cost is
 what the worker's CPU goes to. Everything else (errors, model
-lists, proxies) stays on httpx: :func:`proxied` tells the provider when a proxy applies to the
+lists, proxies) stays on httpx: :func:`bestchat.providers.discovery.proxied` tells the provider when a proxy applies to the
 origin, and the provider then uses httpx, which honours the proxy environment variables.
 
 Connections are opened through the caller's outbound policy (``bestchat.security.outbound``):
@@ -26,7 +26,6 @@ import http.client
 import socket
 import ssl
 import threading
-import urllib.request
 from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
@@ -49,15 +48,6 @@ class ConnectFailed(Exception):
 
 _pools: dict[str, Pool] = {}
 _pools_lock = threading.Lock()
-
-
-def proxied(base_url: str) -> bool:
-    """Whether the proxy environment variables (``HTTPS_PROXY``, ``NO_PROXY``...) apply."""
-    parts = urlsplit(base_url)
-    proxies = urllib.request.getproxies()
-    if parts.scheme not in proxies and "all" not in proxies:
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 def pool_for(base_url: str) -> Pool:

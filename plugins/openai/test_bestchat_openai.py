@@ -9,6 +9,7 @@ import pytest
 
 import bestchat_openai
 import bestchat_openai_http
+from bestchat.providers import discovery
 from bestchat.providers.base import (
     Finish, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited,
     ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
@@ -199,10 +200,10 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_transparently():
 def test_a_proxy_in_the_environment_sends_the_request_through_httpx(monkeypatch, fake_openai):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "")
-    assert bestchat_openai_http.proxied("http://api.example.com/v1")
-    assert not bestchat_openai_http.proxied("https://api.example.com/v1")  # no HTTPS_PROXY
+    assert discovery.proxied("http://api.example.com/v1")
+    assert not discovery.proxied("https://api.example.com/v1")  # no HTTPS_PROXY
     monkeypatch.setenv("NO_PROXY", "example.com")
-    assert not bestchat_openai_http.proxied("http://api.example.com/v1")
+    assert not discovery.proxied("http://api.example.com/v1")
 
 
 def test_registered_through_the_entry_point_and_hook():
