@@ -15,8 +15,8 @@ from bestchat.extensions import db
 from bestchat.models import Base, User
 from bestchat.services import accounts
 from bestchat.testing.client import Client
+from tests.admin_helpers import sign_in_admin, sign_up
 
-PASSWORD = "correct horse battery"
 ADMIN = "root@example.com"
 
 
@@ -33,14 +33,6 @@ def admin_paths(app) -> list[tuple[str, set[str]]]:
                 path = path.replace(f"<{converter}:{argument}>", "1" if converter == "int" else str(uuid.uuid4()))
         paths.append((path, set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
     return sorted(paths)
-
-
-def sign_in(app, email: str, role: str) -> Client:
-    with app.app_context():
-        accounts.register(email, PASSWORD, role=role)
-    client = Client(app)
-    client.login(email, PASSWORD)
-    return client
 
 
 def row_counts(app) -> dict[str, int]:
@@ -66,7 +58,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(app):
 
 
 def test_signed_in_users_are_refused_everywhere(app):
-    user = sign_in(app, "alice@example.com", "user")
+    user = sign_up(app, "alice@example.com")
     before = row_counts(app)
     for path, methods in admin_paths(app):
         for method in methods:
@@ -76,8 +68,8 @@ def test_signed_in_users_are_refused_everywhere(app):
 
 
 def test_a_disabled_admin_gets_no_page(app):
-    admin = sign_in(app, ADMIN, "admin")
-    sign_in(app, "second@example.com", "admin")
+    admin = sign_in_admin(app, ADMIN)
+    sign_in_admin(app, "second@example.com")
     assert admin.get("/admin/").status_code == 200
     with app.app_context():
         account = db.session.scalar(select(User).where(User.email == ADMIN))
@@ -90,8 +82,8 @@ def test_a_disabled_admin_gets_no_page(app):
 
 
 def test_unsafe_requests_without_the_csrf_token_change_nothing(app):
-    admin = sign_in(app, ADMIN, "admin")
-    sign_in(app, "alice@example.com", "user")
+    admin = sign_in_admin(app, ADMIN)
+    sign_up(app, "alice@example.com")
     before = row_counts(app)
     for path, methods in admin_paths(app):
         for method in methods - {"GET"}:
@@ -105,7 +97,7 @@ def test_unsafe_requests_without_the_csrf_token_change_nothing(app):
 
 @pytest.mark.parametrize("backend", ["embedded"])
 def test_every_get_page_renders_for_an_admin(app):
-    admin = sign_in(app, ADMIN, "admin")
+    admin = sign_in_admin(app, ADMIN)
     for path, methods in admin_paths(app):
         if "GET" in methods and "<" not in path:
             response = admin.get(path)

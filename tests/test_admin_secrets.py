@@ -12,10 +12,9 @@ from sqlalchemy import select
 
 from bestchat.extensions import db
 from bestchat.models import User
-from bestchat.services import accounts
 from bestchat.testing.client import Client
+from tests.admin_helpers import sign_in_admin, sign_up
 
-PASSWORD = "correct horse battery"
 GLOBAL_KEY = "sk-global-SECRET-0123456789abcdef"
 BOB_KEY = "sk-bob-SECRET-0123456789abcdef"
 GLOBAL_URL = "http://127.0.0.1:9/global-hidden-path/v1"
@@ -24,19 +23,11 @@ BOB_URL = "http://127.0.0.1:7/bob-hidden-path/v1"
 SKIP = re.compile(r"/(delete|logout|export|block|unblock)\b|\.csv|/static/")
 
 
-def sign_in(app, email: str, role: str) -> Client:
-    with app.app_context():
-        accounts.register(email, PASSWORD, role=role)
-    client = Client(app)
-    client.login(email, PASSWORD)
-    return client
-
-
 @pytest.fixture
 def world(app):
-    admin = sign_in(app, "root@example.com", "admin")
-    bob = sign_in(app, "bob@example.com", "user")
-    alice = sign_in(app, "alice@example.com", "user")
+    admin = sign_in_admin(app, "root@example.com")
+    bob = sign_up(app, "bob@example.com")
+    alice = sign_up(app, "alice@example.com")
     created = admin.post("/api/v1/providers", {"provider": "openai", "scope": "global", "name": "Team",
                                                "api_key": GLOBAL_KEY, "base_url": GLOBAL_URL,
                                                "enabled_models": ["team-model"]})

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bestchat import plugins
 from bestchat.errors import Invalid
 from bestchat.extensions import db
-from bestchat.models import ProviderConfig, SiteSetting
+from bestchat.models import SiteSetting
 from bestchat.redis_client import get_redis
 from bestchat.services import audit
 
@@ -133,22 +133,10 @@ EDITABLE: dict[str, Editable] = {
 
 def server_models() -> list[str]:
     """Model ids the server itself offers: its enabled global connections' and the built-in
-    (keyless) providers' (no outbound request: a connection's chosen or discovered list)."""
-    from bestchat.providers.registry import is_builtin  # noqa: PLC0415 - avoids an import cycle
+    (keyless) providers' (:func:`bestchat.providers.registry.operator_models`)."""
+    from bestchat.providers.registry import operator_models  # noqa: PLC0415 - avoids an import cycle
 
-    classes = plugins.get_providers()
-    ids: list[str] = []
-    configs = db.session.scalars(select(ProviderConfig).where(
-        ProviderConfig.user_id.is_(None), ProviderConfig.enabled.is_(True)))
-    for config in configs:
-        cls = classes.get(config.provider)
-        if cls is not None:
-            names = config.enabled_models or config.discovered_models or list(cls.default_models)
-            ids.extend(f"{cls.name}/{name}" for name in names if isinstance(name, str))
-    for cls in classes.values():
-        if is_builtin(cls):
-            ids.extend(f"{cls.name}/{name}" for name in cls.default_models)
-    return list(dict.fromkeys(ids))
+    return [model["id"] for model in operator_models()]
 
 
 # ---- the per-app state ------------------------------------------------------------------
