@@ -2,7 +2,8 @@
 
 A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``), loads
 the token encoding and litellm's model map (``bestchat.context.tokens.warm``,
-``bestchat.providers.model_map.warm``) and exempts its startup objects from the garbage collector's full passes
+``bestchat.providers.model_map.warm``), warms every provider up (``Provider.warm_up``: the
+litellm plugin imports litellm there) and exempts its startup objects from the garbage collector's full passes
 (``bestchat.gc_freeze``).
 
 Before any job runs, the worker removes cloud credentials (``AWS_*``,
@@ -15,6 +16,7 @@ from celery.signals import worker_ready
 from bestchat import create_app
 from bestchat.context.tokens import warm as warm_tokens
 from bestchat.providers.model_map import warm as warm_model_map
+from bestchat.providers.warmup import warm_providers
 from bestchat.database import warm_pool
 from bestchat.gc_freeze import freeze_startup_objects
 from bestchat.security.cloud_env import protect_worker
@@ -30,4 +32,6 @@ def _ready(**_kwargs) -> None:
     with flask_app.app_context():
         warm_tokens()
     warm_model_map()
+    with flask_app.app_context():
+        warm_providers()
     freeze_startup_objects()

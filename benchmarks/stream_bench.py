@@ -686,12 +686,13 @@ class Bench:
                            stagger: bool = False) -> list[Turn]:
         _, model = model_name(kind, delay)
         if kind not in self.providers:
-            # the direct calls run like a worker's: startup objects (and litellm's, once
-            # imported) out of the collector's full passes (bestchat.gc_freeze)
+            # the direct calls run like a worker's: the provider warmed up, then the startup
+            # objects (litellm's too) out of the collector's full passes (bestchat.gc_freeze)
             from bestchat.gc_freeze import freeze_startup_objects
 
-            freeze_startup_objects()
             self.providers[kind] = make_provider(kind, self.stack.fake_url)
+            type(self.providers[kind]).warm_up()
+            freeze_startup_objects()
         provider = self.providers[kind]
         turns: list[Turn] = []
 

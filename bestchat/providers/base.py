@@ -184,6 +184,18 @@ class Provider:
             self.settings.outbound = strict_policy()
         return self.settings.outbound
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Get ready to serve, once per worker process: import a heavy library, load tables.
+
+        A Celery worker calls it for every registered provider when it starts, before it
+        exempts its start-up objects from the garbage collector's full passes
+        (``bestchat.gc_freeze``), so what it loads neither delays a user's first answer nor
+        lengthens later collections. Web processes never call it (in embedded mode, without a
+        worker, what it would load is loaded by the first answer instead). A warm-up that raises
+        is logged and counted as a failure of the plugin; the provider stays registered. The
+        default does nothing."""
+
     def models(self) -> list[ModelInfo]:
         """Models this configured provider offers: the config's chosen models, else what its
         upstream listed at the last discovery, else ``default_models``, but only when the

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bestchat.context.base import ContextStrategy, FilePiece, Fitted, Item, Situation, Summary, SummaryUnavailable, total
-from bestchat.context.fitting import (keep_newest, message_tokens, newest_fitting, note_tokens, summary_tokens,
-                                      units)
-from bestchat.hookspecs import hookimpl
+from bestchat.plugin_api import (
+    ContextStrategy, FilePiece, Fitted, Item, Situation, Summary, SummaryUnavailable, hookimpl, keep_newest,
+    message_tokens, newest_fitting, note_tokens, summary_tokens, total, units,
+)
 
 # The settings' defaults (config/defaults.py), for a Situation without settings.
 SUMMARY_MAX_TOKENS = 1024

@@ -24,10 +24,7 @@ from typing import Any, Iterator
 
 from pydantic import Field, field_validator
 
-from bestchat.hookspecs import hookimpl
-from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderOptions, TextDelta, ToolCall, Usage,
-)
+from bestchat.plugin_api import Event, Finish, Provider, ProviderOptions, TextDelta, ToolCall, Usage, hookimpl
 
 WORD_RE = re.compile(r"\s*\S+")
 # A file the server put into a message's text: <file name="..." ...>text</file>.

@@ -6,8 +6,9 @@ Model names are litellm's (``openai/gpt-4o-mini``, ``anthropic/claude-3-5-haiku-
 litellm's bundled model price map.
 
 litellm is heavy (hundreds of MB, seconds to import), so this module does not import it: the
-first :meth:`LiteLLMProvider.stream` call does, which only happens in a worker, and then
-exempts litellm's objects from the garbage collector's full passes (``bestchat.gc_freeze``).
+Celery worker imports it when it starts (:meth:`LiteLLMProvider.warm_up`, before the worker
+freezes its start-up objects), and a process without a worker (embedded mode) at its first
+litellm answer.
 Everything stays offline: the bundled price map is used instead of fetching one
 (``LITELLM_LOCAL_MODEL_COST_MAP``) and litellm points tiktoken at its bundled encodings itself.
 No litellm retries run: failover decides what to retry.
@@ -36,17 +37,11 @@ from typing import Any, Iterator
 
 import httpx
 
-from bestchat.gc_freeze import freeze_imported_objects
-from bestchat.hookspecs import hookimpl
-from bestchat.providers import discovery
-from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderAddressRefused, ProviderBadRequest, ProviderError,
-    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
+from bestchat.plugin_api import (
+    Event, Finish, OutboundRefused, Provider, ProviderAddressRefused, ProviderBadRequest, ProviderError,
+    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCallAssembler, Usage, error_for_status,
+    hookimpl, list_models, redact_key, with_detail,
 )
-from bestchat.providers.tool_calls import ToolCallAssembler
-from bestchat.providers.upstream_errors import error_for_status, with_detail
-from bestchat.redaction import redact_key
-from bestchat.security.outbound import OutboundRefused
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
@@ -62,7 +57,6 @@ def load_litellm() -> ModuleType:
     litellm.suppress_debug_info = True
     litellm.turn_off_message_logging = True
     litellm.disable_streaming_logging = True
-    freeze_imported_objects()  # litellm's many objects: out of the collector's full passes
     return litellm
 
 
@@ -110,6 +104,11 @@ class LiteLLMProvider(Provider):
     needs_key = True
     default_models = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest")
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import litellm in the worker at start, not at its first answer."""
+        load_litellm()
+
     def encoding(self, model: str) -> str | None:
         """tiktoken's encoding for an OpenAI model name (None for others: the server's default)."""
         from tiktoken.model import encoding_name_for_model  # noqa: PLC0415 - a table, no encoding loaded
@@ -126,7 +125,7 @@ class LiteLLMProvider(Provider):
         ``/api/tags``). None without a base URL: litellm's hosted families are not listed."""
         if not self.settings.base_url:
             return None
-        listed = discovery.list_models(self.settings.base_url, self.settings.api_key, self.outbound)
+        listed = list_models(self.settings.base_url, self.settings.api_key, self.outbound)
         prefix = "ollama/" if listed.api == "ollama" else "openai/"
         return [prefix + model for model in listed.ids]
 

@@ -33,16 +33,11 @@ from urllib.parse import urlsplit
 import httpx
 from bestchat_openai_http import ConnectFailed, iter_lines, pool_for
 
-from bestchat.hookspecs import hookimpl
-from bestchat.providers import discovery
-from bestchat.providers.base import (
-    Event, Finish, Provider, ProviderAddressRefused, ProviderAuthError, ProviderError,
-    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, Usage,
+from bestchat.plugin_api import (
+    Event, Finish, OutboundRefused, Provider, ProviderAddressRefused, ProviderAuthError, ProviderError,
+    ProviderOptions, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCallAssembler, Usage, error_for_status,
+    hookimpl, list_models, proxied, redact_key, with_detail,
 )
-from bestchat.providers.tool_calls import ToolCallAssembler
-from bestchat.providers.upstream_errors import error_for_status, with_detail
-from bestchat.redaction import redact_key
-from bestchat.security.outbound import OutboundRefused
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 POOL_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30)
@@ -87,7 +82,7 @@ class OpenAIProvider(Provider):
         base_url = self.settings.base_url or DEFAULT_BASE_URL
         if not self.settings.api_key and not self.settings.base_url:
             raise ProviderAuthError(f"{urlsplit(base_url).netloc}: no API key configured")
-        return discovery.list_models(base_url, self.settings.api_key, self.outbound).ids
+        return list_models(base_url, self.settings.api_key, self.outbound).ids
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,
@@ -103,7 +98,7 @@ class OpenAIProvider(Provider):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         connect_timeout = min(CONNECT_TIMEOUT, options.timeout)
         try:
-            if discovery.proxied(base_url):
+            if proxied(base_url):
                 self.outbound.check_url(base_url)  # (the proxy resolves again: not pinned)
                 yield from _stream_httpx(base_url, host, key, body, headers, options.timeout, connect_timeout)
                 return

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from bestchat.security.outbound import Policy
+from bestchat.plugin_api import OutboundPolicy as Policy
 
 MAX_IDLE = 100
 READ_SIZE = 65536

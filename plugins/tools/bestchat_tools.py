@@ -45,9 +45,9 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bestchat.hookspecs import hookimpl
-from bestchat.security.outbound import OutboundRefused, Policy, Rules
-from bestchat.tools.base import Tool
+from bestchat.plugin_api import OutboundPolicy as Policy
+from bestchat.plugin_api import OutboundRefused, Tool, hookimpl, tool_context
+from bestchat.plugin_api import OutboundRules as Rules
 
 
 # ---- calculator ---------------------------------------------------------------------------
@@ -517,11 +517,7 @@ def fetch(url: str, *, policy: Policy, max_bytes: int = URL_FETCH_DEFAULTS["max_
 
 def _context() -> dict[str, Any]:
     """What the server gave the running tool (empty when nothing was given)."""
-    try:
-        from bestchat.tools.context import get_context  # noqa: PLC0415 - set by the tool runner
-    except ImportError:
-        return {}
-    return get_context() or {}
+    return tool_context() or {}
 
 
 def url_fetch(url: str) -> dict[str, Any]:
