@@ -2,8 +2,9 @@
 
 A worker, once ready, opens its database pool ahead (``bestchat.database.warm_pool``), loads
 the token encoding and litellm's model map (``bestchat.context.tokens.warm``,
-``bestchat.providers.model_map.warm``), warms every provider up (``Provider.warm_up``: the
-litellm plugin imports litellm there) and exempts its startup objects from the garbage collector's full passes
+``bestchat.providers.model_map.warm``), warms the providers in use up
+(``bestchat.providers.warmup``: the litellm plugin imports litellm there when a litellm
+connection exists) and exempts its startup objects from the garbage collector's full passes
 (``bestchat.gc_freeze``).
 
 Before any job runs, the worker removes cloud credentials (``AWS_*``,

@@ -188,7 +188,8 @@ class Provider:
     def warm_up(cls) -> None:
         """Get ready to serve, once per worker process: import a heavy library, load tables.
 
-        A Celery worker calls it for every registered provider when it starts, before it
+        A Celery worker calls it when it starts for every provider in use (an enabled connection
+        names it, or it needs neither key nor base URL), before it
         exempts its start-up objects from the garbage collector's full passes
         (``bestchat.gc_freeze``), so what it loads neither delays a user's first answer nor
         lengthens later collections. Web processes never call it (in embedded mode, without a

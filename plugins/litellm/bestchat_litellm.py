@@ -6,9 +6,9 @@ Model names are litellm's (``openai/gpt-4o-mini``, ``anthropic/claude-3-5-haiku-
 litellm's bundled model price map.
 
 litellm is heavy (hundreds of MB, seconds to import), so this module does not import it: the
-Celery worker imports it when it starts (:meth:`LiteLLMProvider.warm_up`, before the worker
-freezes its start-up objects), and a process without a worker (embedded mode) at its first
-litellm answer.
+Celery worker imports it when it starts if a litellm connection exists
+(:meth:`LiteLLMProvider.warm_up`, before the worker freezes its start-up objects), else (and
+in a process without a worker, embedded mode) at its first litellm answer.
 Everything stays offline: the bundled price map is used instead of fetching one
 (``LITELLM_LOCAL_MODEL_COST_MAP``) and litellm points tiktoken at its bundled encodings itself.
 No litellm retries run: failover decides what to retry.
