@@ -1,4 +1,5 @@
-"""The plugins page: every plugin, what it registered, its runtime failures, block/unblock.
+"""The plugins page: every plugin, what it registered, its runtime failures, block/unblock,
+and the warnings about plugin settings (names that match no plugin).
 
 Blocking stores the plugin's name in the ``BLOCKED_PLUGINS`` site setting
 (:func:`bestchat.services.site_settings.set_plugin_blocked`): every web and worker process
@@ -19,7 +20,7 @@ from werkzeug.wrappers import Response
 from bestchat import plugins
 from bestchat.admin.base import SecureView
 from bestchat.errors import Invalid
-from bestchat.plugins import PluginSettings
+from bestchat.plugins import PluginSettings, normalize_name
 from bestchat.services import site_settings
 
 
@@ -34,8 +35,7 @@ class PluginsView(SecureView):
     @expose("/")
     def index(self) -> str:
         config = current_app.config
-        env_blocked = PluginSettings.from_config(config).block
-        admin_blocked = set(config.get("BLOCKED_PLUGINS") or [])
+        settings = PluginSettings.from_config(config)
         local = plugins.failure_counts()
         total = plugins.total_failure_counts()
         default_provider = str(config.get("DEFAULT_MODEL") or "").partition("/")[0]
@@ -47,14 +47,15 @@ class PluginsView(SecureView):
                 **record, "registered": registered,
                 "failures": local.get(name, 0),
                 "total_failures": total[0].get(name, 0) if total else None,
-                "env_blocked": name in env_blocked,
-                "admin_blocked": name in admin_blocked,
+                "env_blocked": settings.blocked_by_environment(name),
+                "admin_blocked": settings.blocked_by_admin(name),
                 "serves_default": any(p["name"] == default_provider for p in registered["providers"]),
             })
         # Names an admin blocked whose plugin is no longer installed: still unblockable.
-        found = {row["name"] for row in rows}
-        gone = sorted(admin_blocked - found)
+        found = {normalize_name(row["name"]) for row in rows}
+        gone = sorted(name for name in config.get("BLOCKED_PLUGINS") or [] if normalize_name(name) not in found)
         return self.render("bestchat_admin/plugins.html", plugins=rows, gone=gone,
+                           warnings=plugins.setting_warnings(),
                            started=_time(plugins.STARTED_AT),
                            totals=total is not None,
                            total_since=_time(total[1]) if total and total[1] else None,
@@ -73,7 +74,7 @@ class PluginsView(SecureView):
         known = {record["name"] for record in plugins.get_plugins()}
         if name not in known and name not in (current_app.config.get("BLOCKED_PLUGINS") or []):
             abort(404)
-        if name in PluginSettings.from_config(current_app.config).block:
+        if PluginSettings.from_config(current_app.config).blocked_by_environment(name):
             flash(f"{name} is blocked by the BLOCK_PLUGINS environment setting; change it there "
                   "and restart.", "error")
             return redirect(url_for(".index"))

@@ -1,8 +1,9 @@
 """The ``bestchat`` command line (also ``flask --app wsgi ...``).
 
 ``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys``,
-``plugins list`` and ``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
-area; domain errors end the command with their message.
+``plugins list`` (what each plugin registered, its warnings and failures), ``models`` (the
+models a user sees) and ``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls
+the service of its area; domain errors end the command with their message.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import datetime, timezone
 
 import click
 from flask import Flask, current_app
@@ -139,34 +141,129 @@ def plugins_command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @with_appcontext
 def list_plugins(as_json: bool) -> None:
-    """Every plugin found: name, version, status, hooks, what it registered (providers with
-    their default models, tools, context strategies), and the error of a failed one."""
-    from bestchat.plugins import get_plugins, registered_by
+    """List every plugin found, what it registered, its warnings and failures.
 
-    found = [{**plugin, "registered": registered_by(plugin["name"])} for plugin in get_plugins()]
+    For each plugin: name, version, status (loaded, failed, blocked), hooks, what it registered
+    (providers with their default models, tools, context strategies), the error of a failed
+    or blocked one, its warnings, and its runtime failures: counted in Redis over every web and
+    worker process (without Redis each process counts its own: see the admin console). Then
+    the warnings about the plugin settings (names that match no plugin)."""
+    from redis.exceptions import RedisError
+
+    from bestchat import plugins
+
+    try:
+        totals, unreachable = plugins.total_failure_counts(), None
+    except RedisError as error:
+        totals, unreachable = None, error
+    found = [{**plugin, "registered": plugins.registered_by(plugin["name"]),
+              "failures": totals[0].get(plugin["name"], 0) if totals else None}
+             for plugin in plugins.get_plugins()]
+    warnings = plugins.setting_warnings()
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        click.echo(json.dumps({"plugins": found, "warnings": warnings,
+                               "failures_since": totals[1] if totals else None}, indent=2))
         return
     if not found:
         click.echo("No plugins found.")
-        return
     rows = [(p["name"], p["version"] or "-", p["status"], ", ".join(p["hooks"]) or "-") for p in found]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
     for plugin, row in zip(found, rows):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-        for line in ([f"error: {plugin['error']}"] if plugin["error"] else []) + plugin["warnings"] \
-                + _registered_lines(plugin["registered"]):
+        for line in _plugin_lines(plugin):
             click.echo(f"    {line}")
+    if warnings:
+        click.echo("\nPlugin settings:")
+        for warning in warnings:
+            click.echo(f"    warning: {warning}")
+    click.echo("\n" + _failures_note(totals, unreachable))
 
 
-def _registered_lines(registered: dict) -> list[str]:
-    lines = [f"provider {p['name']}" + (f" ({', '.join(p['default_models'])})" if p["default_models"] else "")
-             for p in registered["providers"]]
+def _plugin_lines(plugin: dict) -> list[str]:
+    """The lines under a plugin's row: error, warnings, what it registered, failures."""
+    registered = plugin["registered"]
+    lines = [f"error: {plugin['error']}"] if plugin["error"] else []
+    lines += [f"warning: {warning}" for warning in plugin["warnings"]]
+    lines += [f"provider {p['name']}" + (f" ({', '.join(p['default_models'])})" if p["default_models"] else "")
+              for p in registered["providers"]]
     if registered["tools"]:
         lines.append(f"tools: {', '.join(registered['tools'])}")
     if registered["strategies"]:
         lines.append(f"context strategies: {', '.join(registered['strategies'])}")
+    if plugin["failures"]:
+        lines.append(f"failures: {plugin['failures']}")
     return lines
+
+
+def _failures_note(totals: tuple[dict[str, int], float | None] | None, unreachable: Exception | None) -> str:
+    """What the failure counts are (this command's own process has none)."""
+    if unreachable is not None:
+        return f"Runtime failures: not shown, Redis did not answer ({unreachable})."
+    if totals is None:
+        return ("Runtime failures: not shown. Without Redis each process counts its own; the "
+                "admin console's Plugins page shows those of the web process.")
+    if totals[1] is None:
+        return "Runtime failures: counted in Redis over every web and worker process; none so far."
+    since = datetime.fromtimestamp(totals[1], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"Runtime failures: counted in Redis over every web and worker process since {since}."
+
+
+@click.command("models")
+@click.option("--user", "email", metavar="EMAIL",
+              help="The account whose models to list; without it, a newly registered ordinary user's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@with_appcontext
+def list_models(email: str | None, as_json: bool) -> None:
+    """List the models a user sees in the model picker.
+
+    The list GET /api/v1/models gives that user: each model's id, name, provider, the plugin
+    of the provider and its source (the user's own connection, a global one, or a provider
+    needing no key). Without --user: what a newly registered ordinary user sees (no
+    connections of their own, in no group): the models of the enabled global connections and
+    of the providers that need no key and no base URL."""
+    from bestchat.plugins import get_providers
+    from bestchat.providers import models_cache, registry
+    from bestchat.services import accounts
+
+    if email is None:
+        user, note = _newcomer(), "a newly registered user (no connections, in no group)"
+    else:
+        user = accounts.find_by_email(email.strip().lower())
+        if user is None:
+            raise click.ClickException(f"no account with the email {email!r}")
+        note = f"{user.email}" + (" (disabled: cannot sign in)" if user.disabled else "")
+    try:
+        models = registry.available_models(user)
+    finally:
+        if email is None:
+            models_cache.invalidate(user.id)  # nothing kept for the user who does not exist
+    providers = get_providers()
+    models = [{**model, "plugin": getattr(providers.get(model["provider"]), "plugin", None)} for model in models]
+    default = current_app.config["DEFAULT_MODEL"]
+    default = default if any(model["id"] == default for model in models) else None
+    if as_json:
+        click.echo(json.dumps({"models": models, "default": default}, indent=2))
+        return
+    click.echo(f"Models of {note}:")
+    if not models:
+        click.echo("    none")
+        return
+    rows = [("ID", "NAME", "PROVIDER", "PLUGIN", "SOURCE")]
+    rows += [(m["id"] + (" (default)" if m["id"] == default else ""), m["name"], m["provider"],
+              m["plugin"] or "-", m["source"]) for m in models]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+def _newcomer():
+    """An ordinary account as registration makes it, not stored (it has no id in the database,
+    so no connections and no group)."""
+    import uuid
+
+    from bestchat.models import User
+
+    return User(id=uuid.uuid4(), email="newcomer@example.invalid", role="user", disabled=False)
 
 
 @click.command("doctor")
@@ -185,5 +282,5 @@ def doctor() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (create_admin, serve, worker, rotate_keys, plugins_command, doctor):
+    for command in (create_admin, serve, worker, rotate_keys, plugins_command, list_models, doctor):
         app.cli.add_command(command)

@@ -3,16 +3,22 @@
 ``load_plugins(app)`` is called by ``create_app()`` (so the web server and the Celery worker
 build the same registry); it is idempotent and loads once per process, again only when a later
 app asks for different plugin settings (tests do). Plugins come from the ``bestchat``
-entry-point group, first-party ones first, so a third-party plugin cannot take a built-in name.
+entry-point group, trusted ones first, so a third-party plugin cannot take a built-in name.
 
 Settings (``config/defaults.py``, or ``BESTCHAT_*`` variables):
 
 - ``LOAD_PLUGINS``: comma-separated allow-list of distribution names; None loads all, "" none.
-- ``SAFE_MODE``: load only first-party plugins (:data:`FIRST_PARTY`).
-- ``BLOCK_PLUGINS``: comma-separated names never registered (``pm.set_blocked``).
+- ``SAFE_MODE``: load only the trusted plugins.
+- ``TRUSTED_PLUGINS``: the distributions SAFE_MODE loads (default :data:`FIRST_PARTY`).
+- ``BLOCK_PLUGINS``: comma-separated names never imported nor registered.
 - ``BLOCKED_PLUGINS``: names an admin blocked in the console (a site setting,
   :mod:`bestchat.services.site_settings`); blocked the same way, and lifted without a restart.
 - ``TRACE_PLUGINS``: log every hook call (``pm.add_hookcall_monitoring``).
+
+Names in these lists are compared in their PEP 503 normalized form (:func:`normalize_name`:
+``BestChat_Demo`` is ``bestchat-demo``); a distribution name covers each of its entry points
+(plugins named ``<distribution>:<entry point>``). A name that matches no plugin found is
+logged as a warning at load and listed by :func:`setting_warnings`.
 
 Blocking or unblocking at runtime changes the app's ``BLOCKED_PLUGINS`` and calls
 ``load_plugins(app)`` again: the registry is rebuilt with the new settings (plugins registered
@@ -30,7 +36,11 @@ hash ``bestchat:plugin_failures``, the total over every web and worker process.
 A plugin that fails to import, implements an unknown hook or raises in a ``register_*`` hook is
 recorded as failed (with the error text), unregistered, and its registrations are dropped; the
 server keeps running. A hook called later (blueprints, admin views, message filters) that
-raises is logged and skipped for that call.
+raises is logged and skipped for that call. Both hold for any exception, ``SystemExit`` (a
+plugin calling ``sys.exit()``) included; only ``KeyboardInterrupt`` and the exceptions that
+close a generator or a greenlet pass through (:data:`NOT_PLUGIN_FAILURES`). A plugin with no
+``@hookimpl`` function loads with a warning naming the functions that look like undecorated
+hooks.
 
 The ``register_*`` hooks are historic: they are called once with this module's ``register``
 callbacks and replayed for every plugin registered afterwards, while :func:`register_plugin`
@@ -40,6 +50,7 @@ tells the callbacks which plugin is registering (the name stamped on what it reg
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import re
 import threading
@@ -47,10 +58,11 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import pluggy
 from flask import Flask
+from greenlet import GreenletExit
 
 from bestchat import hookspecs
 from bestchat.context.base import ContextStrategy
@@ -60,9 +72,16 @@ from bestchat.tools.base import Tool
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "bestchat"
-# Distributions shipped in this repository's plugins/ directory (trusted in SAFE_MODE).
+# Distributions shipped in this repository's plugins/ directory: TRUSTED_PLUGINS when the
+# settings name none (config/defaults.py lists the same).
 FIRST_PARTY = frozenset({"bestchat-demo", "bestchat-openai", "bestchat-litellm", "bestchat-tools",
                          "bestchat-context"})
+# Raised through plugin code by the process itself (Ctrl-C, a generator or greenlet being
+# closed), never a plugin's failure: they propagate. Every other exception is isolated.
+NOT_PLUGIN_FAILURES: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, GreenletExit)
+# The hook names, to tell a function named like a hook but not decorated with @hookimpl.
+HOOK_NAMES = frozenset(name for name, value in vars(hookspecs).items() if hasattr(value, "bestchat_spec"))
+NO_HOOKS_WARNING = "no hook implementations found: decorate hook functions with @hookimpl"
 
 Status = Literal["loaded", "failed", "blocked"]
 # The reason recorded for a plugin blocked in the admin console.
@@ -77,7 +96,8 @@ class PluginError(Exception):
 
 @dataclass(frozen=True)
 class PluginSettings:
-    """Which plugins to load, read from the app config."""
+    """Which plugins to load, read from the app config; every name normalized
+    (:func:`normalize_name`)."""
 
     allow: frozenset[str] | None = None
     safe_mode: bool = False
@@ -85,29 +105,62 @@ class PluginSettings:
     trace: bool = False
     # Blocked by an admin (the BLOCKED_PLUGINS site setting); BLOCK_PLUGINS wins over it.
     runtime_block: frozenset[str] = frozenset()
+    trusted: frozenset[str] = FIRST_PARTY
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PluginSettings:
-        allow = config.get("LOAD_PLUGINS")
+        allow, trusted = config.get("LOAD_PLUGINS"), config.get("TRUSTED_PLUGINS")
         return cls(
             allow=None if allow is None else _names(allow),
             safe_mode=bool(config.get("SAFE_MODE")),
             block=_names(config.get("BLOCK_PLUGINS") or ""),
             trace=bool(config.get("TRACE_PLUGINS")),
             runtime_block=_names(config.get("BLOCKED_PLUGINS") or ""),
+            trusted=FIRST_PARTY if trusted is None else _names(trusted),
         )
 
-    def exclusion(self, name: str) -> str | None:
-        """Why the plugin ``name`` must not be loaded, or None."""
-        if name in self.block:
+    def blocked(self, name: str) -> str | None:
+        """Why the plugin ``name`` is blocked (BLOCK_PLUGINS or the console), or None."""
+        if self.blocked_by_environment(name):
             return "blocked by BLOCK_PLUGINS"
-        if name in self.runtime_block:
+        if self.blocked_by_admin(name):
             return ADMIN_BLOCKED
-        if self.safe_mode and name not in FIRST_PARTY:
-            return "third-party plugin not loaded in SAFE_MODE"
-        if self.allow is not None and name not in self.allow:
+        return None
+
+    def exclusion(self, name: str) -> str | None:
+        """Why the installed plugin ``name`` must not be loaded, or None."""
+        if reason := self.blocked(name):
+            return reason
+        if self.safe_mode and not self.is_trusted(name):
+            return "not in TRUSTED_PLUGINS: not loaded in SAFE_MODE"
+        if self.allow is not None and not _listed(self.allow, name):
             return "not listed in LOAD_PLUGINS"
         return None
+
+    def is_trusted(self, name: str) -> bool:
+        return _listed(self.trusted, name)
+
+    def blocked_by_environment(self, name: str) -> bool:
+        """Whether BLOCK_PLUGINS names the plugin (the console cannot lift it)."""
+        return _listed(self.block, name)
+
+    def blocked_by_admin(self, name: str) -> bool:
+        """Whether BLOCKED_PLUGINS (the console's setting) names the plugin."""
+        return _listed(self.runtime_block, name)
+
+    def unmatched(self, plugin_names: Iterable[str]) -> list[str]:
+        """A warning for each name in LOAD_PLUGINS, BLOCK_PLUGINS and BLOCKED_PLUGINS that
+        matches none of ``plugin_names`` (with the closest name when one is close)."""
+        known = {normalize_name(name) for name in plugin_names}
+        known |= {name.partition(":")[0] for name in known}
+        warnings = []
+        for setting, names in (("LOAD_PLUGINS", self.allow or ()), ("BLOCK_PLUGINS", self.block),
+                               ("BLOCKED_PLUGINS", self.runtime_block)):
+            for name in sorted(set(names) - known):
+                close = _closest(name, known)
+                warnings.append(f"{setting}: {name!r} matches no installed plugin"
+                                + (f" (did you mean {close!r}?)" if close else ""))
+        return warnings
 
 
 @dataclass
@@ -138,8 +191,6 @@ class _Plugins:
         self._registering: str | None = None
         if settings.trace:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
-        for name in settings.block | settings.runtime_block:
-            self.pm.set_blocked(name)
         hook = self.pm.hook
         hook.register_providers.call_historic(kwargs={"register": self._register_provider})
         hook.register_tools.call_historic(kwargs={"register": self._register_tool})
@@ -148,19 +199,21 @@ class _Plugins:
     def load_entry_points(self) -> None:
         points = list(entry_points(group=ENTRY_POINT_GROUP))
         per_dist = Counter(_dist_name(point) for point in points)
-        points.sort(key=lambda p: (_dist_name(p) not in FIRST_PARTY, _dist_name(p), p.name))
+        points.sort(key=lambda p: (not self.settings.is_trusted(_dist_name(p)), _dist_name(p), p.name))
         for point in points:
             dist = _dist_name(point)
             name = dist if per_dist[dist] == 1 else f"{dist}:{point.name}"
             version = point.dist.version if point.dist else None
-            reason = self.settings.exclusion(dist)
+            reason = self.settings.exclusion(name)
             if reason:
                 self.pm.set_blocked(name)
                 self.records[name] = PluginRecord(name, version, [], "blocked", reason)
                 continue
             try:
                 module = point.load()
-            except Exception as error:  # noqa: BLE001 - any import failure is the plugin's
+            except NOT_PLUGIN_FAILURES:
+                raise
+            except BaseException as error:  # noqa: BLE001 - any import failure is the plugin's (sys.exit too)
                 log.exception("plugin %s failed to import", name)
                 self.records[name] = PluginRecord(name, version, [], "failed", _describe(error))
                 continue
@@ -170,24 +223,34 @@ class _Plugins:
         if self.pm.get_plugin(name) is not None:
             raise ValueError(f"a plugin named {name!r} is already registered")
         hooks = self._hook_names(plugin)
-        if self.pm.is_blocked(name):
+        reason = self.settings.blocked(name)
+        if reason or self.pm.is_blocked(name):
             previous = self.records.get(name)
-            reason = previous.error if previous else self.settings.exclusion(name) or "blocked by BLOCK_PLUGINS"
+            reason = reason or (previous.error if previous else None) or "blocked"
+            self.pm.set_blocked(name)
             self.records[name] = PluginRecord(name, version, hooks, "blocked", reason)
             return self.records[name]
         record = self.records[name] = PluginRecord(name, version, hooks, "loaded")
-        unknown = [hook for hook in hooks if not hasattr(hookspecs, hook)]
+        unknown = [hook for hook in hooks if hook not in HOOK_NAMES]
         self._registering = name
         try:
             if unknown:
                 raise PluginError(f"unknown hook(s): {', '.join(unknown)}")
             self.pm.register(plugin, name)
-        except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the server
+        except NOT_PLUGIN_FAILURES:
+            self._drop(name)
+            del self.records[name]
+            raise
+        except BaseException as error:  # noqa: BLE001 - a broken plugin must not stop the server
             log.exception("plugin %s failed to register", name)
             self._drop(name)
             record.status, record.error = "failed", _describe(error)
         finally:
             self._registering = None
+        if record.status == "loaded":
+            if warning := _undecorated_warning(plugin, hooks):
+                log.warning("plugin %s: %s", name, warning)
+                record.warnings.append(warning)
         return record
 
     def unregister(self, name: str) -> None:
@@ -211,6 +274,9 @@ class _Plugins:
         for plugin in dict.fromkeys(impl.plugin for impl in impls):
             others = [other for other in plugins if other is not plugin]
             yield self.pm.get_name(plugin) or repr(plugin), self.pm.subset_hook_caller(hook_name, others)
+
+    def setting_warnings(self) -> list[str]:
+        return self.settings.unmatched(list(self.records))
 
     def _hook_names(self, plugin: object) -> list[str]:
         names = set()
@@ -283,6 +349,8 @@ def load_plugins(app: Flask) -> None:
     for record in plugins.records.values():
         log.info("plugin %s %s: %s%s", record.name, record.version or "", record.status,
                  f" ({record.error})" if record.error else "")
+    for warning in plugins.setting_warnings():
+        log.warning("plugin settings: %s", warning)
 
 
 def unload_plugins() -> None:
@@ -325,6 +393,12 @@ def get_plugins() -> list[dict[str, Any]]:
     """Every plugin found: ``{name, version, hooks, status, error, warnings}`` in load order;
     ``status`` is ``loaded``, ``failed`` or ``blocked`` (``error`` says why)."""
     return [asdict(record) for record in _state().records.values()]
+
+
+def setting_warnings() -> list[str]:
+    """Warnings about the plugin settings: each name in LOAD_PLUGINS, BLOCK_PLUGINS or
+    BLOCKED_PLUGINS that matches no plugin found (installed or registered)."""
+    return _state().setting_warnings()
 
 
 def get_providers() -> dict[str, type[Provider]]:
@@ -486,22 +560,57 @@ def _call_isolated(name: str, hook_name: str, caller: Callable[..., list[Any]], 
     """One plugin's result for a hook (None when it returned None or raised: logged)."""
     try:
         results = caller(**kwargs)
-    except Exception:  # noqa: BLE001 - one plugin's failure must not affect the others
+    except NOT_PLUGIN_FAILURES:
+        raise
+    except BaseException:  # noqa: BLE001 - one plugin's failure must not affect the others
         log.exception("plugin %s: hook %s raised; skipped", name, hook_name)
         count_failure(name)
         return None
     return results[0] if results else None
 
 
+def normalize_name(name: str) -> str:
+    """``name`` as PEP 503 normalizes distribution names: lowercase, each run of ``-``, ``_``
+    and ``.`` one ``-`` (``BestChat_Tiny.Stream`` is ``bestchat-tiny-stream``)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
 def _names(value: str | list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The normalized names of a comma-separated string or a list."""
     items = value.split(",") if isinstance(value, str) else value
-    return frozenset(str(item).strip() for item in items if str(item).strip())
+    return frozenset(normalize_name(str(item)) for item in items if str(item).strip())
+
+
+def _listed(names: frozenset[str], plugin: str) -> bool:
+    """Whether the plugin ``plugin`` (``<distribution>`` or ``<distribution>:<entry point>``)
+    is one of the normalized ``names``, by its own name or its distribution's."""
+    name = normalize_name(plugin)
+    return name in names or name.partition(":")[0] in names
+
+
+def _closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` probably meant: one it ends (``demo`` for ``bestchat-demo``),
+    else a near spelling."""
+    known = sorted(known)
+    ending = [candidate for candidate in known if candidate.endswith(f"-{name}")]
+    close = ending or difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _undecorated_warning(plugin: object, hooks: list[str]) -> str | None:
+    """The warning for a plugin with no hook implementation, or with functions named like a
+    hook but not decorated with @hookimpl (pluggy never calls them); None when neither."""
+    undecorated = sorted(name for name in HOOK_NAMES - set(hooks) if callable(getattr(plugin, name, None)))
+    if not hooks:
+        return NO_HOOKS_WARNING + (f" (not decorated: {', '.join(undecorated)})" if undecorated else "")
+    if undecorated:
+        return f"not decorated with @hookimpl, so never called: {', '.join(undecorated)}"
+    return None
 
 
 def _dist_name(point: EntryPoint) -> str:
     """The normalized distribution name (``bestchat-demo``), or the entry point's name."""
-    raw = point.dist.name if point.dist else point.name
-    return re.sub(r"[-_.]+", "-", raw).lower()
+    return normalize_name(point.dist.name if point.dist else point.name)
 
 
 def _describe(error: BaseException) -> str:

@@ -3,6 +3,11 @@
 Also derives what the rest of the code needs from them (the SQLAlchemy URL, embedded-mode
 secrets kept under ``instance/``) and refuses to start a production server on missing or
 default secrets.
+
+Booleans are parsed strictly: a setting whose default is ``True`` or ``False`` (in
+``config/defaults.py`` or Flask's own), and the optional booleans :data:`OPTIONAL_BOOLEANS`, that
+arrives as text (``BESTCHAT_SAFE_MODE=no`` is not JSON, so Flask keeps the string) must be one
+of :data:`BOOLEAN_WORDS`; anything else refuses to start, naming the variable.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ MIN_SECRET_LENGTH = 32
 MIN_SECRET_BITS = 80
 
 
+# What a boolean setting may be written as (any case, surrounding spaces ignored).
+BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
+                 "on": True, "off": False}
+# Booleans whose default is None (decided from other settings) or that have no default (legacy).
+OPTIONAL_BOOLEANS = ("JOBS_IN_PROCESS", "REGISTRATION_OPEN")
+
+
 class ConfigurationError(SystemExit):
     """A setting makes it unsafe or impossible to start; the message is one line."""
 
@@ -40,13 +52,40 @@ def default_instance_path() -> Path:
 def load_settings(app: Flask, overrides: dict | None = None) -> None:
     """Fill ``app.config`` in order: defaults, BESTCHAT_CONFIG file, environment, overrides."""
     app.config.from_pyfile(str(CONFIG_DIR / "defaults.py"))
+    booleans = {name for name, value in app.config.items() if isinstance(value, bool)}
     config_file = os.environ.get(f"{ENV_PREFIX}_CONFIG")
     if config_file:
         app.config.from_pyfile(str(Path(config_file).resolve()))
     app.config.from_prefixed_env(ENV_PREFIX)
     if overrides:
         app.config.update(overrides)
+    _parse_booleans(app.config, booleans)
     _derive(app)
+
+
+def _parse_booleans(config, booleans: set[str]) -> None:
+    """Replace each boolean setting by True or False (see :func:`parse_boolean`)."""
+    for name in sorted(booleans):
+        config[name] = parse_boolean(name, config[name])
+    for name in OPTIONAL_BOOLEANS:
+        if config.get(name) is not None:
+            config[name] = parse_boolean(name, config[name])
+
+
+def parse_boolean(name: str, value: object) -> bool:
+    """``value`` of the boolean setting ``name`` as a bool: a bool, 0 or 1 (JSON from the
+    environment), or one of :data:`BOOLEAN_WORDS`; else :class:`ConfigurationError` naming the
+    environment variable when it is set, else the setting (a settings file's)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.strip().lower()]
+    variable = f"{ENV_PREFIX}_{name}"
+    source = variable if variable in os.environ else name
+    raise ConfigurationError(
+        f"refusing to start: {source} must be a boolean ({'/'.join(BOOLEAN_WORDS)}, any case), not {value!r}")
 
 
 def is_production(app: Flask) -> bool:

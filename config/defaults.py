@@ -3,6 +3,8 @@
 Every name here can be overridden by the file named in ``BESTCHAT_CONFIG`` and then by an
 environment variable with the ``BESTCHAT_`` prefix (``BESTCHAT_DATABASE_URL=...``). Values from
 the environment are parsed as JSON when they parse (numbers, booleans, lists), else kept as text.
+A setting whose default is True or False (and JOBS_IN_PROCESS) must be true/false/1/0/yes/no/on/off
+in any case, from the environment or a file; anything else refuses to start, naming the setting.
 With nothing configured the server runs in *embedded mode*: SQLite under ``instance/``, no Redis,
 jobs on an in-process gevent pool, and the offline demo model.
 """
@@ -79,10 +81,16 @@ SESSION_COOKIE_SECURE = False
 # is random, stored hashed, and revoked by sign-out, a password change or disabling the account.
 REMEMBER_DAYS = 30
 
-# Plugins: comma-separated allow-list (None = all installed; "" = none), safe mode (no
-# third-party plugins), and names to block.
+# Plugins (docs/plugins.md "Choosing which plugins load"). Names are distribution names,
+# compared PEP 503 normalized (BestChat_Demo is bestchat-demo); a name that matches no
+# installed plugin is warned about at start, in `bestchat plugins list` and in the console.
+# Comma-separated allow-list (None = all installed; "" = none):
 LOAD_PLUGINS = None
+# Load only the TRUSTED_PLUGINS (to recover from a bad third-party plugin); they also load
+# first, so no other plugin can take the names of their providers, tools and strategies.
 SAFE_MODE = False
+TRUSTED_PLUGINS = ["bestchat-demo", "bestchat-openai", "bestchat-litellm", "bestchat-tools", "bestchat-context"]
+# Names never imported (comma-separated); the console cannot lift them.
 BLOCK_PLUGINS = ""
 # Log every plugin hook call (BESTCHAT_TRACE_PLUGINS=1).
 TRACE_PLUGINS = False

@@ -1,5 +1,6 @@
 """The ``bestchat`` command line: create-admin, serve's embedded-mode guard, worker, db upgrade
-(``plugins list`` is tested with the plugins, in test_plugins.py)."""
+(``plugins list`` is tested with the plugins, in test_plugins.py and test_plugin_settings.py;
+``models`` in test_cli_models.py)."""
 
 from __future__ import annotations
 
@@ -86,10 +87,12 @@ def test_worker_sends_task_events_only_when_asked(tmp_path, monkeypatch):
 
 def test_console_script_upgrades_a_fresh_database(tmp_path):
     env = {"BESTCHAT_INSTANCE_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing it
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     bestchat = f"{sys.prefix}/bin/bestchat"
     result = subprocess.run([bestchat, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "bestchat.db").exists()
     listed = subprocess.run([bestchat, "--help"], env=env, capture_output=True, text=True, timeout=120)
-    for command in ("serve", "worker", "create-admin", "rotate-keys", "plugins", "db"):
+    for command in ("serve", "worker", "create-admin", "rotate-keys", "plugins", "models", "db"):
         assert command in listed.stdout

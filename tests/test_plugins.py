@@ -93,7 +93,7 @@ def test_demo_plugin_is_loaded_from_its_entry_point(app):
     assert provider.__module__ == "bestchat_demo" and provider.plugin == "bestchat-demo"
 
 
-def test_plugins_list_command(runner):
+def test_plugins_list_command(runner, backend):
     result = runner.invoke(args=["plugins", "list"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("bestchat-demo"))
@@ -101,10 +101,12 @@ def test_plugins_list_command(runner):
     assert "    provider demo (demo)" in result.output.splitlines()
     assert "    context strategies: compress, summarize, truncate" in result.output.splitlines()
     listed = json.loads(runner.invoke(args=["plugins", "list", "--json"]).output)
+    assert listed["warnings"] == []
     assert {"name": "bestchat-demo", "version": "0.1.0", "hooks": ["register_providers"],
             "status": "loaded", "error": None, "warnings": [],
             "registered": {"providers": [{"name": "demo", "default_models": ["demo"]}], "tools": [],
-                           "strategies": []}} in listed
+                           "strategies": []},
+            "failures": None if backend == "embedded" else 0} in listed["plugins"]
 
 
 def test_plugin_failing_on_import_is_reported_and_server_keeps_serving(broken_dist, client, runner):
@@ -118,14 +120,14 @@ def test_plugin_failing_on_import_is_reported_and_server_keeps_serving(broken_di
     assert "    error: ImportError: broken on purpose" in output.splitlines()
 
 
-def test_first_party_list_names_every_plugin_in_the_repo():
+def test_trusted_plugins_are_by_default_every_plugin_in_the_repo(app):
     shipped = set()
     for setup_cfg in (REPO / "plugins").glob("*/setup.cfg"):
         parser = configparser.ConfigParser()
         parser.read(setup_cfg)
         shipped.add(parser["metadata"]["name"])
     assert "bestchat-demo" in shipped
-    assert shipped <= plugins.FIRST_PARTY
+    assert shipped == plugins.FIRST_PARTY == set(app.config["TRUSTED_PLUGINS"])
 
 
 def test_loading_is_idempotent_and_redone_when_settings_change(app, tmp_path):
@@ -159,7 +161,7 @@ def test_allow_list_from_environment(backend, tmp_path, monkeypatch):
 @pytest.mark.parametrize("app_config", [{"SAFE_MODE": True}])
 def test_safe_mode_loads_only_first_party_plugins(broken_dist, app):
     assert by_name()[broken_dist]["status"] == "blocked"
-    assert by_name()[broken_dist]["error"] == "third-party plugin not loaded in SAFE_MODE"
+    assert by_name()[broken_dist]["error"] == "not in TRUSTED_PLUGINS: not loaded in SAFE_MODE"
     assert by_name()["bestchat-demo"]["status"] == "loaded"
     assert sys.modules.get("bestchat_broken_mod") is None
 
