@@ -1,8 +1,9 @@
 """The ``bestchat`` command line (also ``flask --app wsgi ...``).
 
 ``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys``,
-``plugins list`` and ``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
-area; domain errors end the command with their message.
+``plugins list``, ``plugin new`` (writes a new plugin package, no app needed) and ``doctor``;
+``db upgrade`` comes from Flask-Migrate. Each command calls the service of its area; domain
+errors end the command with their message.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from bestchat.errors import DomainError
+from bestchat.scaffold.command import add_commands as add_scaffold_commands
 
 
 def _create_app(*_args, **_kwargs) -> Flask:
@@ -187,3 +189,7 @@ def doctor() -> None:
 def register_commands(app: Flask) -> None:
     for command in (create_admin, serve, worker, rotate_keys, plugins_command, doctor):
         app.cli.add_command(command)
+
+
+# `plugin new` / `plugins new` only write files: on `main` itself, so they run without an app.
+add_scaffold_commands(main, plugins_command)
