@@ -218,3 +218,23 @@ def test_the_name_of_an_installed_distribution_is_refused(tmp_path, monkeypatch)
     assert result.exit_code == 1
     assert f"a distribution named bestchat-demo ({version}) is already installed" in result.output
     assert not (tmp_path / "demo").exists()
+
+
+
+def test_a_failed_write_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
+    write_text, calls = Path.write_text, []
+
+    def disk_full_on_the_third_file(path, *args, **kwargs):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return write_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full_on_the_third_file)
+    result = run("plugin", "new", "weather", "--kind", "tool", "--directory", str(tmp_path / "pkg"),
+                 monkeypatch=monkeypatch)
+    assert result.exit_code == 1, result.output
+    assert f"Error: cannot write the package into {tmp_path / 'pkg'}: [Errno 28] No space left on device" \
+        in result.output
+    assert calls == ["pyproject.toml", ".gitignore", "README.md"]
+    assert list(tmp_path.iterdir()) == []

@@ -34,6 +34,8 @@ def new_plugin(name: str, kind: str, directory: Path | None) -> None:
         written = write(kind, names, directory)
     except ScaffoldRefused as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:  # (what was written is removed again)
+        raise click.ClickException(f"cannot write the package into {directory}: {error}") from None
     shown = _shown(directory)
     click.echo(f"Wrote {names.distribution}, a {kind} plugin, in {shown}:")
     for path in written:
@@ -46,6 +48,7 @@ def new_plugin(name: str, kind: str, directory: Path | None) -> None:
     click.echo(f"    {python} -m pytest {shown}")
     click.echo(f"  make it yours in {Path(shown) / (names.module + '.py')}: its README.md says where.")
 
+
 def _shown(directory: Path) -> str:
     """``directory`` as the user would type it: relative to here when it is below here."""
     absolute = directory.resolve()
@@ -53,7 +56,7 @@ def _shown(directory: Path) -> str:
         relative = absolute.relative_to(Path.cwd().resolve())
     except ValueError:
         return str(absolute)
-    return str(relative) if str(relative) != "." else "."
+    return str(relative)
 
 
 @click.group("plugin")
