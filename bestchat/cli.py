@@ -1,9 +1,10 @@
 """The ``bestchat`` command line (also ``flask --app wsgi ...``).
 
 ``serve`` (gunicorn + gevent), ``worker`` (Celery), ``create-admin``, ``rotate-keys``,
-``plugins list`` (what each plugin registered, its warnings and failures), ``models`` (the
-models a user sees) and ``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls
-the service of its area; domain errors end the command with their message.
+``plugins list`` (what each plugin registered, its warnings and failures), ``plugin new``
+(writes a new plugin package, no app needed), ``models`` (the models a user sees) and
+``doctor``; ``db upgrade`` comes from Flask-Migrate. Each command calls the service of its
+area; domain errors end the command with their message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from bestchat.errors import DomainError
+from bestchat.scaffold.command import add_commands as add_scaffold_commands
 
 
 def _create_app(*_args, **_kwargs) -> Flask:
@@ -134,7 +136,7 @@ def rotate_keys() -> None:
 
 @click.group("plugins")
 def plugins_command() -> None:
-    """Inspect the installed plugins."""
+    """Inspect the installed plugins, or start a new one."""
 
 
 @plugins_command.command("list")
@@ -284,3 +286,7 @@ def doctor() -> None:
 def register_commands(app: Flask) -> None:
     for command in (create_admin, serve, worker, rotate_keys, plugins_command, list_models, doctor):
         app.cli.add_command(command)
+
+
+# `plugin new` / `plugins new` only write files: on `main` itself, so they run without an app.
+add_scaffold_commands(main, plugins_command)
