@@ -163,7 +163,7 @@ def test_the_command_writes_the_package_without_an_app(group, tmp_path, monkeypa
         ".gitignore", "README.md", "bestchat_weather.py", "pyproject.toml", "test_bestchat_weather.py"]
     assert (target / "bestchat_weather.py").read_text() == render("tool", WEATHER)["bestchat_weather.py"]
     assert f"Wrote bestchat-weather, a tool plugin, in {target}" in result.output
-    assert f"-m pip install -e {target}" in result.output and f"-m pytest {target}" in result.output
+    assert f"-m pip install --no-deps --no-build-isolation -e {target}" in result.output and f"-m pytest {target}" in result.output
     # (the same runner does build the app for a command that needs one)
     assert "the command built an app" in repr(run("plugins", "list", monkeypatch=monkeypatch).exception)
 
@@ -173,7 +173,7 @@ def test_the_directory_defaults_to_the_distribution_name_here(tmp_path, monkeypa
     result = run("plugin", "new", "bestchat_Weather", "--kind", "context", monkeypatch=monkeypatch)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "bestchat-weather" / "bestchat_weather.py").is_file()
-    assert "-m pip install -e bestchat-weather\n" in result.output
+    assert "-m pip install --no-deps --no-build-isolation -e bestchat-weather\n" in result.output
 
 
 def test_an_empty_directory_is_used(tmp_path):

@@ -43,7 +43,8 @@ def new_plugin(name: str, kind: str, directory: Path | None) -> None:
     python = sys.executable or "python"
     click.echo("Next:")
     click.echo("  install it into BestChat's environment, then restart BestChat:")
-    click.echo(f"    {python} -m pip install -e {shown}")
+    # No resolution and no build environment: what it needs is installed already, offline.
+    click.echo(f"    {python} -m pip install --no-deps --no-build-isolation -e {shown}")
     click.echo("  run its tests (they need bestchat[test]):")
     click.echo(f"    {python} -m pytest {shown}")
     click.echo(f"  make it yours in {Path(shown) / (names.module + '.py')}: its README.md says where.")
