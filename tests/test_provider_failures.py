@@ -3,7 +3,8 @@
 A provider whose stream raises something that is not a ``ProviderError`` (before or after its
 first event) ends the answer ``failed`` with the code ``provider_failed`` and a message naming
 the provider and its plugin, never the exception's text; the log has the traceback; the plugin's
-failure count goes up once. A ``warm_up`` that raises is isolated and counted the same way.
+failure count goes up once. A ``warm_up`` that raises, and a built-in provider's ``models()``
+that raises, are isolated and counted the same way.
 Conversation settings are a provider's options: out of its ``Options`` bounds is refused when
 the conversation is created, within them reaches its ``stream()``. Generations run in-process
 on both backends, driven as a user drives them (REST, SSE, ``/v1``).
@@ -249,3 +250,30 @@ def test_the_openai_compatible_api_checks_its_options_against_the_providers_opti
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_setting"
     assert "temperature" in response.get_json()["error"]["message"]
     assert client.get(f"{API}/conversations").get_json()["conversations"] == []  # nothing stored
+
+
+# ---- listing models ---------------------------------------------------------------------------
+
+class Unlisted(Provider):
+    name = "unlisted"
+    needs_key = False
+
+    def models(self):
+        raise ValueError("the model table is broken")
+
+
+def test_a_built_in_provider_whose_models_raise_leaves_the_model_list_to_the_others(app, client, user, caplog):
+    class UnlistedPlugin:
+        @hookimpl
+        def register_providers(self, register):
+            register(Unlisted)
+
+    with plugin_registered(UnlistedPlugin(), "bestchat-unlisted"):
+        before = plugins.failure_counts().get("bestchat-unlisted", 0)
+        response = client.get(f"{API}/models")
+        assert response.status_code == 200
+        listed = [model["id"] for model in response.get_json()["models"]]
+        assert "demo/demo" in listed and not any(model.startswith("unlisted/") for model in listed)
+        assert plugins.failure_counts()["bestchat-unlisted"] == before + 1
+    (logged,) = [record for record in caplog.records if record.exc_info]
+    assert isinstance(logged.exc_info[1], ValueError) and "bestchat-unlisted" in logged.getMessage()

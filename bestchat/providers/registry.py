@@ -210,9 +210,20 @@ def _listed(configs: Sequence[ProviderConfig], classes: dict[str, type[Provider]
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, source))
     for cls in classes.values():
         if is_builtin(cls):
-            for info in cls(ProviderSettings()).models():
+            for info in _builtin_models(cls):
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, "builtin"))
     return sorted(models.values(), key=lambda m: m["id"])
+
+
+def _builtin_models(cls: type[Provider]) -> list[ModelInfo]:
+    """The models of a built-in provider, with no config (none when its ``models()`` fails)."""
+    try:
+        return cls(ProviderSettings()).models()
+    except Exception as error:  # a plugin bug must not break the model list
+        log.exception("provider %s (plugin %s) failed to list its models: %s", cls.name, cls.plugin,
+                      type(error).__name__)
+        plugins.count_failure(cls.plugin)
+    return []
 
 
 def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> list[ModelInfo]:
@@ -225,8 +236,8 @@ def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> 
                     config.id, error.code)
         return [ModelInfo(id=name, provider=cls.name) for name in config.enabled_models or []]
     except Exception as error:  # a plugin bug must not break the model list
-        log.warning("provider %s failed to list models for config %s: %s",
-                    cls.name, config.id, type(error).__name__)
+        log.exception("provider %s (plugin %s) failed to list models for config %s: %s",
+                      cls.name, cls.plugin, config.id, type(error).__name__)
         plugins.count_failure(cls.plugin)
     return []
 
