@@ -24,7 +24,7 @@ from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.plugin_api import Finish, Provider, ProviderOptions, TextDelta, hookimpl
 from bestchat.providers.warmup import warm_providers
-from bestchat.streaming import events, get_bus
+from bestchat.streaming import events
 from bestchat.streaming.memory_bus import MemoryBus
 from bestchat.testing.client import assert_error
 from bestchat.testing.plugins import plugin_registered
