@@ -46,6 +46,7 @@ FAILED_GENERATION: dict[str, tuple[int, bool]] = {
     "provider_bad_request": (400, False),
     "provider_auth": (502, False),
     "provider_error": (502, False),
+    "provider_failed": (502, False),
     "provider_rate_limited": (429, True),
     "provider_unavailable": (502, True),
     "provider_timeout": (504, True),

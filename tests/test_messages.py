@@ -233,13 +233,14 @@ def test_provider_errors_fail_the_message_with_a_clear_error(app, client, user, 
     assert frames[0][2]["error"]["code"] == "provider_rate_limited"
 
 
-def test_unexpected_errors_are_failed_without_details(app, client, user, gated):
+def test_a_provider_bug_fails_the_answer_naming_the_provider_without_details(app, client, user, gated):
     conversation_id = new_conversation(client, model="gated/g")
     answer = send(client, conversation_id)["assistant_message"]
     GatedProvider.feed.put(RuntimeError("secret internals sk-123"))
     wait_for(lambda: row(app, answer["id"]).status == "failed")
     final = stream_events(app, answer["id"])[-1]
-    assert final["error"] == {"code": "internal_error", "message": "the generation failed unexpectedly"}
+    assert final["error"] == {"code": "provider_failed",
+                              "message": "the provider 'gated' (plugin test-gated) failed: an unexpected error"}
     assert "sk-123" not in row(app, answer["id"]).error
 
 

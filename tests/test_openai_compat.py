@@ -263,7 +263,7 @@ def test_the_provider_gets_the_system_prompt_and_the_history(api, gated, live_bu
 @pytest.mark.parametrize("error, status, code, kind, retry", [
     (ProviderAuthError("the provider rejected the API key", status=401), 502, "provider_auth", "server_error", "false"),
     (ProviderRateLimited("slow down", status=429), 429, "provider_rate_limited", "rate_limit_error", "true"),
-    (RuntimeError("secret internals sk-123"), 500, "internal_error", "server_error", "false"),
+    (RuntimeError("secret internals sk-123"), 502, "provider_failed", "server_error", "false"),
 ])
 def test_a_failed_generation_answers_with_the_mapped_error(app, api, gated, error, status, code, kind, retry, live_bus):
     GatedProvider.feed.put(error)

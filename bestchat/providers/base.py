@@ -5,7 +5,13 @@ events. It does no database or Redis I/O: the generation task around it does. Ca
 class attributes; options are a pydantic model with ``extra="forbid"``.
 
 Errors are raised as :class:`ProviderError` subclasses; ``retryable`` tells failover whether
-another provider may be tried (only before the first token: after it nothing is retried).
+another provider may be tried (only before the first token: after it nothing is retried). Any
+other exception is a bug of the plugin: the answer fails ``provider_failed`` naming the provider
+and its plugin (:class:`bestchat.providers.registry.ProviderFailed`), and the log has the
+traceback.
+
+``docs/plugins.md`` ("The Provider base class") is the reference for plugin authors, who import
+these names from :mod:`bestchat.plugin_api`.
 """
 
 from __future__ import annotations
@@ -157,7 +163,14 @@ MAX_DISCOVERED_MODELS = 500
 class Provider:
     """Base class of every provider. Subclasses set ``name`` and implement :meth:`stream`.
 
-    ``name`` is the provider id used in configs and model ids (``"<name>/<model>"``).
+    ``name`` is the provider id used in configs and model ids (``"<name>/<model>"``). A provider
+    with ``needs_key`` and ``needs_base_url`` both false is *built in*: offered to every user
+    with no config, built with empty settings (``bestchat.providers.registry.is_builtin``).
+
+    Threading: :meth:`stream` runs on a gevent greenlet of a Celery worker (or of the web process
+    in embedded mode), many at once per process, which gevent has monkey-patched: the standard
+    library's sockets, ``httpx`` and ``requests`` cooperate; a C extension's own blocking I/O or
+    a long CPU loop stalls every answer of the process.
     """
 
     name: ClassVar[str] = ""

@@ -13,7 +13,10 @@ The generation pipeline calls three functions:
   out (:class:`ModelNotAllowed` when nothing else serves it).
 - :func:`stream_with_failover` streams from the first target that answers: a retryable error
   (connection, timeout, 5xx, 429) before the first event moves on to the next target; after the
-  first event nothing is retried.
+  first event nothing is retried. A provider raising anything but a :class:`ProviderError` (a
+  bug of its plugin) is logged with its traceback, counted as a failure of its plugin and
+  reported as :class:`ProviderFailed`, which names the provider and the plugin but never the
+  exception's text.
 
 A conversation's ``settings`` become the options of every provider its answers reach; they
 are checked once, when the conversation is created or changed (:func:`check_settings`), not
@@ -73,6 +76,19 @@ class ProviderKeyMissing(ProviderAuthError):
     """The model's provider needs an API key and the user has no usable one."""
 
     code = "provider_key_missing"
+
+
+class ProviderFailed(ProviderError):
+    """A provider raised something other than a :class:`ProviderError`: a bug of its plugin.
+    The message names the provider and its plugin; what the exception said goes to the log
+    only (it may hold an address or a secret)."""
+
+    code = "provider_failed"
+
+    @classmethod
+    def of(cls, provider: Provider) -> ProviderFailed:
+        plugin = f" (plugin {provider.plugin})" if provider.plugin else ""
+        return cls(f"the provider '{provider.name}'{plugin} failed: an unexpected error")
 
 
 def unknown_model(model_id: str) -> UnknownModel:
@@ -194,9 +210,20 @@ def _listed(configs: Sequence[ProviderConfig], classes: dict[str, type[Provider]
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, source))
     for cls in classes.values():
         if is_builtin(cls):
-            for info in cls(ProviderSettings()).models():
+            for info in _builtin_models(cls):
                 models.setdefault(f"{cls.name}/{info.id}", _model_json(cls, info, "builtin"))
     return sorted(models.values(), key=lambda m: m["id"])
+
+
+def _builtin_models(cls: type[Provider]) -> list[ModelInfo]:
+    """The models of a built-in provider, with no config (none when its ``models()`` fails)."""
+    try:
+        return cls(ProviderSettings()).models()
+    except Exception as error:  # a plugin bug must not break the model list
+        log.exception("provider %s (plugin %s) failed to list its models: %s", cls.name, cls.plugin,
+                      type(error).__name__)
+        plugins.count_failure(cls.plugin)
+    return []
 
 
 def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> list[ModelInfo]:
@@ -209,8 +236,8 @@ def _config_models(cls: type[Provider], config: ProviderConfig, admin: bool) -> 
                     config.id, error.code)
         return [ModelInfo(id=name, provider=cls.name) for name in config.enabled_models or []]
     except Exception as error:  # a plugin bug must not break the model list
-        log.warning("provider %s failed to list models for config %s: %s",
-                    cls.name, config.id, type(error).__name__)
+        log.exception("provider %s (plugin %s) failed to list models for config %s: %s",
+                      cls.name, cls.plugin, config.id, type(error).__name__)
         plugins.count_failure(cls.plugin)
     return []
 
@@ -387,8 +414,11 @@ def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
 
     A retryable :class:`ProviderError` before a target's first event moves on to the next
     target; any error after the first event, or a non-retryable one, propagates. When every
-    target fails, the last error is raised. ``options`` are merged over each config's own
-    options; options the target's provider does not know are dropped for it.
+    target fails, the last error is raised. Any other exception (a bug of the provider's
+    plugin) is logged with its traceback, counted as a failure of the plugin and raised as
+    :class:`ProviderFailed`, before or after the first event; no other target is tried.
+    ``options`` are merged over each config's own options; options the target's provider does
+    not know are dropped for it.
     """
     if not targets:
         raise ValueError("stream_with_failover needs at least one target")
@@ -412,9 +442,12 @@ def stream_with_failover(targets: list[Target], messages: list[dict[str, Any]],
             log.warning("%s failed before its first event (%s); trying the next target",
                         target.model_id, error.code)
             last_error = error
-        except Exception:  # a bug of the provider plugin: counted, and the generation fails
-            plugins.count_failure(target.provider.plugin)
-            raise
+        except Exception as error:  # a bug of the provider plugin: logged, counted, named to the user
+            provider = target.provider
+            log.exception("provider %s (plugin %s) raised %s streaming %s%s", provider.name, provider.plugin,
+                          type(error).__name__, target.model_id, " after its first event" if started else "")
+            plugins.count_failure(provider.plugin)
+            raise ProviderFailed.of(provider) from error
         finally:  # also when the caller stops early (cancel): release the connection now
             getattr(events, "close", lambda: None)()
     raise last_error

@@ -222,8 +222,10 @@ class ConversationManager:
         every message but the last stored as a complete message, the last (a user message, or
         the ``tool`` message with a tool's result for the answer before it) sent as usual, all
         together. Messages are :class:`TranscriptMessage` (or ``(role, content)`` pairs); the
-        answer gets ``answer_parts``. Titled after the first user message. Returns the pending
-        (or queued) answer."""
+        answer gets ``answer_parts``. Titled after the first user message. Its ``settings`` are
+        checked against the providers' options first, as :meth:`create` checks them. Returns the
+        pending (or queued) answer."""
+        check_settings(settings or {})
         said = [TranscriptMessage(*message) for message in transcript]
         last = said[-1]
         if last.role not in TRANSCRIPT_ENDS:
