@@ -194,7 +194,7 @@ class WarmingPlugin:
 @pytest.mark.parametrize("app_config", [{"LOAD_PLUGINS": ""}])  # only the providers below warm up
 def test_a_warm_up_that_raises_is_logged_counted_and_the_others_still_warm(app, caplog):
     WarmStart.warmed = []
-    with plugin_registered(WarmingPlugin(), "bestchat-warming"):
+    with app.app_context(), plugin_registered(WarmingPlugin(), "bestchat-warming"):
         before = plugins.failure_counts().get("bestchat-warming", 0)
         assert warm_providers() == ["coldstart"]
         assert WarmStart.warmed == [True]
