@@ -1,11 +1,28 @@
 """Pytest fixtures for BestChat and its plugins (entry point ``pytest11: bestchat``).
 
-Any plugin's tests get ``app``, ``client``, ``runner``, ``user`` and ``fake_openai`` (a fake
-OpenAI-compatible server, see :mod:`bestchat.testing.fake_openai`) with no conftest: an app per test on real SQLite, and on real PostgreSQL + Redis when
-``BESTCHAT_TEST_DATABASE_URL`` / ``BESTCHAT_TEST_REDIS_URL`` are set (as CI sets them).
+With BestChat installed (its ``test`` extra adds pytest), every test gets these fixtures, with
+no conftest:
 
-Each test gets a clean database: a fresh SQLite file, or PostgreSQL tables created once per
-run and truncated before each test. The Redis database is flushed before each test.
+- ``app``: a BestChat app per test, plugins loaded, on a clean database, set up as a server of
+  its backend is: on the embedded backend generation jobs run in the test process (greenlets
+  that run while the test yields to gevent); on the production backend they are handed to
+  Celery, and no worker runs. :func:`bestchat.testing.send_and_wait` gets an answer generated
+  on both. Jobs still running in the test process when the test ends are stopped.
+- ``app_config``: extra settings for ``app`` (``{}``); override it in a test module to change
+  any setting, e.g. ``{"JOBS_IN_PROCESS": True}`` to run jobs in the test process on both
+  backends.
+- ``client``: a :class:`~bestchat.testing.client.Client` on ``app`` (JSON in and out, the
+  CSRF token attached); ``user``: registers and signs in ``alice@example.com`` on ``client``.
+- ``runner``: Flask's CLI runner on ``app`` (``runner.invoke(args=["plugins", "list"])``).
+- ``backend``: ``"embedded"`` (a fresh SQLite file, the in-memory stream bus), then
+  ``"production"`` (PostgreSQL and Redis) when ``BESTCHAT_TEST_DATABASE_URL`` and
+  ``BESTCHAT_TEST_REDIS_URL`` are set: ``app`` and everything using it run once per backend.
+  PostgreSQL tables are created once per run and emptied before each test; the Redis database
+  is flushed before each test, so give the tests databases of their own.
+- ``fake_openai``: a :class:`~bestchat.testing.fake_openai.FakeOpenAI` server on a free
+  loopback port for the test (the app's outbound policy lets providers reach loopback).
+
+``docs/plugin-testing.md`` is the guide.
 """
 
 from __future__ import annotations
@@ -17,6 +34,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bestchat import create_app
+from bestchat.dispatch import get_dispatcher
+from bestchat.dispatch.in_process import InProcessDispatcher
 from bestchat.extensions import db as _db
 from bestchat.models import Base
 from bestchat.testing.client import Client
@@ -82,6 +101,7 @@ def app_config():
 
 @pytest.fixture
 def app(backend, tmp_path, request, app_config):
+    """The app of one test; see the module docstring."""
     if backend == "production":
         request.getfixturevalue("pg_schema")
     app = create_app(make_config(backend, tmp_path, **app_config))
@@ -97,6 +117,9 @@ def app(backend, tmp_path, request, app_config):
         else:
             _db.create_all()
     yield app
+    dispatcher = get_dispatcher(app)
+    if isinstance(dispatcher, InProcessDispatcher):
+        dispatcher.kill(timeout=5)  # no job of this test runs on in a later one
     with app.app_context():
         _db.session.remove()
         _db.engine.dispose()
@@ -104,11 +127,13 @@ def app(backend, tmp_path, request, app_config):
 
 @pytest.fixture
 def client(app) -> Client:
+    """A JSON test client on ``app``, signed out (``user`` signs it in)."""
     return Client(app)
 
 
 @pytest.fixture
 def runner(app):
+    """Flask's CLI runner on ``app``: ``runner.invoke(args=[...])`` runs a ``bestchat`` command."""
     return app.test_cli_runner()
 
 

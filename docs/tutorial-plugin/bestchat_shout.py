@@ -1,8 +1,7 @@
 """bestchat-shout: model "shout/loud" answers with your last message in capitals,
 and the "shout" tool lets other models do the same."""
 
-from bestchat.hookspecs import hookimpl
-from bestchat.providers.base import Finish, Provider, TextDelta, Usage
+from bestchat.plugin_api import Finish, Provider, TextDelta, Usage, hookimpl
 
 
 class ShoutProvider(Provider):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 import bestchat_context
-from bestchat import plugins
-from bestchat.context.base import FilePiece, Item, Situation, Summary, SummaryUnavailable, total
-from bestchat.context.chain import broken_rule
-from bestchat.testing.plugins import plugin_registered
+from bestchat.plugin_api import (
+    FilePiece, Item, Situation, Summary, SummaryUnavailable, get_context_strategies, total,
+)
+from bestchat.testing import plugin_registered
+from bestchat.testing.context import broken_rule
 
 
 def count(text: str) -> int:
@@ -18,12 +19,9 @@ def count(text: str) -> int:
 
 @pytest.fixture
 def strategies(app):
-    if "truncate" in plugins.get_context_strategies():  # installed: loaded from its entry point
-        yield plugins.get_context_strategies()
-    else:
-        with plugin_registered(bestchat_context, "bestchat-context") as record:
-            assert record["status"] == "loaded"
-            yield plugins.get_context_strategies()
+    with plugin_registered(bestchat_context, "bestchat-context") as record:  # installed or not
+        assert record["status"] == "loaded"
+        yield get_context_strategies()
 
 
 class Store:

@@ -6,8 +6,7 @@ import pydantic
 import pytest
 
 import bestchat_demo
-from bestchat import plugins
-from bestchat.providers.base import Finish, ProviderOptions, TextDelta, Usage
+from bestchat.plugin_api import Finish, ProviderOptions, TextDelta, Usage, get_providers
 from bestchat_demo import DemoOptions, DemoProvider
 
 REPLY = 'Hello! I am the offline demo model. You said: "two words". Configure a real provider to get real answers.'
@@ -18,7 +17,7 @@ def run(messages, **options):
 
 
 def test_registered_through_its_entry_point(app):
-    assert plugins.get_providers()["demo"] is DemoProvider
+    assert get_providers()["demo"] is DemoProvider
     assert DemoProvider.plugin == "bestchat-demo"
     assert [m.id for m in DemoProvider().models()] == ["demo"]
     assert DemoProvider.needs_key is False
@@ -81,7 +80,7 @@ def test_the_reply_quotes_a_bounded_number_of_words():
     said = " ".join(f"w{i}" for i in range(5000))
     words = bestchat_demo.reply_to([{"role": "user", "content": said}]).split()
     assert len(words) < bestchat_demo.QUOTE_MAX_WORDS + 30
-    assert f'"w0' in " ".join(words) and "w999" in words and "w1000" not in words
+    assert '"w0' in " ".join(words) and "w999" in words and "w1000" not in words
 
 
 def test_summarizes_when_the_system_message_asks_for_a_summary_and_sees_attachments():

@@ -10,11 +10,11 @@ from importlib.metadata import entry_points
 import pytest
 
 import bestchat_litellm
-from bestchat.providers.base import (
-    Finish, ProviderAddressRefused, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions,
-    ProviderRateLimited, ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+from bestchat.plugin_api import (
+    Finish, OutboundPolicy, ProviderAddressRefused, ProviderAuthError, ProviderBadRequest, ProviderError,
+    ProviderOptions, ProviderRateLimited, ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall,
+    Usage,
 )
-from bestchat.security.outbound import Policy
 from bestchat.testing import network
 from bestchat.testing.fake_openai import Script
 from bestchat_litellm import LiteLLMProvider
@@ -23,7 +23,7 @@ from bestchat_litellm import LiteLLMProvider
 pytestmark = pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning")
 
 # The fake server listens on loopback, which the default policy refuses.
-LOOPBACK = Policy.allowing("127.0.0.0/8")
+LOOPBACK = OutboundPolicy.allowing("127.0.0.0/8")
 KEY = "sk-test-0123456789abcdef"
 USER = [{"role": "user", "content": "Tell me a story"}]
 # gpt-4o-mini in litellm's bundled price map: USD per token.
@@ -204,7 +204,7 @@ def test_families_litellm_connects_itself_need_a_fixed_address_for_users(fake_op
     """litellm resolves the name itself for these: a user's config may not use a host name
     (it could resolve differently at connect time), only an address the policy checked."""
     by_name = fake_openai.url.replace("127.0.0.1", "localhost")
-    policy = Policy.allowing("127.0.0.0/8", resolver=lambda host, port: ["127.0.0.1"])
+    policy = OutboundPolicy.allowing("127.0.0.0/8", resolver=lambda host, port: ["127.0.0.1"])
     with pytest.raises(ProviderAddressRefused, match="resolves the host name itself"):
         list(LiteLLMProvider(ProviderSettings(api_key=KEY, base_url=by_name, outbound=policy))
              .stream("anthropic/claude-3-5-haiku-latest", USER))

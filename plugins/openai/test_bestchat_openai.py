@@ -9,17 +9,15 @@ import pytest
 
 import bestchat_openai
 import bestchat_openai_http
-from bestchat.providers import discovery
-from bestchat.providers.base import (
-    Finish, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited,
-    ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
+from bestchat.plugin_api import (
+    Finish, OutboundPolicy, ProviderAuthError, ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited,
+    ProviderSettings, ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage, proxied,
 )
-from bestchat.security.outbound import Policy
 from bestchat.testing.fake_openai import FakeOpenAI, Script
 from bestchat_openai import OpenAIProvider
 
 # The fake server listens on loopback, which the default policy refuses.
-LOOPBACK = Policy.allowing("127.0.0.0/8")
+LOOPBACK = OutboundPolicy.allowing("127.0.0.0/8")
 KEY = "sk-test-0123456789abcdef"
 USER = [{"role": "user", "content": "Tell me a story"}]
 
@@ -163,7 +161,7 @@ def test_tool_arguments_that_are_not_json_raise():
         list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
 
 
-def counting_loopback() -> tuple[Policy, list[tuple[str, int]]]:
+def counting_loopback() -> tuple[OutboundPolicy, list[tuple[str, int]]]:
     """A loopback policy that records every connection it opens."""
     opened: list[tuple[str, int]] = []
 
@@ -171,7 +169,7 @@ def counting_loopback() -> tuple[Policy, list[tuple[str, int]]]:
         opened.append(address)
         return socket.create_connection(address, timeout, source_address)
 
-    return Policy.allowing("127.0.0.0/8", connector=connect), opened
+    return OutboundPolicy.allowing("127.0.0.0/8", connector=connect), opened
 
 
 def test_streams_reuse_one_kept_alive_connection_per_base_url(fake_openai):
@@ -200,10 +198,10 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_transparently():
 def test_a_proxy_in_the_environment_sends_the_request_through_httpx(monkeypatch, fake_openai):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "")
-    assert discovery.proxied("http://api.example.com/v1")
-    assert not discovery.proxied("https://api.example.com/v1")  # no HTTPS_PROXY
+    assert proxied("http://api.example.com/v1")
+    assert not proxied("https://api.example.com/v1")  # no HTTPS_PROXY
     monkeypatch.setenv("NO_PROXY", "example.com")
-    assert not discovery.proxied("http://api.example.com/v1")
+    assert not proxied("http://api.example.com/v1")
 
 
 def test_registered_through_the_entry_point_and_hook():
@@ -229,7 +227,7 @@ def test_discovery_errors_are_key_free_provider_errors():
     key = "sk-wrong-0123456789abcdef"
     with FakeOpenAI(api_key="sk-the-right-one-000") as server:
         provider = OpenAIProvider(ProviderSettings(api_key=key, base_url=server.url,
-                                                   outbound=Policy.allowing("127.0.0.0/8")))
+                                                   outbound=OutboundPolicy.allowing("127.0.0.0/8")))
         with pytest.raises(ProviderAuthError) as error:
             provider.discover_models()
     assert key not in str(error.value) and "HTTP 401" in error.value.message

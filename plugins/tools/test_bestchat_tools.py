@@ -16,10 +16,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 
 import bestchat_tools
-from bestchat import plugins
-from bestchat.security.outbound import Policy, Rules
-from bestchat.testing.plugins import plugin_registered
-from bestchat.tools.base import Tool
+from bestchat.plugin_api import OutboundPolicy, OutboundRules, Tool, get_tools
+from bestchat.testing import plugin_registered
 from bestchat_tools import CalculatorError, calculator, datetime_now, evaluate, fetch, python
 
 # ---- registration -------------------------------------------------------------------------
@@ -44,12 +42,9 @@ def test_the_hook_registers_exactly_the_four_tools():
 
 
 def test_registered_through_the_plugin_manager(app):
-    if "calculator" in plugins.get_tools():  # installed: loaded from its entry point
-        tools = plugins.get_tools()
-    else:
-        with plugin_registered(bestchat_tools, "bestchat-tools") as record:
-            assert record["status"] == "loaded"
-            tools = plugins.get_tools()
+    with plugin_registered(bestchat_tools, "bestchat-tools") as record:  # installed or not
+        assert record["status"] == "loaded"
+        tools = get_tools()
     assert {name: tools[name].risk for name in RISKS} == RISKS
     assert tools["calculator"].plugin == "bestchat-tools"
     assert tools["calculator"].function(expression="6*7")["result"] == 42
@@ -240,10 +235,10 @@ class Network:
             return socket.create_connection(address, timeout)
         raise ConnectionRefusedError(f"the test connector refuses {address}")
 
-    def policy(self, *allow: str, deny: tuple[str, ...] = ()) -> Policy:
+    def policy(self, *allow: str, deny: tuple[str, ...] = ()) -> OutboundPolicy:
         """Allowed: the host names in ``allow`` (public.test by default), nothing else."""
-        return Policy(Rules.parse(allow=allow or ("public.test",), deny=deny),
-                      resolver=self.resolve, connector=self.connect)
+        return OutboundPolicy(OutboundRules.parse(allow=allow or ("public.test",), deny=deny),
+                              resolver=self.resolve, connector=self.connect)
 
 
 @pytest.fixture
