@@ -28,11 +28,9 @@ WEATHER = PluginNames(distribution="bestchat-weather", module="bestchat_weather"
 MODULE_IMPORTS = {"provider": {"typing", "pydantic", "bestchat.plugin_api"},
                   "tool": {"typing", "bestchat.plugin_api"},
                   "context": {"bestchat.plugin_api"}}
-TEST_IMPORTS = {"provider": {"pydantic", "pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing",
-                             "bestchat.testing.plugins"},
-                "tool": {"pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing",
-                         "bestchat.testing.plugins"},
-                "context": {"pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing.plugins"}}
+TEST_IMPORTS = {"provider": {"pydantic", "pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing"},
+                "tool": {"pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing"},
+                "context": {"pytest", "bestchat_weather", "bestchat.plugin_api", "bestchat.testing"}}
 # The hook each kind implements, and what it registers.
 REGISTERS = {"provider": ("register_providers", "{camel}Provider"), "tool": ("register_tools", "{ident}"),
              "context": ("register_context_strategies", "{camel}Strategy")}

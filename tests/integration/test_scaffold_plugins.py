@@ -68,7 +68,7 @@ def test_the_installed_plugin_is_loaded_with_what_it_registers(made):
     assert (site / f"{module}.py").read_text() == (package / f"{module}.py").read_text()
     listed = json.loads(check([str(BIN / "bestchat"), "plugins", "list", "--json"], package.parent,
                               environment(package.parent, site)))
-    [record] = [plugin for plugin in listed if plugin["name"] == f"bestchat-{name}"]
+    [record] = [plugin for plugin in listed["plugins"] if plugin["name"] == f"bestchat-{name}"]
     assert (record["status"], record["version"], record["hooks"], record["error"]) == ("loaded", "0.1.0", [hook], None)
     assert record["registered"] == registered
 
