@@ -54,7 +54,8 @@ def send_and_wait(client: Client, content: str, *, model: str | None = None, con
     :return: the assistant message as ``GET /api/v1/conversations/<id>/messages`` lists it
         (``id``, ``conversation_id``, ``content``, ``status``, ``error``, ``error_code``,
         ``provider``, ``model``, ``tool_executions``...), plus ``usage``: the tokens and cost
-        recorded for it (``{"prompt_tokens", "completion_tokens", "cost"}``; None when no
+        recorded for it (``{"prompt_tokens", "completion_tokens", "cost"}``, ``cost`` None when
+        no price is known; the whole ``usage`` None when no
         provider was called, e.g. for an unknown model). A ``failed`` answer is returned like
         any other: assert on its ``status`` and ``error_code``. An answer ``waiting`` for a tool
         call's approval is returned too: decide, then :func:`wait_for_answer`.
@@ -139,7 +140,8 @@ def _usage(client: Client, message_id: str) -> dict[str, Any] | None:
                    func.sum(UsageLog.cost)).where(UsageLog.message_id == uuid.UUID(message_id))).one()
     if not rows:
         return None
-    return {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "cost": float(cost)}
+    return {"prompt_tokens": int(prompt or 0), "completion_tokens": int(completion or 0),
+            "cost": None if cost is None else float(cost)}
 
 
 def _ok(response, status: int, doing: str) -> dict[str, Any]:
