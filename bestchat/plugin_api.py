@@ -41,8 +41,9 @@ editors read the ``TYPE_CHECKING`` imports below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bestchat.lazy_exports import lazy_exports
 
 # Public name -> (module, attribute there).
 _SOURCES: dict[str, tuple[str, str]] = {}
@@ -83,21 +84,7 @@ _export("bestchat.plugins", "get_providers", "get_tools", "get_context_strategie
 _export("bestchat.admin.base", "SecureView", "SecureModelView")
 
 __all__ = sorted(_SOURCES)
-
-
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from the module it lives in, once (then it is a plain attribute)."""
-    try:
-        module, attribute = _SOURCES[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors

@@ -17,36 +17,22 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# Public name -> the module it lives in.
-_SOURCES = {
-    "send_and_wait": "bestchat.testing.chat", "wait_for_answer": "bestchat.testing.chat",
-    "add_provider": "bestchat.testing.chat",
-    "plugin_registered": "bestchat.testing.plugins", "write_distribution": "bestchat.testing.plugins",
-    "unload_plugins": "bestchat.testing.plugins",
-    "FakeOpenAI": "bestchat.testing.fake_openai", "Script": "bestchat.testing.fake_openai",
-    "Client": "bestchat.testing.client", "assert_error": "bestchat.testing.client",
+from bestchat.lazy_exports import lazy_exports
+
+# Module -> the public names that live in it.
+_MODULES = {
+    "bestchat.testing.chat": ("send_and_wait", "wait_for_answer", "add_provider"),
+    "bestchat.testing.plugins": ("plugin_registered", "write_distribution", "unload_plugins"),
+    "bestchat.testing.fake_openai": ("FakeOpenAI", "Script"),
+    "bestchat.testing.client": ("Client", "assert_error"),
 }
+_SOURCES = {name: (module, name) for module, names in _MODULES.items() for name in names}
 
 __all__ = ["Client", "FakeOpenAI", "Script", "add_provider", "assert_error", "plugin_registered", "send_and_wait",
            "unload_plugins", "wait_for_answer", "write_distribution"]
-
-
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module on first use."""
-    try:
-        module = _SOURCES[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
 
 
 if TYPE_CHECKING:
