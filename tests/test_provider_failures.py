@@ -3,8 +3,8 @@
 A provider whose stream raises something that is not a ``ProviderError`` (before or after its
 first event) ends the answer ``failed`` with the code ``provider_failed`` and a message naming
 the provider and its plugin, never the exception's text; the log has the traceback; the plugin's
-failure count goes up once. A ``warm_up`` that raises, and a built-in provider's ``models()``
-that raises, are isolated and counted the same way.
+failure count goes up once. A built-in provider's ``models()`` that raises is isolated and
+counted the same way (a ``warm_up`` that raises: tests/test_warmup.py).
 Conversation settings are a provider's options: out of its ``Options`` bounds is refused when
 the conversation is created, within them reaches its ``stream()``. Generations run in-process
 on both backends, driven as a user drives them (REST, SSE, ``/v1``).
@@ -23,7 +23,6 @@ from bestchat import plugins
 from bestchat.extensions import db
 from bestchat.models import Message
 from bestchat.plugin_api import Finish, Provider, ProviderOptions, TextDelta, hookimpl
-from bestchat.providers.warmup import warm_providers
 from bestchat.streaming import events
 from bestchat.streaming.memory_bus import MemoryBus
 from bestchat.testing.client import assert_error
@@ -161,48 +160,6 @@ def test_the_failure_is_counted_over_every_process_with_redis(app, client, user,
     ended(app, answer(client, new_conversation(client, "stumbles/at-once")))
     with app.app_context():
         assert plugins.total_failure_counts()[0][PLUGIN] == before + 1
-
-
-# ---- warm-up ----------------------------------------------------------------------------------
-
-class ColdStart(Provider):
-    name = "coldstart"
-    needs_key = False
-
-    @classmethod
-    def warm_up(cls):
-        raise OSError("the table at /srv/secret could not be read")
-
-
-class WarmStart(Provider):
-    name = "warmstart"
-    needs_key = False
-    warmed: list[bool] = []
-
-    @classmethod
-    def warm_up(cls):
-        WarmStart.warmed.append(True)
-
-
-class WarmingPlugin:
-    @hookimpl
-    def register_providers(self, register):
-        register(ColdStart)
-        register(WarmStart)
-
-
-@pytest.mark.parametrize("app_config", [{"LOAD_PLUGINS": ""}])  # only the providers below warm up
-def test_a_warm_up_that_raises_is_logged_counted_and_the_others_still_warm(app, caplog):
-    WarmStart.warmed = []
-    with app.app_context(), plugin_registered(WarmingPlugin(), "bestchat-warming"):
-        before = plugins.failure_counts().get("bestchat-warming", 0)
-        assert warm_providers() == ["coldstart"]
-        assert WarmStart.warmed == [True]
-        assert plugins.failure_counts()["bestchat-warming"] == before + 1
-        assert "coldstart" in plugins.get_providers()  # still registered: it warms at its first answer
-    (logged,) = [record for record in caplog.records if record.exc_info]
-    assert isinstance(logged.exc_info[1], OSError)
-    assert "coldstart" in logged.getMessage() and "bestchat-warming" in logged.getMessage()
 
 
 # ---- conversation settings are provider options -----------------------------------------------

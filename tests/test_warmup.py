@@ -57,8 +57,11 @@ def test_only_providers_in_use_warm_up_and_a_failure_is_counted(app, caplog):
             assert warm_providers() == ["broken-warm-up"]
         assert warmed == ["keyless"]  # "keyed" has no connection yet
         assert plugins.failure_counts()["warm-plugin"] == before + 1
+        assert "broken-warm-up" in plugins.get_providers()  # still registered: it warms at its first answer
         assert "broken-warm-up (plugin warm-plugin): warm_up raised" in caplog.text
-        assert "cannot load the tables" in caplog.text  # the traceback is logged
+        (logged,) = [record for record in caplog.records if record.exc_info]
+        assert isinstance(logged.exc_info[1], RuntimeError)  # the traceback is logged
+        assert "cannot load the tables" in caplog.text
 
         db.session.add(ProviderConfig(user_id=None, provider="keyed", name="team", enabled=False))
         db.session.commit()

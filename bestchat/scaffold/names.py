@@ -14,6 +14,8 @@ import keyword
 import re
 from dataclasses import dataclass
 
+from bestchat.plugins import normalize_name
+
 PREFIX = "bestchat-"
 # A distribution name as PEP 508 allows it.
 DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -41,18 +43,13 @@ class PluginNames:
     camel: str
 
 
-def normalize(name: str) -> str:
-    """``name`` as PEP 503 normalizes a distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def plugin_names(name: str) -> PluginNames:
     """The names of the plugin ``name``; :class:`InvalidName` when it cannot be one."""
     name = name.strip()
     if not DISTRIBUTION_RE.match(name):
         raise InvalidName(f"{name!r} is not a distribution name: use letters, digits and hyphens, "
                           "e.g. bestchat-weather")
-    distribution = normalize(name)
+    distribution = normalize_name(name)
     if distribution == PREFIX.rstrip("-"):
         raise InvalidName(f"{name!r} names BestChat itself: add what the plugin is, e.g. bestchat-weather")
     if not distribution.startswith(PREFIX):
