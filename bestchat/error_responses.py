@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bestchat.errors import (
-    Conflict, DomainError, Forbidden, Invalid, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable,
+    Conflict, DomainError, Forbidden, Invalid, NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType, Unreadable,
 )
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[DomainError], int] = {
     Invalid: 400,
     Unauthorized: 401,
+    PaymentRequired: 402,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
@@ -56,13 +57,14 @@ FAILED_GENERATION: dict[str, tuple[int, bool]] = {
 
 # Codes of werkzeug's own exceptions (routing, body limits), by status.
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    400: "bad_request", 401: "unauthorized", 402: "payment_required", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
     503: "unavailable",
 }
 
-OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
+                403: "permission_error",
                 404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
 
 

@@ -113,6 +113,13 @@ class RateLimited(DomainError):
     code = "rate_limited"
 
 
+class PaymentRequired(DomainError):
+    """The user's plan allows no more of this until it resets or the plan changes (a cost
+    limit reached); ``details`` name the limit and when it resets."""
+
+    code = "payment_required"
+
+
 class Unavailable(DomainError):
     """A service the request needs cannot be reached right now (Redis, the queue, ...)."""
 

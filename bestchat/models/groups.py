@@ -1,7 +1,7 @@
 """Groups of users and what their members may use.
 
 A group's ``models`` and ``tools`` are allow-lists (model ids ``<provider>/<model>``, tool names);
-None allows everything. The rules that read them live in ``bestchat.services.groups``.
+None allows everything. Its limit columns apply to its members (``bestchat.services.limits``). The rules that read them live in ``bestchat.services.groups``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bestchat.models.base import Base, IdMixin, TimestampMixin
+from bestchat.models.limits import LimitColumns
 
 
-class Group(IdMixin, TimestampMixin, Base):
+class Group(LimitColumns, IdMixin, TimestampMixin, Base):
     __tablename__ = "groups"
 
     name: Mapped[str] = mapped_column(String(100), unique=True)
