@@ -162,9 +162,10 @@ def test_csv_export_per_grouping_is_audited(app):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows == [["model", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "answers"],
-                    ["openai/gpt-4o", "450", "100", "550", "0.08", "2"],
-                    ["demo/echo", "11", "6", "17", "0", "2"]]
+    assert rows == [["model", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "answers",
+                     "unpriced_requests"],
+                    ["openai/gpt-4o", "450", "100", "550", "0.08", "2", "0"],
+                    ["demo/echo", "11", "6", "17", "0", "2", "0"]]
     days = list(csv.reader(io.StringIO(admin.get("/admin/usage/export.csv", query_string=RANGE).get_data(as_text=True))))
     assert [r[0] for r in days] == ["day", "2026-03-01", "2026-03-02", "2026-03-03"]
     with app.app_context():
