@@ -207,3 +207,18 @@ def test_usage_callbacks_hear_of_committed_rows_only_once(app, client, user, pri
         usage_events._callbacks.remove(listener)
     # the unknown cost adds no known cost
     assert heard == [(1100, Decimal("0.0022"), 1), (15, Decimal(0), 2)]
+
+
+def test_a_price_changed_by_another_process_is_read_at_once(app, backend, priced):
+    """Another process's change reaches this one through the version in Redis."""
+    if backend != "production":
+        pytest.skip("processes share prices through Redis (embedded mode is one process)")
+    from bestchat.redis_client import get_redis
+
+    with app.app_context():
+        assert pricing.resolve("plain", "gpt-4o-mini").source == "model_map"  # read and kept
+        db.session.add(ModelPrice(provider="plain", model="gpt-4o-mini", input_per_million=Decimal(1),
+                                  output_per_million=Decimal(2)))
+        db.session.commit()
+        get_redis().incr("bestchat:prices:version")  # what the other process's pricing.changed() does
+        assert pricing.resolve("plain", "gpt-4o-mini") == Price(1, 2, None, "admin")
