@@ -9,6 +9,7 @@ is shown on the form again with its reason, nothing changed; an unknown id is 40
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
@@ -77,9 +78,15 @@ def _price(price_id: str) -> ModelPrice:
         abort(404)
 
 
-def _text(value: Any) -> str:
-    """A price as typed (``0.15``, ``10``), without trailing zeros."""
-    return "" if value is None else format(value.normalize(), "f")
+def _text(value: Any, cents: bool = False) -> str:
+    """A price without trailing zeros (``0.15``, ``10``), or with ``cents`` at least two
+    decimals (``2.50``, ``0.075``)."""
+    if value is None:
+        return ""
+    value = value.normalize()
+    if cents and value.as_tuple().exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return format(value, "f")
 
 
 def _values_of(row: ModelPrice) -> dict[str, str]:

@@ -70,7 +70,7 @@ def test_models_with_unknown_cost_come_first_with_the_price_in_effect(app):
     mystery = table_row(page, "openai/mystery")
     assert "2 requests, 1,800 tokens" in mystery and "unknown" in mystery
     mini = table_row(page, "openai/gpt-4o-mini")
-    assert "litellm" in mini and "$0.15" in mini and "$0.6" in mini and "$0.075" in mini
+    assert "litellm" in mini and "$0.15" in mini and "$0.60" in mini and "$0.075" in mini
     assert "provider" in table_row(page, "demo/demo")  # the demo plugin's own price: $0
     alert = page[page.index('id="prices-unknown"'):]
     assert "openai/mystery (2 requests, 1,800 tokens)" in alert
@@ -123,7 +123,7 @@ def test_an_admin_price_can_be_changed_and_removed(app):
     form_post(admin, PAGE + "set", {**fields, "input_per_million": "3"})
     page = admin.get(PAGE + "?provider=openai&model=gpt-4o-mini").get_data(as_text=True)
     assert re.search(r'id="input_per_million"[^>]*value="3"', page)
-    assert "$3" in table_row(page, "openai/gpt-4o-mini")
+    assert "$3.00" in table_row(page, "openai/gpt-4o-mini")
     with app.app_context():
         row = db.session.scalar(select(ModelPrice))
         assert (row.input_per_million, row.updated_by) == (Decimal(3), db.session.scalar(
