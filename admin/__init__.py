@@ -16,6 +16,7 @@ from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.groups import GroupsView
 from bestchat.admin.home import HomeView
 from bestchat.admin.plugins import PluginsView
+from bestchat.admin.prices import PricesView
 from bestchat.admin.settings import SettingsView
 from bestchat.admin.usage import UsageView
 from bestchat.admin.users import UserView
@@ -41,6 +42,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(SettingsView(name="Settings", endpoint="settings"))
     admin.add_view(UsageView(name="Usage", endpoint="usage"))
+    admin.add_view(PricesView(name="Prices", endpoint="prices"))
     admin.add_view(ConversationsView(name="Conversations", endpoint="conversations"))
     admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit_log"))
     run_register_admin_views(admin)

@@ -12,7 +12,7 @@ from flask_admin import expose
 
 from bestchat import __version__, health
 from bestchat.admin.base import SecureIndexView
-from bestchat.admin.usage_chart import money
+from bestchat.admin.usage import cost_text
 from bestchat.services import console_status, usage_report
 
 
@@ -24,4 +24,4 @@ class HomeView(SecureIndexView):
             checks=health.backend_checks(), workers=console_status.workers(),
             generations=console_status.generations(), failed_plugins=console_status.failed_plugins(),
             users=console_status.users(), today=usage_report.today_totals(),
-            today_date=usage_report.today().isoformat(), money=money)
+            today_date=usage_report.today().isoformat(), cost_text=cost_text)

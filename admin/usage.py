@@ -1,5 +1,7 @@
 """The console's usage dashboard: tokens, cost and answers over a range of UTC days, per day (with
-a chart), per user, per model and per group, each grouping downloadable as CSV.
+a chart), per user, per model and per group, each grouping downloadable as CSV. A cost that
+includes requests of unknown price says so ("unknown", or "$1.20 + unknown") with the number
+of such requests, never counting them as $0.
 
 The figures come from :mod:`bestchat.services.usage_report`; every export is written to the audit
 log (``usage.exported``).
@@ -16,8 +18,19 @@ from bestchat.admin.base import SecureView
 from bestchat.errors import Invalid
 from bestchat.extensions import db
 from bestchat.services import audit, usage_report
+from bestchat.services.usage_report import UsageRow
 
 TITLES = {"day": "Per day", "user": "Per user", "model": "Per model", "group": "Per group"}
+
+
+def cost_text(row: UsageRow) -> str:
+    """The row's cost for people: dollars when every request's price is known, "unknown" when
+    none is, "$1.20 + unknown" for a mix."""
+    if row.cost_known:
+        return usage_chart.money(row.cost)
+    if not row.cost:
+        return "unknown"
+    return f"{usage_chart.money(row.cost)} + unknown"
 
 
 class UsageView(SecureView):
@@ -37,7 +50,7 @@ class UsageView(SecureView):
         return self.render(
             "bestchat_admin/usage.html", error=None, span=span, grouping=grouping, titles=TITLES,
             rows=rows, totals=usage_report.totals(span), chart=usage_chart.build(per_day),
-            money=usage_chart.money, no_group=usage_report.NO_GROUP,
+            money=usage_chart.money, cost_text=cost_text, no_group=usage_report.NO_GROUP,
             raw_from=span.first.isoformat(), raw_to=span.last.isoformat())
 
     @expose("/export.csv")

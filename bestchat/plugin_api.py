@@ -12,7 +12,7 @@ What it holds, by what a plugin does (the reference is ``docs/plugins.md``):
   are declared in ``bestchat.hookspecs``.
 - **Providers**: the :class:`Provider` base class, the :class:`ProviderOptions` base of a
   provider's ``Options``, :class:`ProviderSettings` (what a configured provider is built with),
-  :class:`ModelInfo`; the events a provider yields (:class:`TextDelta`, :class:`ToolCall`,
+  :class:`ModelInfo`, :class:`Price` (what :meth:`Provider.price` returns); the events a provider yields (:class:`TextDelta`, :class:`ToolCall`,
   :class:`Usage`, :class:`Finish`); the errors it raises (:class:`ProviderError` and its
   subclasses, with ``code`` and ``retryable``).
 - **HTTP helpers providers share**: :func:`error_for_status` and :func:`with_detail` (an
@@ -60,7 +60,7 @@ _export("bestchat.hookspecs", "hookimpl")
 # providers: the base class, options, settings, events and errors
 _export("bestchat.providers.base",
         "Provider", "ProviderOptions", "ProviderSettings", "ModelInfo", "MAX_DISCOVERED_MODELS",
-        "Event", "TextDelta", "ToolCall", "Usage", "Finish",
+        "Event", "TextDelta", "ToolCall", "Usage", "Finish", "Price",
         "ProviderError", "ProviderAuthError", "ProviderRateLimited", "ProviderUnavailable", "ProviderTimeout",
         "ProviderBadRequest", "ProviderAddressRefused")
 # HTTP helpers providers share
@@ -98,7 +98,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from bestchat.hookspecs import hookimpl
     from bestchat.plugins import get_context_strategies, get_providers, get_tools
     from bestchat.providers.base import (
-        MAX_DISCOVERED_MODELS, Event, Finish, ModelInfo, Provider, ProviderAddressRefused, ProviderAuthError,
+        MAX_DISCOVERED_MODELS, Event, Finish, ModelInfo, Price, Provider, ProviderAddressRefused, ProviderAuthError,
         ProviderBadRequest, ProviderError, ProviderOptions, ProviderRateLimited, ProviderSettings,
         ProviderTimeout, ProviderUnavailable, TextDelta, ToolCall, Usage,
     )

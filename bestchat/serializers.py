@@ -93,7 +93,9 @@ def usage_json(log: UsageLog) -> dict:
         "id": str(log.id), "conversation_id": str(log.conversation_id) if log.conversation_id else None,
         "message_id": str(log.message_id) if log.message_id else None,
         "provider": log.provider, "model": log.model, "prompt_tokens": log.prompt_tokens,
-        "completion_tokens": log.completion_tokens, "cost": float(log.cost or 0),
+        "completion_tokens": log.completion_tokens, "cached_tokens": log.cached_tokens,
+        # None: the price was unknown when the row was written (never reported as 0)
+        "cost": None if log.cost is None else float(log.cost), "price_source": log.price_source,
         **_stamps(log),
     }
 

@@ -14,10 +14,10 @@ from sqlalchemy import select, text
 from bestchat.admin import usage_chart
 from bestchat.errors import Invalid
 from bestchat.extensions import db
-from bestchat.models import AuditLog
+from bestchat.models import AuditLog, UsageLog, User
 from bestchat.services import usage_report
 from bestchat.services.usage_report import DateRange, UsageRow
-from tests.console_data import DAY1, RANGE, seed_usage, sign_in_admin
+from tests.console_data import DAY1, RANGE, at, seed_usage, sign_in_admin
 
 PAGES = ["/admin/usage/", "/admin/usage/export.csv"]
 SPAN = DateRange(DAY1, DAY1.replace(day=3))
@@ -162,9 +162,10 @@ def test_csv_export_per_grouping_is_audited(app):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows == [["model", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "answers"],
-                    ["openai/gpt-4o", "450", "100", "550", "0.08", "2"],
-                    ["demo/echo", "11", "6", "17", "0", "2"]]
+    assert rows == [["model", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "answers",
+                     "unpriced_requests"],
+                    ["openai/gpt-4o", "450", "100", "550", "0.08", "2", "0"],
+                    ["demo/echo", "11", "6", "17", "0", "2", "0"]]
     days = list(csv.reader(io.StringIO(admin.get("/admin/usage/export.csv", query_string=RANGE).get_data(as_text=True))))
     assert [r[0] for r in days] == ["day", "2026-03-01", "2026-03-02", "2026-03-03"]
     with app.app_context():
@@ -193,3 +194,43 @@ def test_csv_cells_cannot_run_as_formulas(app):
 def test_grouping_must_be_known():
     with pytest.raises(Invalid):
         usage_report.grouped("planet", SPAN)
+
+
+def add_unpriced(app) -> None:
+    """Two requests of unknown price in the range: carol's (no group) and alice's (Teams A, B)."""
+    with app.app_context():
+        for email, tokens in (("carol@example.com", 30), ("alice@example.com", 70)):
+            owner = db.session.scalar(select(User.id).where(User.email == email))
+            db.session.add(UsageLog(user_id=owner, provider="openai", model="mystery", prompt_tokens=tokens,
+                                    completion_tokens=0, cost=None, created_at=at(DAY1, 12)))
+        db.session.commit()
+
+
+def test_unknown_cost_is_shown_as_unknown_never_as_zero(app):
+    seed_usage(app)
+    add_unpriced(app)
+    with app.app_context():
+        by_model = {r.key: r for r in usage_report.by_model(SPAN)}
+        assert (by_model["openai/mystery"].cost, by_model["openai/mystery"].unpriced) == (Decimal(0), 2)
+        assert not by_model["openai/mystery"].cost_known and by_model["demo/echo"].cost_known
+        assert {r.key: r.unpriced for r in usage_report.by_user(SPAN)} == {
+            "bob@example.com": 0, "alice@example.com": 1, "carol@example.com": 1}
+        assert {r.key: r.unpriced for r in usage_report.by_group(SPAN)} == {"Team A": 1, "Team B": 1, "(no group)": 1}
+        assert usage_report.totals(SPAN).unpriced == 2
+    admin = sign_in_admin(app)
+    page = admin.get("/admin/usage/", query_string={**RANGE, "by": "model"}).get_data(as_text=True)
+    assert re.search(r'id="usage-total-cost">\$0\.08 \+ unknown<', page)
+    assert "2 requests of unknown price" in page
+    table = page[page.index('id="usage-table"'):]
+    assert re.search(r'<td>openai/mystery</td>.*?<td class="text-right cost">unknown</td>'
+                     r'<td class="text-right unpriced">2</td>', table, re.S)
+    assert re.search(r'<td>demo/echo</td>.*?<td class="text-right cost">\$0</td>', table, re.S)
+    by_user = admin.get("/admin/usage/", query_string={**RANGE, "by": "user"}).get_data(as_text=True)
+    assert re.search(r'<td>alice@example.com</td>.*?cost">\$0\.03 \+ unknown</td>', by_user, re.S)
+    by_group = admin.get("/admin/usage/", query_string={**RANGE, "by": "group"}).get_data(as_text=True)
+    assert re.search(r'<td>\(no group\)</td>.*?cost">unknown</td>', by_group, re.S)
+    rows = list(csv.reader(io.StringIO(admin.get("/admin/usage/export.csv", query_string={**RANGE, "by": "model"})
+                                       .get_data(as_text=True))))
+    assert ["openai/mystery", "100", "0", "100", "", "0", "2"] in rows
+    home = admin.get("/admin/").get_data(as_text=True)
+    assert 'id="today-cost">' in home

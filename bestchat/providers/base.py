@@ -17,6 +17,7 @@ these names from :mod:`bestchat.plugin_api`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar, Iterator, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,10 +41,13 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts for the whole generation, and its cost in USD when known."""
+    """Token counts for the whole generation, and its cost in USD when the provider knows it
+    (None: the server prices it, ``bestchat.services.pricing``). ``cached_tokens`` are the
+    prompt tokens the upstream served from its cache (part of ``prompt_tokens``)."""
     prompt_tokens: int
     completion_tokens: int
     cost: float | None = None
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,30 @@ class Finish:
 
 
 Event = Union[TextDelta, ToolCall, Usage, Finish]
+
+
+# ---- prices ---------------------------------------------------------------------------------
+
+def _dollars(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class Price:
+    """A model's price in USD per million tokens: prompt (``input``), completion (``output``)
+    and prompt tokens served from the provider's cache (None: charged as input). ``source``
+    says who set it (``admin``, ``provider`` or ``model_map``). Numbers are kept as
+    :class:`~decimal.Decimal` (an int, float or string is converted)."""
+    input_per_million: Decimal
+    output_per_million: Decimal
+    cached_input_per_million: Decimal | None = None
+    source: str = "provider"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_per_million", _dollars(self.input_per_million))
+        object.__setattr__(self, "output_per_million", _dollars(self.output_per_million))
+        if self.cached_input_per_million is not None:
+            object.__setattr__(self, "cached_input_per_million", _dollars(self.cached_input_per_million))
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -249,6 +277,14 @@ class Provider:
     def accepts_images(self, model: str) -> bool | None:
         """Whether ``model`` takes image parts; None: ``supports_vision``, else litellm's
         model map decides."""
+        return None
+
+    def price(self, model: str) -> Price | None:
+        """What ``model`` costs through this provider, as a :class:`Price`; None (the
+        default): the provider does not know, and the server uses litellm's model map. A price
+        the admin set in the console wins over it; a ``cost`` in the :class:`Usage` the stream
+        yields wins over it for that answer. Called when an answer's usage is recorded and by
+        the console's Prices page, never on the way to the first token; it does no I/O."""
         return None
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,

@@ -1,8 +1,10 @@
-"""litellm's model map, read as data: a model's input window and whether it takes images.
+"""litellm's model map, read as data: a model's input window, whether it takes images, and its
+price per token.
 
 The locked ``litellm`` distribution ships ``model_prices_and_context_window_backup.json`` (the
 map litellm itself uses offline). It is read as a file, once per process, keeping only the
-fields BestChat uses, so the web tier learns a model's window without importing litellm.
+fields BestChat uses, so the web tier learns a model's window and price without importing
+litellm.
 Keys are litellm's model names (``gpt-4o``, ``ollama/llama3``...): :func:`lookup` tries the
 model as given, then without its first ``<provider>/`` prefix.
 """
@@ -26,6 +28,10 @@ class ModelFacts(NamedTuple):
 
     input_window: int | None
     vision: bool | None
+    # USD per token, as the map writes them (litellm's own names).
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    cache_read_input_token_cost: float | None = None
 
 
 def _map_path() -> str | None:
@@ -56,8 +62,18 @@ def _facts() -> dict[str, ModelFacts]:
         window = entry.get("max_input_tokens") or entry.get("max_tokens")
         vision = entry.get("supports_vision")
         facts[name] = ModelFacts(window if isinstance(window, int) and window > 0 else None,
-                                 vision if isinstance(vision, bool) else None)
+                                 vision if isinstance(vision, bool) else None,
+                                 _cost(entry.get("input_cost_per_token")),
+                                 _cost(entry.get("output_cost_per_token")),
+                                 _cost(entry.get("cache_read_input_token_cost")))
     return facts
+
+
+def _cost(value: object) -> float | None:
+    """A per-token price from the map (a non-negative number), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return float(value)
 
 
 def lookup(model: str) -> ModelFacts | None:

@@ -29,19 +29,19 @@ from typing import Any
 
 import gevent
 from flask import Flask, current_app
-from sqlalchemy import update
+from sqlalchemy import inspect, select, update
 
 from bestchat import plugins
 from bestchat.context import tokens
 from bestchat.context.assemble import Prompt
 from bestchat.errors import DomainError
 from bestchat.extensions import db
-from bestchat.models import Conversation, Message, UsageLog
+from bestchat.models import Conversation, Group, GroupMember, Message, UsageLog
 from bestchat.models.base import utcnow
 from bestchat.models.message_status import MessageStatus
 from bestchat.providers import registry
 from bestchat.providers.base import Finish, ProviderError, TextDelta, ToolCall, Usage
-from bestchat.services import groups, titles, tool_rules
+from bestchat.services import groups, pricing, titles, tool_rules, usage_events
 from bestchat.services.client_tools import FINISH_REASON, client_tools_of, tool_calls_part
 from bestchat.services.conversations import announce
 from bestchat.services.tool_loop import Paused, RoundUsage, ToolLoop, close_open_calls
@@ -95,6 +95,7 @@ class Generation:
         self.store = get_store(app)
         self.tools: ToolLoop | None = None
         self.rounds: list[RoundUsage] = []  # this job's model rounds
+        self.logged: list[tuple[UsageLog, int, Decimal | None]] = []  # rows added, not yet reported
         # The tools an OpenAI-compatible client offers and runs itself, and the model's calls.
         self.client_tools = client_tools_of(start.parts)
         self.client_calls: list[ToolCall] = []
@@ -268,6 +269,7 @@ class Generation:
         message = db.session.get(Message, self.message_id)
         self._log_usage(message)
         db.session.commit()
+        self._usage_committed()
         from bestchat.services.tools import resume_if_decided  # noqa: PLC0415 - a decision may have come already
 
         resume_if_decided(self.message_id)
@@ -290,20 +292,38 @@ class Generation:
         costs = [u.cost for u in usages if u.cost is not None]
         return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
                      completion_tokens=sum(u.completion_tokens for u in usages),
-                     cost=sum(costs) if costs else None)
+                     cost=sum(costs) if costs else None,
+                     cached_tokens=sum(u.cached_tokens for u in usages))
 
     def _log_usage(self, message: Message) -> None:
-        """One usage row per model round of this job (tokens, cost, and its tools' run time)."""
-        for round_ in self.rounds:
-            target = round_.target or self.target
-            if target is None:
-                continue
+        """One usage row per model round of this job: tokens (cached ones too), its cost (None
+        when no price is known, never $0) and the price's source, the user's group, and its
+        tools' run time. :meth:`_usage_committed` reports them once the caller commits."""
+        rounds = [(r, r.target or self.target) for r in self.rounds]
+        rounds = [(r, target) for r, target in rounds if target is not None]
+        if not rounds:
+            return
+        group_id = _first_group_id(self.start.user_id)
+        for round_, target in rounds:
             usage = round_.usage or Usage(0, 0)
-            db.session.add(UsageLog(
+            cost, source = pricing.round_cost(target.provider_name, target.model, usage, provider=target.provider)
+            row = UsageLog(
                 user_id=self.start.user_id, conversation_id=message.conversation_id, message_id=message.id,
-                provider=target.provider_name, model=target.model, round=round_.round, tool_ms=round_.tool_ms,
-                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                cost=Decimal(str(usage.cost or 0))))
+                group_id=group_id, provider=target.provider_name, model=target.model, round=round_.round,
+                tool_ms=round_.tool_ms, prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
+                cost=cost, price_source=source)
+            db.session.add(row)
+            self.logged.append((row, usage.prompt_tokens + usage.completion_tokens, cost))
+
+    def _usage_committed(self) -> None:
+        """Tell :mod:`bestchat.services.usage_events` of the usage rows the last commit saved
+        (a rolled-back row has no identity and is left out), each once."""
+        saved = [(tokens, cost) for row, tokens, cost in self.logged if inspect(row).has_identity]
+        self.logged = []
+        if saved:
+            usage_events.usage_recorded(self.start.user_id, sum(tokens for tokens, _ in saved),
+                                        sum((cost for _, cost in saved if cost is not None), Decimal(0)))
 
     def _end_complete(self) -> None:
         usage = self._usage()
@@ -321,6 +341,7 @@ class Generation:
             self.message_id, MessageStatus.COMPLETE, from_statuses=_STREAMING, usage=_usage_json(usage),
             finish_reason=self.finish_reason, on_finished=on_finished, content=self._content(),
             last_seq=self.seq, token_count=self._token_count(), **self._meta(), **self._parts(), **self._served())
+        self._usage_committed()
         if message is None:
             raise _Stopped()
         for conversation in renamed:
@@ -332,6 +353,7 @@ class Generation:
             self.message_id, MessageStatus.CANCELLED, from_statuses=_STREAMING, usage=_usage_json(usage),
             on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
             token_count=self._token_count(), **self._meta(), **self._parts(), **self._served())
+        self._usage_committed()
 
     def _end_failed(self, code: str, text: str) -> None:
         db.session.rollback()
@@ -339,6 +361,7 @@ class Generation:
             self.message_id, MessageStatus.FAILED, from_statuses=_STREAMING, error=storable(text),
             error_code=code, on_finished=self._on_ended, content=self._content(), last_seq=self.seq,
             **self._meta(), **self._parts(), **self._served())
+        self._usage_committed()
 
     def _on_ended(self, message: Message) -> None:
         """A cancelled or failed answer: its usage so far; calls left open never finish."""
@@ -363,6 +386,12 @@ class Generation:
         if self.client_calls:
             return {"parts": [*self.start.parts, tool_calls_part(self.client_calls)]}
         return {"parts": self.tools.all_parts()} if self.tools is not None and self.tools.rounds else {}
+
+
+def _first_group_id(user_id: uuid.UUID) -> uuid.UUID | None:
+    """The group a user's usage is counted under: the first of their groups by name."""
+    return db.session.scalar(select(Group.id).join(GroupMember, GroupMember.group_id == Group.id)
+                             .where(GroupMember.user_id == user_id).order_by(Group.name, Group.id).limit(1))
 
 
 def _estimate(prompt: list[dict[str, Any]], text: str) -> Usage:

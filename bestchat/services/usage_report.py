@@ -7,6 +7,9 @@ PostgreSQL (only the UTC day of a timestamp is spelled per dialect, in :func:`_u
 round but is one answer; a row whose message was deleted keeps its tokens and cost but counts
 no answer. A user in two groups counts in both; users in no group are reported
 under :data:`NO_GROUP`, so the group totals can exceed the overall total.
+
+``cost`` sums the known costs only; ``unpriced`` counts the requests (usage rows, one per model
+round) stored with an unknown cost, which the console shows as unknown rather than as $0.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from bestchat.errors import Invalid
@@ -43,10 +46,17 @@ class UsageRow:
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
     answers: int = 0
+    # requests whose cost is unknown (not in ``cost``)
+    unpriced: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether ``cost`` is the whole cost (no request of unknown cost)."""
+        return self.unpriced == 0
 
 
 @dataclass(frozen=True)
@@ -115,12 +125,13 @@ def _sums() -> tuple:
     return (func.coalesce(func.sum(UsageLog.prompt_tokens), 0),
             func.coalesce(func.sum(UsageLog.completion_tokens), 0),
             func.coalesce(func.sum(UsageLog.cost), 0),
-            func.count(func.distinct(UsageLog.message_id)))
+            func.count(func.distinct(UsageLog.message_id)),
+            func.coalesce(func.sum(case((UsageLog.cost.is_(None), 1), else_=0)), 0))
 
 
-def _row(key, prompt, completion, cost, answers) -> UsageRow:
+def _row(key, prompt, completion, cost, answers, unpriced=0) -> UsageRow:
     return UsageRow(key=str(key), prompt_tokens=int(prompt), completion_tokens=int(completion),
-                    cost=Decimal(str(cost or 0)), answers=int(answers))
+                    cost=Decimal(str(cost or 0)), answers=int(answers), unpriced=int(unpriced or 0))
 
 
 def _in_range(query, span: DateRange):
@@ -199,13 +210,21 @@ def safe_cell(value: object) -> object:
     return value
 
 
+def _cost_cell(row: UsageRow) -> str:
+    """The known cost; empty when every request with tokens has an unknown cost."""
+    if row.cost:
+        return format(row.cost.normalize(), "f")
+    return "" if row.unpriced else "0"
+
+
 def csv_text(grouping: str, rows: list[UsageRow]) -> str:
-    """The rows of ``grouping`` as CSV text, with a header line."""
+    """The rows of ``grouping`` as CSV text, with a header line. ``cost_usd`` is the known cost
+    (empty when none is known) and ``unpriced_requests`` the requests of unknown cost."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([CSV_KEYS[grouping], "prompt_tokens", "completion_tokens", "total_tokens",
-                     "cost_usd", "answers"])
+                     "cost_usd", "answers", "unpriced_requests"])
     for row in rows:
         writer.writerow([safe_cell(row.key), row.prompt_tokens, row.completion_tokens, row.total_tokens,
-                         format(row.cost.normalize(), "f") if row.cost else "0", row.answers])
+                         _cost_cell(row), row.answers, row.unpriced])
     return out.getvalue()

@@ -3,7 +3,7 @@ deterministic reply built from the last user message, streamed word by word. It 
 and no network, so a fresh install can chat at once and tests get exact streams.
 
 "Tokens" here are words: the reply is split into word-sized deltas (each with the whitespace
-before it), and usage counts words.
+before it), and usage counts words. It is free: its price is $0 (``price``).
 
 Tool mode, for trying tools offline: when tools are offered and the last user message contains
 ``[[tool_name {json arguments}]]`` (for instance ``[[calculator {"expression": "6*7"}]]``), the
@@ -24,7 +24,9 @@ from typing import Any, Iterator
 
 from pydantic import Field, field_validator
 
-from bestchat.plugin_api import Event, Finish, Provider, ProviderOptions, TextDelta, ToolCall, Usage, hookimpl
+from bestchat.plugin_api import (
+    Event, Finish, Price, Provider, ProviderOptions, TextDelta, ToolCall, Usage, hookimpl,
+)
 
 WORD_RE = re.compile(r"\s*\S+")
 # A file the server put into a message's text: <file name="..." ...>text</file>.
@@ -62,6 +64,10 @@ class DemoProvider(Provider):
     supports_vision = True
     default_models = ("demo",)
     Options = DemoOptions
+
+    def price(self, model: str) -> Price:
+        """Free: it runs offline, in the server."""
+        return Price(0, 0, 0)
 
     def stream(self, model: str, messages: list[dict[str, Any]], *,
                options: ProviderOptions | None = None,

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 import bestchat_demo
-from bestchat.plugin_api import Finish, ProviderOptions, TextDelta, Usage, get_providers
+from bestchat.plugin_api import Finish, Price, ProviderOptions, TextDelta, Usage, get_providers
 from bestchat_demo import DemoOptions, DemoProvider
 
 REPLY = 'Hello! I am the offline demo model. You said: "two words". Configure a real provider to get real answers.'
@@ -29,6 +29,10 @@ def test_streams_word_sized_deltas_then_usage_and_finish():
     assert "".join(deltas) == REPLY
     assert deltas[:3] == ["Hello!", " I", " am"]
     assert events[-2:] == [Usage(prompt_tokens=4, completion_tokens=len(deltas), cost=0.0), Finish("stop")]
+
+
+def test_it_is_free():
+    assert DemoProvider().price("demo") == Price(0, 0, 0)
 
 
 def test_replies_to_the_last_user_message_and_reads_content_parts():

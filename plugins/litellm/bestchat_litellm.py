@@ -222,16 +222,28 @@ class LiteLLMProvider(Provider):
             usage = getattr(chunk, "usage", None) or usage
         yield from calls.calls(model)
         if usage is not None:
+            cached = cached_tokens(usage)
             yield Usage(usage.prompt_tokens, usage.completion_tokens,
-                        cost(litellm, model, usage.prompt_tokens, usage.completion_tokens))
+                        cost(litellm, model, usage.prompt_tokens, usage.completion_tokens, cached),
+                        cached_tokens=cached)
         yield Finish(finish)
 
 
-def cost(litellm: ModuleType, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """USD cost from litellm's bundled price map; None for models it does not know."""
+def cached_tokens(usage: Any) -> int:
+    """The prompt tokens the upstream served from its cache (``prompt_tokens_details``)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None)
+    return cached if isinstance(cached, int) and cached > 0 else 0
+
+
+def cost(litellm: ModuleType, model: str, prompt_tokens: int, completion_tokens: int,
+         cached: int = 0) -> float | None:
+    """USD cost from litellm's bundled price map (cached prompt tokens at its cache-read price);
+    None for models it does not know."""
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cache_read_input_tokens=cached)
     except Exception:  # litellm raises a bare Exception for unmapped models
         return None
     return prompt_cost + completion_cost

@@ -54,6 +54,18 @@ def test_sends_key_model_and_options(provider, fake_openai):
     assert request.body["stream_options"] == {"include_usage": True}
 
 
+def test_cached_prompt_tokens_are_counted_and_priced_at_the_cache_read_price():
+    from types import SimpleNamespace
+
+    reported = SimpleNamespace(prompt_tokens=1000, completion_tokens=100,
+                               prompt_tokens_details=SimpleNamespace(cached_tokens=400))
+    assert bestchat_litellm.cached_tokens(reported) == 400
+    assert bestchat_litellm.cached_tokens(SimpleNamespace(prompt_tokens_details=None)) == 0
+    litellm = bestchat_litellm.load_litellm()
+    cost = bestchat_litellm.cost(litellm, "gpt-4o-mini", 1000, 100, 400)
+    assert cost == pytest.approx(600 * PROMPT_PRICE + 400 * 0.075e-6 + 100 * COMPLETION_PRICE)
+
+
 def test_unknown_model_has_no_cost(provider):
     events = list(provider.stream("openai/my-finetune?tokens=2", USER))
     assert events[-2] == Usage(prompt_tokens=4, completion_tokens=2, cost=None)

@@ -201,13 +201,22 @@ def parse_stream(lines: Iterable[str], host: str, key: str | None) -> Iterator[E
                 calls.add(fragment.get("index"), fragment.get("id"), function.get("name"), function.get("arguments"))
             finish = choice.get("finish_reason") or finish
         if chunk.get("usage"):
-            usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
+            usage = usage_of(chunk["usage"])
     if not done and finish is None:
         raise ProviderUnavailable(f"{host}: the stream ended before the answer was complete")
     yield from calls.calls(host)
     if usage is not None:
         yield usage
     yield Finish(finish or "stop")
+
+
+def usage_of(reported: dict[str, Any]) -> Usage:
+    """The chunk's ``usage``, with the prompt tokens served from the upstream's cache
+    (``prompt_tokens_details.cached_tokens``, when it says)."""
+    details = reported.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(reported.get("prompt_tokens") or 0, reported.get("completion_tokens") or 0,
+                 cached_tokens=cached if isinstance(cached, int) and cached > 0 else 0)
 
 
 def status_error(host: str, status: int, content: bytes, headers: Mapping[str, str],

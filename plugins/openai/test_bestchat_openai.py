@@ -147,6 +147,15 @@ def test_stream_cut_without_finish_or_done_is_unavailable():
     assert events == [TextDelta("Hel")]
 
 
+def test_usage_counts_the_prompt_tokens_the_upstream_served_from_its_cache():
+    lines = ['data: {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}',
+             'data: {"choices": [], "usage": {"prompt_tokens": 2006, "completion_tokens": 300, '
+             '"prompt_tokens_details": {"cached_tokens": 1920}}}', "data: [DONE]"]
+    events = list(bestchat_openai.parse_stream(iter(lines), "example.com", KEY))
+    assert events[-2] == Usage(prompt_tokens=2006, completion_tokens=300, cached_tokens=1920)
+    assert OpenAIProvider().price("gpt-4o-mini") is None  # the server's model map prices it
+
+
 def test_error_event_in_stream_is_unavailable_and_redacted():
     lines = ["data: " + '{"error": {"message": "overloaded for ' + KEY + '"}}']
     with pytest.raises(ProviderUnavailable) as caught:
