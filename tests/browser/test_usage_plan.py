@@ -249,3 +249,21 @@ def test_a_send_refused_by_a_limit_says_which_and_links_to_the_plan(page, signed
     assert box.input_value() == "one more question"  # the draft is kept for later
     note.get_by_role("link", name="See your plan and limits").click()
     page.get_by_role("heading", name="Plan", exact=True).wait_for()
+
+
+def test_chart_scale_ticks_and_label_strides(page, signed_in):
+    got = page.evaluate("""async () => {
+      const s = await import('/assets/js/views/chart-scale.js');
+      return {
+        tokens: [0, 1, 3, 7, 2950, 1234567].map((v) => s.niceTicks(v, { integer: true }).map(s.tokensTick)),
+        cost: [0.05, 0.009, 0.0003].map((v) => s.costTicks(s.niceTicks(v))),
+        strides: [[7, 600, 45], [30, 300, 45], [366, 300, 45], [366, 1100, 45]].map(([d, w, l]) => s.labelStride(d, w, l)),
+        labelled: s.labelledDays(10, 3),
+      };
+    }""")
+    assert got["tokens"] == [["0", "1"], ["0", "1"], ["0", "1", "2", "3"], ["0", "2", "4", "6", "8"],
+                             ["0", "1k", "2k", "3k"], ["0", "500k", "1M", "1.5M"]]
+    assert got["cost"] == [["$0", "$0.02", "$0.04", "$0.06"], ["$0", "$0.005", "$0.010"],
+                           ["$0", "$0.0001", "$0.0002", "$0.0003"]]
+    assert got["strides"] == [1, 7, 56, 28]
+    assert got["labelled"] == [0, 3, 6, 9]
