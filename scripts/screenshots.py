@@ -77,6 +77,9 @@ def main() -> None:
             page.goto("/usage")
             page.wait_for_selector(".chart, .usage-body .notice")
             shoot(page, "usage")
+            page.goto("/plan")
+            page.wait_for_selector(".plan-body .card, .plan-body .notice")
+            shoot(page, "plan")
 
             dark = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800},
                                        color_scheme="dark", storage_state=desktop.storage_state())
@@ -93,6 +96,9 @@ def main() -> None:
             shoot(page, "chat-mobile")
             page.get_by_role("button", name="Chats").click()
             shoot(page, "sidebar-mobile")
+            page.goto("/usage")
+            page.wait_for_selector(".chart, .usage-body .notice")
+            shoot(page, "usage-mobile")
         finally:
             browser.close()
 

@@ -109,8 +109,11 @@ def documented(*, responses: dict[int, dict | None], body: dict | None = None,
 _ID = string(format="uuid")
 _TIME = nullable(string(format="date-time"))
 _STAMPS = {"created_at": _TIME, "updated_at": _TIME}
+# One bucket of a usage report; cost is the sum of the known costs, null when every request in
+# the bucket had an unknown price.
 _TOTALS = {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
-           "cost": {"type": "number"}}
+           "cached_tokens": {"type": "integer"}, "cost": {"type": ["number", "null"]},
+           "requests": {"type": "integer"}, "unknown_cost_requests": {"type": "integer"}}
 
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": obj({"code": string(), "message": string()}, ("code", "message"))}, ("error",)),

@@ -20,7 +20,7 @@ bp = Blueprint(
 )
 
 # Client-side routes; each is served the same shell and the router in js/router.js picks the view.
-PAGES = ("/", "/login", "/signup", "/c/<uuid:conversation_id>", "/settings", "/usage")
+PAGES = ("/", "/login", "/signup", "/c/<uuid:conversation_id>", "/settings", "/usage", "/plan")
 
 
 def safe_next(value: str | None) -> str:

@@ -19,7 +19,7 @@ SECRET_KEY = "sk-test-TOPSECRET-0123456789wxyz"
 
 
 def test_html_pages_carry_a_strict_csp(server):
-    for path in ("/", "/login", "/settings", "/usage"):
+    for path in ("/", "/login", "/settings", "/usage", "/plan"):
         with urllib.request.urlopen(server.url + path) as response:
             csp = response.headers["Content-Security-Policy"]
             html = response.read().decode()
@@ -37,7 +37,7 @@ def test_pages_load_only_from_this_machine(page, watch):
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     sign_up(page)
-    for path in ("/settings", "/usage", "/"):
+    for path in ("/settings", "/usage", "/plan", "/"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
     assert watch.outside == []

@@ -72,6 +72,7 @@ const FRIENDLY = {
   unauthorized: () => "Your session has ended. Sign in again.",
   csrf_failed: () => "Your session expired. Reload the page and try again.",
   invalid_password: () => "That password is wrong.",
+  no_customer: () => "There is no billing account yet: choose a plan first.",
 };
 
 /** A sentence to show a person for any error thrown by `api()` (or anything else). */
@@ -83,6 +84,12 @@ export function friendlyError(error) {
     return sentence(error.message || "Something went wrong");
   }
   return "Something went wrong. Try again.";
+}
+
+/** True for a refusal by one of the user's usage limits (requests, tokens, cost, concurrent
+ * answers): its message names the limit and when it resets. */
+export function isLimitError(error) {
+  return error instanceof ApiError && typeof error.code === "string" && error.code.startsWith("limit_");
 }
 
 /** True when the endpoint does not exist (yet) on this server. */

@@ -11,6 +11,7 @@ import { toast } from "./toast.js";
 import { broadcast, onBroadcast } from "./chat/tabsync.js";
 import { authView } from "./views/auth.js";
 import { ChatPage } from "./views/chat.js";
+import { planView } from "./views/plan.js";
 import { settingsView } from "./views/settings.js";
 import { usageView } from "./views/usage.js";
 
@@ -106,6 +107,7 @@ route("/settings", signedIn(() => settingsView(main, user(), () => {
   navigate("/login", { replace: true });
 })));
 route("/usage", signedIn(() => usageView(main)));
+route("/plan", signedIn(() => planView(main)));
 
 signOutButton.addEventListener("click", async () => {
   try { await signOut(); } catch (error) { toast(friendlyError(error), { kind: "error" }); }

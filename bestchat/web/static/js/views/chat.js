@@ -2,7 +2,7 @@
 // socket. It is created once per sign-in and kept while the person visits other pages, so
 // streams keep flowing in the background and come back intact.
 
-import { api, friendlyError } from "../api.js";
+import { api, friendlyError, isLimitError } from "../api.js";
 import { confirmDialog } from "../dialog.js";
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
@@ -53,6 +53,9 @@ export class ChatPage {
     this.contextMenu = new ContextMenu({ onChange: (strategy) => this.setContextStrategy(strategy) });
     this.title = h("h1", { class: "chat-title", text: "New chat" });
     this.typingNote = h("p", { class: "typing-note", attrs: { "aria-live": "polite" } });
+    // A refusal by one of the user's limits stays in view (a toast would vanish before it is
+    // read) until dismissed or the next message is accepted.
+    this.limitNote = h("div", { class: "limit-note", attrs: { role: "alert" }, hidden: true });
     this.sidebarToggle = h("button", {
       type: "button", class: "sidebar-toggle",
       attrs: { "aria-controls": "sidebar", "aria-expanded": "false" },
@@ -61,7 +64,7 @@ export class ChatPage {
     const main = h("div", { class: "chat-main" },
       h("div", { class: "chat-head" }, this.sidebarToggle, this.title,
         h("div", { class: "chat-controls" }, this.contextMenu.el, this.toolsMenu.el)),
-      this.thread.el, this.typingNote, this.composer.form);
+      this.thread.el, this.typingNote, this.limitNote, this.composer.form);
     dropZone(main, (files) => this.composer.addFiles(files));
     this.el = h("div", { class: "chat-page" }, this.sidebar.el, main);
     this.listen();
@@ -210,11 +213,31 @@ export class ChatPage {
       const body = { content, model, attachments, parent_id: parent ? parent.id : undefined };
       this.showExchange(store, await api("POST", `/conversations/${store.conversationId}/messages`, body));
       this.composer.clear();
+      this.showLimit(null);
     } catch (error) {
-      toast(friendlyError(error), { kind: "error" });
+      this.showError(error);
     } finally {
       this.refreshBusy();
     }
+  }
+
+  /** A failed send, edit or regenerate: a limit's refusal above the composer, else a toast. */
+  showError(error) {
+    if (isLimitError(error)) this.showLimit(friendlyError(error));
+    else toast(friendlyError(error), { kind: "error" });
+  }
+
+  /** Show `text` (a limit's message: which limit, and when it resets) with a link to the plan
+   * page; null hides it. */
+  showLimit(text) {
+    this.limitNote.hidden = !text;
+    if (!text) { this.limitNote.replaceChildren(); return; }
+    this.limitNote.replaceChildren(
+      h("p", { class: "limit-note-text", text }),
+      h("p", { class: "limit-note-actions" },
+        h("a", { href: "/plan", dataset: { route: "" }, text: "See your plan and limits" }),
+        h("a", { href: "/usage", dataset: { route: "" }, text: "Usage" }),
+        h("button", { type: "button", class: "link-button", text: "Dismiss", on: { click: () => this.showLimit(null) } })));
   }
 
   /** Show a new {user_message, assistant_message} pair as the current branch. */
@@ -266,8 +289,9 @@ export class ChatPage {
       store.upsert(assistant);
       store.choose(store.messages.get(assistant.id));
       this.afterNewAnswer(store, assistant);
+      this.showLimit(null);
     } catch (error) {
-      toast(friendlyError(error), { kind: "error" });
+      this.showError(error);
     }
   }
 
@@ -277,8 +301,9 @@ export class ChatPage {
     try {
       const data = await api("PATCH", `/messages/${message.id}`, { content, model: this.composer.modelSelect.value || undefined });
       this.showExchange(store, data);
+      this.showLimit(null);
     } catch (error) {
-      toast(friendlyError(error), { kind: "error" });
+      this.showError(error);
     }
   }
 
@@ -366,7 +391,10 @@ export class ChatPage {
     s.on("typing", (e) => this.onTyping(e));
     s.on("conversation.updated", (e) => this.onConversation(e.conversation));
     s.on("conversation.deleted", (e) => this.forget(e.conversation_id));
-    s.on("error", (e) => toast(e.message || "The live connection reported an error.", { kind: "error" }));
+    s.on("error", (e) => {
+      if (String(e.code || "").startsWith("limit_")) this.showLimit(e.message);
+      else toast(e.message || "The live connection reported an error.", { kind: "error" });
+    });
     this.unlisten = [];
     this.unlisten.push(onBroadcast((m) => {
       if (m.type === "conversation.updated") this.onConversation(m.conversation);
