@@ -133,13 +133,15 @@ def label_stride(days: int, plot_width: float) -> int:
 
 
 def _known_cost(row: UsageRow) -> Decimal | None:
-    """The day's known cost; None when no request of the day had a price."""
-    return None if row.cost is None else Decimal(row.cost)
+    """The day's known cost; None when the day's requests all had an unknown price."""
+    if row.unpriced and not row.cost:
+        return None
+    return Decimal(row.cost)
 
 
 def _unknown_cost(row: UsageRow) -> bool:
     """True when some request of the day had no price (the day's cost leaves it out)."""
-    return row.cost is None or bool(getattr(row, "unknown_cost_requests", 0))
+    return bool(row.unpriced)
 
 
 def build(per_day: list[UsageRow]) -> Chart:

@@ -136,7 +136,7 @@ def test_chart_draws_cost_when_there_is_some(app):
     svg = page[page.index("<svg"):page.index("</svg>")]
     assert svg.count('<g class="day-bar">') == 3
     assert svg.count('class="cost-point"') == 3
-    assert re.findall(r'class="tick cost-tick"[^>]*>([^<]+)<', svg) == ["$0", "$0.03", "$0.05"]
+    assert re.findall(r'class="tick cost-tick"[^>]*>([^<]+)<', svg) == ["$0", "$0.02", "$0.04", "$0.06"]
 
 
 def test_day_labels_are_thinned_and_never_overlap():

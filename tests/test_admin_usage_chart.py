@@ -5,7 +5,6 @@ unknown cost marked rather than drawn as $0."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -15,21 +14,11 @@ from bestchat.admin import usage_chart
 from bestchat.services.usage_report import UsageRow
 
 
-@dataclass(frozen=True)
-class Row:
-    """A day as the report gives it once costs may be unknown: ``cost`` None when no request of
-    the day had a price, ``unknown_cost_requests`` those left out of a known cost."""
-
-    key: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Decimal | None = Decimal(0)
-    answers: int = 0
-    unknown_cost_requests: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+def Row(key: str, prompt: int, completion: int, cost: Decimal | None, answers: int,
+        unpriced: int = 0) -> UsageRow:
+    """A day as the report gives it: ``cost`` None stands for a day whose requests all had an
+    unknown price (the report's known cost is then 0 with ``unpriced`` requests)."""
+    return UsageRow(key, prompt, completion, cost or Decimal(0), answers, unpriced)
 
 
 def days(count: int, **figures) -> list[UsageRow]:
@@ -116,7 +105,7 @@ def test_template_marks_unknown_days(app):
         svg = render_template("bestchat_admin/usage_chart.svg.html", chart=usage_chart.build(rows))
     assert svg.count('class="unknown-cost"') == 1
     assert svg.count('class="cost-point"') == 1 and "None" not in svg
-    assert "1 days with requests of unknown cost" in re.sub(r"\s+", " ", svg)
+    assert "1 day with requests of unknown cost" in re.sub(r"\s+", " ", svg)
 
 
 def test_a_year_of_cost_is_a_line_without_dots():
