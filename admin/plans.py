@@ -98,7 +98,9 @@ def _values_of(plan: Plan | None) -> dict[str, Any]:
               "is_default": "on" if plan.is_default else ""}
     for kind in LIMIT_KINDS:
         value = getattr(plan, f"limit_{kind}")
-        values[f"limit_{kind}"] = "" if value is None else str(value.normalize() if isinstance(value, Decimal) else value)
+        if isinstance(value, Decimal):
+            value = format(value.normalize(), "f")  # 25.5, 100 (not 1E+2)
+        values[f"limit_{kind}"] = "" if value is None else str(value)
     return values
 
 

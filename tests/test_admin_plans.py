@@ -57,10 +57,11 @@ def test_empty_limits_are_no_limit_and_edits_persist(app, admin):
     pro = plan(app, "Pro")
     assert pro.limit_tokens_per_day is None and pro.limit_cost_per_month is None
     response = form_post(admin, f"/admin/plans/{pro.id}/", fields(name="Pro+", limit_tokens_per_day="5000",
-                                                                  stripe_price_id=""))
+                                                                  limit_cost_per_month="100", stripe_price_id=""))
     assert response.status_code == 302
     edited = plan(app, "Pro+")
     assert edited.id == pro.id and edited.limit_tokens_per_day == 5000 and edited.stripe_price_id is None
+    assert 'value="100"' in admin.get(f"/admin/plans/{pro.id}/").get_data(as_text=True)
     assert audited(app, "plan.updated") == 1
 
 

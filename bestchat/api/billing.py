@@ -38,6 +38,10 @@ _BILLING = obj({
                         "current": {"type": "boolean"}, "limits": _LIMITS})),
 }, ("enabled", "plan", "subscription", "plans"))
 _URL = obj({"url": string(format="uri")}, ("url",))
+_EVENT = obj({"id": string(255), "type": string(), "created": {"type": "integer"},
+              "data": obj({"object": {"type": "object"}})}, ("id", "type", "created", "data"))
+_SIGNATURE = {"name": "Stripe-Signature", "in": "header", "required": True, "schema": string(),
+              "description": "t=<timestamp>,v1=<HMAC-SHA256 of '<timestamp>.<body>' with the webhook secret>"}
 
 
 def _base_url() -> str:
@@ -75,8 +79,7 @@ def portal():
 
 
 @bp.post("/billing/webhook")
-@documented(body={"content": {"application/json": {"type": "object",
-                                                   "description": "a Stripe event, signed (Stripe-Signature)"}}},
+@documented(body=_EVENT, parameters=[_SIGNATURE],
             responses={200: obj({"received": {"type": "boolean"}}, ("received",))})
 def webhook():
     """Stripe's webhook (no session or token: the ``Stripe-Signature`` header authenticates

@@ -68,9 +68,10 @@ def receive(payload: bytes, signature: str | None) -> str:
     try:
         outcome = _apply(event)
     except IntegrityError:
-        # The same event delivered twice at once: the other delivery applied it.
         db.session.rollback()
-        return DUPLICATE
+        if db.session.get(StripeEvent, event["id"]) is None:
+            raise  # another conflict: nothing stored, Stripe delivers the event again
+        return DUPLICATE  # the same event delivered twice at once: the other delivery applied it
     log.info("stripe event %s (%s): %s", event["id"], event["type"], outcome)
     return outcome
 
