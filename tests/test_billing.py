@@ -350,3 +350,48 @@ def test_the_keys_are_never_in_responses_or_logs(app, client, user, plans, caplo
     with app.app_context():
         details = " ".join(str(entry.details) for entry in db.session.scalars(select(AuditLog)))
         assert SECRET_KEY not in details and WEBHOOK_SECRET not in details
+
+
+def test_two_deliveries_of_one_event_at_once_apply_it_once(app, client, user, plans, monkeypatch):
+    """The second delivery checked before the first committed: its insert of the event id
+    conflicts, and it answers 200 with nothing changed."""
+    from bestchat.services import stripe_events
+
+    now = int(time.time())
+    alice = subscribed(app, client, plans, created=now - 100)
+    past_due = sub_event("updated", event_id="evt_race", created=now - 50, status="past_due")
+    assert deliver(client, past_due).status_code == 200
+    with app.app_context():
+        row = db.session.scalar(select(Subscription).where(Subscription.user_id == uuid.UUID(alice)))
+        row.status = "active"  # what a later event would have set
+        db.session.commit()
+    real, calls = stripe_events._known, []
+
+    def known(event_id):  # the first check misses the other delivery's uncommitted row
+        calls.append(event_id)
+        return len(calls) > 1 and real(event_id)
+
+    monkeypatch.setattr(stripe_events, "_known", known)
+    assert deliver(client, past_due).status_code == 200
+    assert calls == ["evt_race", "evt_race"]  # checked again after the conflict
+    assert subscription(app, alice)["status"] == "active"
+
+
+def test_every_change_tells_the_limits_cache(app, client, user, plans, monkeypatch):
+    import sys
+    import types
+
+    import bestchat.services
+
+    told = []
+    fake = types.SimpleNamespace(invalidate=told.append)
+    monkeypatch.setitem(sys.modules, "bestchat.services.limits", fake)
+    monkeypatch.setattr(bestchat.services, "limits", fake, raising=False)
+    now = int(time.time())
+    alice = subscribed(app, client, plans, created=now - 100)
+    deliver(client, sub_event("updated", event_id="evt_u", created=now - 50, status="past_due"))
+    deliver(client, sub_event("updated", event_id="evt_u", created=now - 50, status="past_due"))  # replay
+    with app.app_context():
+        actor = accounts.register("root@example.com", "correct horse battery", role="admin")
+        billing.assign_plan(actor, db.session.get(User, uuid.UUID(alice)), None)
+    assert [str(user_id) for user_id in told] == [alice, alice, alice]

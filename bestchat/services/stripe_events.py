@@ -69,7 +69,7 @@ def receive(payload: bytes, signature: str | None) -> str:
         outcome = _apply(event)
     except IntegrityError:
         db.session.rollback()
-        if db.session.get(StripeEvent, event["id"]) is None:
+        if not _known(event["id"]):
             raise  # another conflict: nothing stored, Stripe delivers the event again
         return DUPLICATE  # the same event delivered twice at once: the other delivery applied it
     log.info("stripe event %s (%s): %s", event["id"], event["type"], outcome)
@@ -92,7 +92,7 @@ def _parse(text: str) -> dict:
 
 def _apply(event: dict) -> str:
     """Store the event's id and apply it, in one transaction."""
-    if db.session.get(StripeEvent, event["id"]) is not None:
+    if _known(event["id"]):
         return DUPLICATE
     db.session.add(StripeEvent(id=event["id"], type=event["type"][:100], created=event["created"]))
     db.session.flush()  # a concurrent delivery of the same id fails here, before any change
@@ -190,6 +190,11 @@ _HANDLERS = {
 
 
 # ---- lookups --------------------------------------------------------------------------------
+
+def _known(event_id: str) -> bool:
+    """Whether the event was applied (or ignored) already."""
+    return db.session.get(StripeEvent, event_id) is not None
+
 
 def _stale(subscription: Subscription, created: int) -> bool:
     return subscription.last_event_at is not None and created < subscription.last_event_at
