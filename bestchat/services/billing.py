@@ -61,7 +61,18 @@ def client() -> stripe.StripeClient:
     base = config.get("STRIPE_API_BASE")
     return stripe.StripeClient(
         config["STRIPE_SECRET_KEY"], base_addresses={"api": base.rstrip("/")} if base else None,
-        max_network_retries=STRIPE_RETRIES, http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT))
+        max_network_retries=STRIPE_RETRIES, http_client=_http_client())
+
+
+_http: stripe.HTTPClient | None = None
+
+
+def _http_client() -> stripe.HTTPClient:
+    """One HTTP client per process (its connections are kept per thread), holding no key."""
+    global _http
+    if _http is None:
+        _http = stripe.RequestsClient(timeout=STRIPE_TIMEOUT)
+    return _http
 
 
 # ---- what a user sees -----------------------------------------------------------------------
