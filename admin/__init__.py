@@ -15,6 +15,7 @@ from bestchat.admin.connections import ConnectionsView
 from bestchat.admin.conversations import ConversationsView
 from bestchat.admin.groups import GroupsView
 from bestchat.admin.home import HomeView
+from bestchat.admin.plans import PlansView
 from bestchat.admin.plugins import PluginsView
 from bestchat.admin.prices import PricesView
 from bestchat.admin.settings import SettingsView
@@ -38,6 +39,7 @@ def init_admin(app: Flask) -> Admin:
                   csp_nonce_generator=csp_nonce)
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(GroupsView(name="Groups", endpoint="groups"))
+    admin.add_view(PlansView(name="Plans", endpoint="plans"))
     admin.add_view(ConnectionsView(name="Connections", endpoint="connections"))
     admin.add_view(PluginsView(name="Plugins", endpoint="plugins"))
     admin.add_view(SettingsView(name="Settings", endpoint="settings"))

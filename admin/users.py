@@ -22,6 +22,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import inspect, select
 
+from bestchat.admin import plans as plan_pages
 from bestchat.admin.base import SecureModelView
 from bestchat.errors import Conflict, DomainError, NotFound
 from bestchat.extensions import db
@@ -29,7 +30,7 @@ from bestchat.models import User
 from bestchat.models.groups import Group, GroupMember
 from bestchat.models.users import ROLES
 from bestchat.security.csrf import check_csrf
-from bestchat.services import accounts, invites
+from bestchat.services import accounts, billing, invites
 
 # Statuses of a refused console action (the page says why; nothing changed).
 _STATUS = {Conflict: 409, NotFound: 404}
@@ -143,7 +144,7 @@ class UserView(SecureModelView):
             .where(GroupMember.user_id == user.id).order_by(Group.name)
         ).all()
         return self._page("bestchat_admin/user_manage.html", status, account=user, groups=groups,
-                          error=error, **context)
+                          error=error, plan_section=plan_pages.plan_section(user), **context)
 
     # --- create and invite -------------------------------------------------------------------
 
@@ -232,6 +233,16 @@ class UserView(SecureModelView):
         user = self._account()
         password = accounts.reset_password(self._actor(), user)
         return self._page("bestchat_admin/user_created.html", account=user, password=password, reset=True)
+
+    # --- the user's plan (its own section of the page) ----------------------------------------
+
+    @expose("/manage/plan/", methods=("POST",))
+    def assign_plan(self) -> Any:
+        """Put the account on a plan (source admin), or take the assigned plan away."""
+        user = self._account()
+        plan = plan_pages.chosen_plan(request.form.get("plan_id", ""))
+        return self._change(user, lambda: billing.assign_plan(self._actor(), user, plan),
+                            f"Plan set to {plan.name}." if plan else "Assigned plan removed.")
 
     @expose("/manage/delete/", methods=("GET", "POST"))
     def delete(self) -> Any:

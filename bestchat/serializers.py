@@ -122,6 +122,7 @@ def auto_approval_json(setting: AutoApprovalSetting) -> dict:
 def subscription_json(subscription: Subscription) -> dict:
     return {
         "id": str(subscription.id), "plan_id": str(subscription.plan_id),
-        "status": subscription.status, "current_period_end": isoformat(subscription.current_period_end),
-        **_stamps(subscription),
+        "status": subscription.status, "source": subscription.source,
+        "current_period_end": isoformat(subscription.current_period_end),
+        "cancel_at_period_end": subscription.cancel_at_period_end, **_stamps(subscription),
     }

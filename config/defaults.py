@@ -270,3 +270,16 @@ BLOCKED_PLUGINS = []
 # Each process checks at most this often (seconds) whether an admin changed a setting in
 # another process (one Redis GET), and applies the change.
 SITE_SETTINGS_REFRESH_SECONDS = 1.0
+
+# ---- billing: plans sold through Stripe (docs/billing.md) ----
+# Billing is on when both keys are set; with either missing, plans are assigned by an admin
+# and the checkout, portal and webhook routes answer 404 billing_disabled. Secrets: give them
+# as BESTCHAT_STRIPE_SECRET_KEY / BESTCHAT_STRIPE_WEBHOOK_SECRET; they are never logged or shown.
+STRIPE_SECRET_KEY = None
+# The signing secret of the webhook endpoint (whsec_...) for /api/v1/billing/webhook.
+STRIPE_WEBHOOK_SECRET = None
+# Stripe's API address (None: Stripe's own); a test server's address in tests.
+STRIPE_API_BASE = None
+# The public address of this server (https://chat.example.com) for the pages Stripe sends the
+# user back to; None: the address of the request that started the checkout.
+BILLING_PUBLIC_URL = None

@@ -63,3 +63,12 @@ UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 
 # Long conversations: the strategies run in order when a conversation chooses none.
 CONTEXT_STRATEGIES = ["compress", "summarize", "truncate"]
+
+# Billing through Stripe (docs/billing.md): both secrets set turn it on. Set them as
+# BESTCHAT_STRIPE_SECRET_KEY and BESTCHAT_STRIPE_WEBHOOK_SECRET in the environment rather
+# than here. The webhook endpoint to create in Stripe's dashboard is
+# https://chat.example.com/api/v1/billing/webhook.
+# STRIPE_SECRET_KEY = None
+# STRIPE_WEBHOOK_SECRET = None
+# Where Stripe sends users back after Checkout and the billing portal.
+# BILLING_PUBLIC_URL = "https://chat.example.com"
