@@ -266,7 +266,8 @@ def test_unverified_deliveries_are_refused_and_change_nothing(app, client, user,
 
 
 def test_a_signed_body_that_is_not_an_event_is_refused(app, client, user, plans):
-    assert_error(deliver(client, "not json"), 400, "invalid_payload")
+    for body in ("not json", "[1, 2]", "null", '"text"'):
+        assert_error(deliver(client, body), 400, "invalid_payload")
     assert_error(deliver(client, {"id": "evt_x", "type": "x"}), 400, "invalid_payload")
 
 

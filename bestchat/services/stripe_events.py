@@ -60,10 +60,12 @@ def receive(payload: bytes, signature: str | None) -> str:
     billing.require_enabled()
     try:
         text = payload.decode("utf-8")
-        stripe.WebhookSignature.verify_header(text, signature, current_app.config["STRIPE_WEBHOOK_SECRET"],
-                                              TOLERANCE)
+        # Verifies the signature, then parses; the event is checked and read as plain JSON below.
+        stripe.Webhook.construct_event(text, signature, current_app.config["STRIPE_WEBHOOK_SECRET"], TOLERANCE)
     except (UnicodeDecodeError, stripe.SignatureVerificationError):
         raise Invalid("invalid_signature", "the Stripe-Signature header does not match the body") from None
+    except (ValueError, AttributeError, TypeError):  # signed, but not JSON or not an object
+        raise Invalid("invalid_payload", "the body is not a Stripe event") from None
     event = _parse(text)
     try:
         outcome = _apply(event)
