@@ -27,9 +27,11 @@ from bestchat.errors import Conflict, DomainError, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.models.groups import Group, GroupMember
+from bestchat.models.limits import LIMIT_KINDS
 from bestchat.models.users import ROLES
 from bestchat.security.csrf import check_csrf
-from bestchat.services import accounts, invites
+from bestchat.services import accounts, invites, limit_settings
+from bestchat.services import limits as usage_limits
 
 # Statuses of a refused console action (the page says why; nothing changed).
 _STATUS = {Conflict: 409, NotFound: 404}
@@ -142,8 +144,11 @@ class UserView(SecureModelView):
             select(Group).join(GroupMember, GroupMember.group_id == Group.id)
             .where(GroupMember.user_id == user.id).order_by(Group.name)
         ).all()
+        context.setdefault("limit_values", limit_settings.shown(
+            limit_settings.of(limit_settings.user_overrides(user.id))))
         return self._page("bestchat_admin/user_manage.html", status, account=user, groups=groups,
-                          error=error, **context)
+                          error=error, limit_fields=limit_settings.LABELS,
+                          effective_limits=usage_limits.effective(user.id), **context)
 
     # --- create and invite -------------------------------------------------------------------
 
@@ -232,6 +237,22 @@ class UserView(SecureModelView):
         user = self._account()
         password = accounts.reset_password(self._actor(), user)
         return self._page("bestchat_admin/user_created.html", account=user, password=password, reset=True)
+
+    # --- one account: usage limits ------------------------------------------------------------
+
+    @expose("/manage/limits/", methods=("POST",))
+    def set_limits(self) -> Any:
+        """The user's own usage limits (overrides); blank fields are not set."""
+        user = self._account()
+        values = {kind: request.form.get("limit_" + kind, "") for kind in LIMIT_KINDS}
+        try:
+            limit_settings.set_user_overrides(self._actor(), user, values)
+        except DomainError as error:
+            db.session.rollback()
+            return self._manage_page(user, _status(error), error=error.message,
+                                     limit_values={kind: values[kind].strip() for kind in LIMIT_KINDS})
+        flash("Usage limits saved.", "success")
+        return redirect(self.get_url(".manage", id=user.id))
 
     @expose("/manage/delete/", methods=("GET", "POST"))
     def delete(self) -> Any:
