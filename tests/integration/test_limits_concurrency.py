@@ -83,7 +83,8 @@ def set_limit(stack, engine, user, kind: str, value) -> None:
 
 def burst(user, count: int = SENDS) -> list:
     """``count`` sends at once, each in its own conversation, alternating the web processes."""
-    conversations = [user.conversation() for _ in range(count)]
+    with ThreadPoolExecutor(10) as pool:
+        conversations = list(pool.map(lambda _: user.conversation(), range(count)))
 
     def send(index: int):
         return user.api("POST", f"/conversations/{conversations[index]}/messages", web=index % 2,
@@ -131,9 +132,10 @@ def test_concurrent_generations_admits_exactly_the_limit(stack, engine, user, up
     wait_ended(user, responses)
 
 
-def rounds_until_refused(user, code: str, status: int) -> None:
-    """Bursts until one admits nothing: at most one answer admitted per burst, every refusal
-    with ``code``."""
+def rounds_until_refused(user, upstream, code: str, status: int) -> None:
+    """Bursts until one admits nothing: at most one answer admitted per burst (each answer
+    outlasts a burst), every refusal with ``code``."""
+    upstream.script = Script(tokens=20, delay=0.2)
     for _ in range(30):
         responses = burst(user)
         found = codes(responses)
@@ -154,17 +156,17 @@ def per_answer(engine, user) -> list[tuple[int, Decimal]]:
             "WHERE user_id = :user_id GROUP BY message_id"), {"user_id": user.id})]
 
 
-def test_tokens_per_day_ends_at_most_one_answer_over(stack, engine, user):
+def test_tokens_per_day_ends_at_most_one_answer_over(stack, engine, user, upstream):
     pytest.importorskip("bestchat.services.pricing")
     limit = 60
     set_limit(stack, engine, user, "tokens_per_day", limit)
-    rounds_until_refused(user, "limit_tokens_per_day", 429)
+    rounds_until_refused(user, upstream, "limit_tokens_per_day", 429)
     answers = per_answer(engine, user)
     used = sum(tokens for tokens, _ in answers)
     assert limit <= used <= limit + max(tokens for tokens, _ in answers)
 
 
-def test_cost_per_month_ends_at_most_one_answer_over(stack, engine, user):
+def test_cost_per_month_ends_at_most_one_answer_over(stack, engine, user, upstream):
     pytest.importorskip("bestchat.services.pricing")
     with engine.begin() as connection:  # $0.10 a token, in and out
         connection.execute(text(
@@ -173,7 +175,7 @@ def test_cost_per_month_ends_at_most_one_answer_over(stack, engine, user):
             "ON CONFLICT DO NOTHING"), {"id": str(uuid.uuid4())})
     limit = Decimal("5")
     set_limit(stack, engine, user, "cost_per_month", limit)
-    rounds_until_refused(user, "limit_cost_per_month", 402)
+    rounds_until_refused(user, upstream, "limit_cost_per_month", 402)
     answers = per_answer(engine, user)
     spent = sum(cost for _, cost in answers)
     assert limit <= spent <= limit + max(cost for _, cost in answers)
