@@ -275,15 +275,16 @@ class InProcessAdmission(Admission):
             return
         used: dict[str, Any] = {}
         cost, tokens = effective.cost_per_month, effective.tokens_per_day
-        if cost.value is not None:
-            spent, _ = self._in_app(lambda: limits.cost_since(user_id, limits.month_start(now)))
-            used["cost_per_month"] = spent
-            if spent >= cost.value:
-                raise limit_exceeded("cost_per_month", cost, spent, now)
-        if tokens.value is not None:
-            used["tokens_per_day"] = self._in_app(lambda: limits.tokens_since(user_id, limits.day_start(now)))
-            if used["tokens_per_day"] >= tokens.value:
-                raise limit_exceeded("tokens_per_day", tokens, used["tokens_per_day"], now)
+        if cost.value is not None or tokens.value is not None:
+            today, spent, _ = self._in_app(lambda: limits.usage_totals(user_id, now))
+            if cost.value is not None:
+                used["cost_per_month"] = spent
+                if spent >= cost.value:
+                    raise limit_exceeded("cost_per_month", cost, spent, now)
+            if tokens.value is not None:
+                used["tokens_per_day"] = today
+                if today >= tokens.value:
+                    raise limit_exceeded("tokens_per_day", tokens, today, now)
         concurrent = effective.concurrent_generations
         if concurrent.value is not None and mine >= concurrent.value:
             raise limit_exceeded("concurrent_generations", concurrent, mine, now)

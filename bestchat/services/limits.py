@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 from flask import has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select
 
 from bestchat.extensions import db
 from bestchat.models import Group, GroupMember, UsageLog
@@ -201,10 +201,31 @@ def cost_since(user_id: uuid.UUID | str, since: datetime) -> tuple[Decimal, int]
     return Decimal(total or 0), int(unknown or 0)
 
 
+def usage_totals(user_id: uuid.UUID | str, now: datetime) -> tuple[int, Decimal, int]:
+    """In one query: tokens of ``user_id`` since the start of ``now``'s UTC day, known cost
+    since the start of its month, and how many rows of the month had no known price."""
+    today, cost, unknown = db.session.execute(_TOTALS, {
+        "user_id": _as_uuid(user_id), "day": _naive(day_start(now)), "month": _naive(month_start(now))}).one()
+    return int(today or 0), Decimal(cost or 0), int(unknown or 0)
+
+
+def _totals_statement():
+    """The statement of :func:`usage_totals`, built once (it runs on every admission of a
+    limited user in embedded mode)."""
+    tokens = UsageLog.prompt_tokens + UsageLog.completion_tokens
+    return (select(func.coalesce(func.sum(case((UsageLog.created_at >= bindparam("day"), tokens), else_=0)), 0),
+                   func.coalesce(func.sum(UsageLog.cost), 0),
+                   func.count().filter(UsageLog.cost.is_(None)))
+            .where(UsageLog.user_id == bindparam("user_id"), UsageLog.created_at >= bindparam("month")))
+
+
 def _naive(moment: datetime) -> datetime:
     """``moment`` as the naive UTC the usage rows store, when they store naive times."""
     column_tz = UsageLog.__table__.c.created_at.type.timezone
     return moment if column_tz else moment.replace(tzinfo=None)
+
+
+_TOTALS = _totals_statement()
 
 
 def micro(amount: Decimal | int | float) -> int:
@@ -237,10 +258,10 @@ def summary(user_id: uuid.UUID | str) -> dict[str, Any]:
     limits = effective(key)
     now = utcnow()
     admission = get_admission()
-    cost, unknown = cost_since(key, month_start(now))
+    tokens, cost, unknown = usage_totals(key, now)
     used: dict[str, Any] = {
         "requests_per_minute": admission.requests_this_minute(str(key)),
-        "tokens_per_day": tokens_since(key, day_start(now)),
+        "tokens_per_day": tokens,
         "cost_per_month": float(cost),
         "concurrent_generations": admission.in_flight_of(str(key)),
     }
