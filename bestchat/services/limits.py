@@ -7,13 +7,16 @@ else no limit. The admission (``bestchat.services.admission``) enforces the resu
 
 The resolution is on the first-token path, so it is cached per process under a version:
 :func:`invalidate` bumps the version (in Redis when configured, so every process sees it; in
-this process otherwise), and a cached entry made under an older version is resolved again.
+this process otherwise), and a cached entry made under an older version is resolved again
+(as is any entry older than :data:`CACHE_SECONDS`).
 Whoever changes an override, a group's limits, a membership, a plan or a subscription calls
 :func:`invalidate`.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,10 +32,15 @@ from bestchat.models import Group, GroupMember, UsageLog
 from bestchat.models.limits import LIMIT_KINDS, UserLimits
 from bestchat.services import plans
 
+log = logging.getLogger(__name__)
+
 VERSION = "bc:limits:version"
 USER_VERSION = "bc:limits:version:"
 # Cached resolutions kept per process; past this many the cache starts over.
 CACHE_SIZE = 10000
+# Seconds a cached resolution is trusted at most, even with its version current (a bound on
+# staleness when an invalidation could not reach Redis).
+CACHE_SECONDS = 60
 MICRO = Decimal(1_000_000)
 
 
@@ -61,8 +69,9 @@ class Effective:
 
 NO_LIMITS = Effective(*(Limit(None, None) for _ in LIMIT_KINDS))
 
-# user id (str) -> (version, Effective); the local versions stand in for Redis without it.
-_cache: dict[str, tuple[str, Effective]] = {}
+# user id (str) -> (version, Effective, monotonic time resolved); the local versions stand in
+# for Redis without it.
+_cache: dict[str, tuple[str, Effective, float]] = {}
 _local: dict[str, int] = {}
 
 
@@ -71,8 +80,12 @@ def _as_uuid(user_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def resolve(user_id: uuid.UUID | str) -> Effective:
-    """The limits from the database, uncached (see the module docstring)."""
-    key = _as_uuid(user_id)
+    """The limits from the database, uncached (see the module docstring); none for an id
+    that names no user."""
+    try:
+        key = _as_uuid(user_id)
+    except ValueError:
+        return NO_LIMITS
     override = db.session.scalar(select(UserLimits).where(UserLimits.user_id == key))
     groups = list(db.session.scalars(
         select(Group).join(GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == key)))
@@ -120,19 +133,21 @@ def current_version(user_id: uuid.UUID | str) -> str:
 
 def cached(user_id: uuid.UUID | str, version: str | None = None) -> tuple[str, Effective]:
     """``(version, limits)`` of ``user_id``: the cached entry, resolved again when there is
-    none or (``version`` given) when it was made under another version. The caller checks
-    the version itself when it can do so in a round trip it makes anyway (the Redis
-    admission does); without ``version`` the entry is used as it is."""
+    none, when it is older than :data:`CACHE_SECONDS` or (``version`` given) when it was made
+    under another version. The caller checks the version itself when it can do so in a round
+    trip it makes anyway (the Redis admission does); without ``version`` the entry is used as
+    it is."""
     uid = str(user_id)
     entry = _cache.get(uid)
-    if entry is not None and (version is None or entry[0] == version):
-        return entry
+    if (entry is not None and (version is None or entry[0] == version)
+            and time.monotonic() - entry[2] < CACHE_SECONDS):
+        return entry[0], entry[1]
     now = version if version is not None else current_version(uid)
-    entry = (now, resolve(uid))
+    entry = (now, resolve(uid), time.monotonic())
     if len(_cache) >= CACHE_SIZE:
         _cache.clear()
     _cache[uid] = entry
-    return entry
+    return entry[0], entry[1]
 
 
 def effective(user_id: uuid.UUID | str) -> Effective:
@@ -150,7 +165,10 @@ def invalidate(user_id: uuid.UUID | str | None = None) -> None:
         _cache.pop(key, None)
     client = _redis()
     if client is not None:
-        client.incr(VERSION if user_id is None else USER_VERSION + key)
+        try:
+            client.incr(VERSION if user_id is None else USER_VERSION + key)
+        except redis.RedisError:  # the other processes catch up within CACHE_SECONDS
+            log.warning("could not invalidate the cached usage limits in Redis", exc_info=True)
 
 
 # ---- windows and totals ------------------------------------------------------------------------
