@@ -42,12 +42,16 @@ Two implementations, chosen in :func:`init_admission` by where jobs run:
   ``bc:gen:worker:<worker id>`` (:class:`bestchat.tasks.worker_slots.WorkerSlots`), a key that
   expires unless refreshed, so a dead worker's slots disappear within seconds. One Lua script
   counts, decides and records in one atomic round trip (the user's share included), so web
-  processes admitting at the same moment cannot overshoot together. With no worker
+  processes admitting at the same moment cannot overshoot together. The same script reads the
+  user's limit counters (:mod:`bestchat.services.limit_counters`) and checks that the
+  limits it was given are current (else the caller resolves them again and retries; a
+  missing tokens or cost counter is seeded from the database the same way). With no worker
   registered at all the capacity is unknown: answers start ``pending`` (a worker that comes
   picks them up) and nothing is refused (the user's share still applies). If Redis cannot
   be reached the answer is refused as :class:`~bestchat.errors.Unavailable` (503).
 - :class:`InProcessAdmission` (embedded mode, ``JOBS_IN_PROCESS``): the same decision over
-  dicts, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool.
+  dicts, with capacity ``JOBS_CONCURRENCY``, the size of the in-process pool; a user's
+  tokens and cost are summed from the database (one query) when a limit needs them.
 
 :meth:`Admission.start` begins one answer's admission and returns an :class:`Admitting`; the
 Redis admission runs its round trip in a greenlet meanwhile, so it overlaps the caller's

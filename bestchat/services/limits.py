@@ -277,12 +277,13 @@ def summary(user_id: uuid.UUID | str) -> dict[str, Any]:
     now = utcnow()
     admission = get_admission()
     tokens, cost, unknown = usage_totals(key, now)
-    used: dict[str, Any] = {
-        "requests_per_minute": admission.requests_this_minute(str(key)),
-        "tokens_per_day": tokens,
-        "cost_per_month": float(cost),
-        "concurrent_generations": admission.in_flight_of(str(key)),
-    }
+    try:
+        made, running = admission.requests_this_minute(str(key)), admission.in_flight_of(str(key))
+    except redis.RedisError:  # the usage page still shows the totals from the database
+        log.warning("could not read the request counters from Redis", exc_info=True)
+        made = running = 0
+    used: dict[str, Any] = {"requests_per_minute": made, "tokens_per_day": tokens,
+                            "cost_per_month": float(cost), "concurrent_generations": running}
     out: dict[str, Any] = {}
     for kind in LIMIT_KINDS:
         limit = limits.of(kind)
