@@ -1,6 +1,7 @@
 """The console's groups page (``/admin/groups/``): groups with their member counts; create,
 edit and delete a group (its models and tools: "all", or a checklist plus free entry of model
-ids); add members by email (with a search) and remove them.
+ids) and its usage limits (blank: not set); add members by email (with a search) and remove
+them.
 
 Thin: the rules and the audit log are :mod:`bestchat.services.groups`'s. A refused change is
 shown on the form again with its reason, nothing changed; an unknown or malformed id is 404.
@@ -20,7 +21,8 @@ from bestchat.admin.base import SecureView
 from bestchat.errors import DomainError, NotFound
 from bestchat.models import Group
 from bestchat.providers import registry
-from bestchat.services import groups
+from bestchat.models.limits import LIMIT_KINDS
+from bestchat.services import groups, limit_settings
 
 # Free entry of model ids: separated by commas, spaces or new lines.
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -35,7 +37,8 @@ class GroupsView(SecureView):
 
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
-        values: dict[str, Any] = {"name": "", "description": "", "models": None, "tools": None}
+        values: dict[str, Any] = {"name": "", "description": "", "models": None, "tools": None,
+                                  "limits": limit_settings.of(None)}
         if request.method == "POST":
             values = _form_values()
             try:
@@ -58,7 +61,8 @@ class GroupsView(SecureView):
             flash(f"Group {group.name} saved.", "success")
             return redirect(url_for(".edit", group_id=group.id))
         return self._form(group, {"name": group.name, "description": group.description or "",
-                                  "models": group.models, "tools": group.tools})
+                                  "models": group.models, "tools": group.tools,
+                                  "limits": limit_settings.of(group)})
 
     @expose("/<group_id>/delete", methods=("POST",))
     def delete(self, group_id: str) -> Any:
@@ -99,6 +103,7 @@ class GroupsView(SecureView):
             "bestchat_admin/group_form.html", group=group, values=values, error=error,
             model_choices=offered, extra_models=[m for m in chosen if m not in offered],
             tool_choices=sorted(set(tools) | set(values["tools"] or [])),
+            limit_fields=limit_settings.LABELS, limit_values=limit_settings.shown(values["limits"]),
             members=groups.members(group) if group is not None else [],
             query=query, found=groups.search_users(query, not_in=group) if group is not None else [])
         return page, status
@@ -124,4 +129,4 @@ def _form_values() -> dict[str, Any]:
                                           if entry]
     tools = form.getlist("tools") if form.get("tools_mode") == "list" else None
     return {"name": form.get("name", ""), "description": form.get("description", ""), "models": models,
-            "tools": tools}
+            "tools": tools, "limits": {kind: form.get("limit_" + kind, "") for kind in LIMIT_KINDS}}

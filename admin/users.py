@@ -28,9 +28,11 @@ from bestchat.errors import Conflict, DomainError, NotFound
 from bestchat.extensions import db
 from bestchat.models import User
 from bestchat.models.groups import Group, GroupMember
+from bestchat.models.limits import LIMIT_KINDS
 from bestchat.models.users import ROLES
 from bestchat.security.csrf import check_csrf
-from bestchat.services import accounts, billing, invites
+from bestchat.services import accounts, billing, invites, limit_settings
+from bestchat.services import limits as usage_limits
 
 # Statuses of a refused console action (the page says why; nothing changed).
 _STATUS = {Conflict: 409, NotFound: 404}
@@ -143,8 +145,12 @@ class UserView(SecureModelView):
             select(Group).join(GroupMember, GroupMember.group_id == Group.id)
             .where(GroupMember.user_id == user.id).order_by(Group.name)
         ).all()
+        context.setdefault("limit_values", limit_settings.shown(
+            limit_settings.of(limit_settings.user_overrides(user.id))))
         return self._page("bestchat_admin/user_manage.html", status, account=user, groups=groups,
-                          error=error, plan_section=plan_pages.plan_section(user), **context)
+                          error=error, plan_section=plan_pages.plan_section(user),
+                          limit_fields=limit_settings.LABELS,
+                          effective_limits=usage_limits.effective(user.id), **context)
 
     # --- create and invite -------------------------------------------------------------------
 
@@ -243,6 +249,22 @@ class UserView(SecureModelView):
         plan = plan_pages.chosen_plan(request.form.get("plan_id", ""))
         return self._change(user, lambda: billing.assign_plan(self._actor(), user, plan),
                             f"Plan set to {plan.name}." if plan else "Assigned plan removed.")
+
+    # --- one account: usage limits ------------------------------------------------------------
+
+    @expose("/manage/limits/", methods=("POST",))
+    def set_limits(self) -> Any:
+        """The user's own usage limits (overrides); blank fields are not set."""
+        user = self._account()
+        values = {kind: request.form.get("limit_" + kind, "") for kind in LIMIT_KINDS}
+        try:
+            limit_settings.set_user_overrides(self._actor(), user, values)
+        except DomainError as error:
+            db.session.rollback()
+            return self._manage_page(user, _status(error), error=error.message,
+                                     limit_values={kind: values[kind].strip() for kind in LIMIT_KINDS})
+        flash("Usage limits saved.", "success")
+        return redirect(self.get_url(".manage", id=user.id))
 
     @expose("/manage/delete/", methods=("GET", "POST"))
     def delete(self) -> Any:

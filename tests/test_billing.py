@@ -378,21 +378,18 @@ def test_two_deliveries_of_one_event_at_once_apply_it_once(app, client, user, pl
     assert subscription(app, alice)["status"] == "active"
 
 
-def test_every_change_tells_the_limits_cache(app, client, user, plans, monkeypatch):
-    import sys
-    import types
+def test_each_change_applies_to_the_users_limits_at_once(app, client, user, plans):
+    def tokens_per_day():
+        return client.get("/api/v1/usage").get_json()["limits"]["tokens_per_day"]["limit"]
 
-    import bestchat.services
-
-    told = []
-    fake = types.SimpleNamespace(invalidate=told.append)
-    monkeypatch.setitem(sys.modules, "bestchat.services.limits", fake)
-    monkeypatch.setattr(bestchat.services, "limits", fake, raising=False)
+    assert tokens_per_day() == 1000  # the default plan
     now = int(time.time())
     alice = subscribed(app, client, plans, created=now - 100)
-    deliver(client, sub_event("updated", event_id="evt_u", created=now - 50, status="past_due"))
-    deliver(client, sub_event("updated", event_id="evt_u", created=now - 50, status="past_due"))  # replay
+    assert tokens_per_day() == 100000  # Pro, bought through Checkout
+    deliver(client, sub_event("deleted", event_id="evt_d", created=now - 50, status="canceled"))
+    assert tokens_per_day() == 1000  # back on the default plan
     with app.app_context():
         actor = accounts.register("root@example.com", "correct horse battery", role="admin")
-        billing.assign_plan(actor, db.session.get(User, uuid.UUID(alice)), None)
-    assert [str(user_id) for user_id in told] == [alice, alice, alice]
+        billing.assign_plan(actor, db.session.get(User, uuid.UUID(alice)),
+                            db.session.get(Plan, uuid.UUID(plans["Staff"])))
+    assert tokens_per_day() is None  # Staff sets no limit

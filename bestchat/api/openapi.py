@@ -22,6 +22,7 @@ from flask import current_app
 
 from bestchat import __version__
 from bestchat.api import bp
+from bestchat.models.limits import LIMIT_KINDS
 from bestchat.models.message_status import MessageStatus
 from bestchat.models.tools import Decision, ExecutionStatus
 from bestchat.tools.base import RISKS
@@ -114,6 +115,12 @@ _STAMPS = {"created_at": _TIME, "updated_at": _TIME}
 _TOTALS = {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
            "cached_tokens": {"type": "integer"}, "cost": {"type": ["number", "null"]},
            "requests": {"type": "integer"}, "unknown_cost_requests": {"type": "integer"}}
+# One usage limit in GET /usage: its value, what is used in the current window and when it resets.
+_LIMIT_USE = obj({"limit": nullable({"type": "number"}), "used": {"type": "number"},
+                  "remaining": nullable({"type": "number"}), "resets_at": _TIME,
+                  "source": nullable(string(enum=["user", "group", "plan"])),
+                  "unknown_cost_requests": {"type": "integer"}},
+                 ("limit", "used", "remaining", "resets_at", "source"))
 
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": obj({"code": string(), "message": string()}, ("code", "message"))}, ("error",)),
@@ -199,7 +206,11 @@ SCHEMAS: dict[str, dict] = {
         "days": array(obj({"date": string(format="date"), **_TOTALS}, ("date",))),
         "models": array(obj({"provider": string(), "model": string(), **_TOTALS}, ("provider", "model"))),
         "totals": obj(_TOTALS),
-    }, ("from", "to", "days", "models", "totals")),
+        "plan": nullable(obj({"id": _ID, "name": string(),
+                              "source": string(enum=["stripe", "admin", "default"]),
+                              "status": nullable(string())}, ("id", "name", "source", "status"))),
+        "limits": obj({kind: _LIMIT_USE for kind in LIMIT_KINDS}, LIMIT_KINDS),
+    }, ("from", "to", "days", "models", "totals", "plan", "limits")),
     # One event of a text/event-stream answer (schemathesis validates each event against it).
     "SseEvent": obj({
         "event": string(enum=["chunk", "message.completed", "message.failed"]), "id": string(),

@@ -1,4 +1,5 @@
-"""``GET /api/v1/usage``: the signed-in user's tokens and cost per day and per model."""
+"""``GET /api/v1/usage``: the signed-in user's tokens and cost per day and per model, their plan
+and their usage limits (what is used of each, and when it resets)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bestchat.api import bp
 from bestchat.api.openapi import documented, query, ref, string
 from bestchat.errors import Invalid
 from bestchat.security.authn import login_required
-from bestchat.services import usage, usage_report
+from bestchat.services import limits, usage, usage_report
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -28,8 +29,9 @@ def _date_arg(name: str, default: date) -> date:
             responses={200: ref("Usage")})
 @login_required
 def get_usage():
-    """Tokens and cost per day (UTC) and per model. Query: from, to (YYYY-MM-DD, inclusive,
-    1970-01-01 to 9999-12-30; default the last 30 days, at most 366 days)."""
+    """Tokens and cost per day (UTC) and per model, the plan and the usage limits. Query: from,
+    to (YYYY-MM-DD, inclusive, 1970-01-01 to 9999-12-30; default the last 30 days, at most 366
+    days)."""
     today = datetime.now(timezone.utc).date()
     last = _date_arg("to", today)
     first = _date_arg("from", max(usage_report.FIRST_DATE, last - timedelta(days=DEFAULT_DAYS - 1)))
@@ -37,4 +39,4 @@ def get_usage():
         raise Invalid("invalid_parameter", "'from' must not be after 'to'")
     if (last - first).days >= MAX_DAYS:
         raise Invalid("invalid_parameter", f"the range is longer than {MAX_DAYS} days")
-    return usage.report(g.user.id, first, last)
+    return {**usage.report(g.user.id, first, last), **limits.summary(g.user.id)}

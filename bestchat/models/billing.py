@@ -37,7 +37,7 @@ class Subscription(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "subscriptions"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, index=True)
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
     status: Mapped[str] = mapped_column(String(32), default="active")
     source: Mapped[str] = mapped_column(String(16), default="admin")

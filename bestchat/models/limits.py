@@ -33,4 +33,4 @@ class UserLimits(LimitColumns, IdMixin, TimestampMixin, Base):
 
     __tablename__ = "user_limits"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, index=True)

@@ -24,7 +24,7 @@ from bestchat.extensions import db
 from bestchat.models import Plan, Subscription, User
 from bestchat.models.base import isoformat
 from bestchat.models.limits import LIMIT_KINDS
-from bestchat.services import audit, plans
+from bestchat.services import audit, limits, plans
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +219,6 @@ def assign_plan(actor: User, user: User, plan: Plan | None) -> Subscription | No
 
 def limits_changed(user_id: uuid.UUID) -> None:
     """Tell the limits cache that the user's plan changed."""
-    try:
-        from bestchat.services import limits
-    except ImportError:  # the limits service is not installed in this build
-        return
     limits.invalidate(user_id)
 
 

@@ -23,6 +23,11 @@ user is a member (groups are few), which also tells whether any group restricts 
 none does, a user's first lookup after a change is answered without a query; every change here
 bumps the generation once committed, so no process trusts an entry older than the change.
 
+A group may also set usage limits (``limit_*`` columns, checked by
+:mod:`bestchat.services.limit_settings`); a member gets the most generous value among their
+groups that set a kind (:mod:`bestchat.services.limits`), and every change here invalidates
+the resolved limits.
+
 Every change is audit-logged (``group.created``, ``group.updated``, ``group.deleted``,
 ``group.member_added``, ``group.member_removed``).
 """
@@ -40,7 +45,8 @@ from bestchat.errors import Conflict, Invalid, ModelNotAllowed, NotFound
 from bestchat.extensions import db
 from bestchat.models import Group, GroupMember, User
 from bestchat.providers import models_cache
-from bestchat.services import audit
+from bestchat.services import audit, limit_settings
+from bestchat.services import limits as usage_limits
 from bestchat.tools.base import NAME_RE
 
 NAME_MAX = 100
@@ -175,9 +181,11 @@ def search_users(query: str, *, not_in: Group, limit: int = 20) -> list[User]:
 
 
 def create_group(actor: User, *, name: Any, description: Any = None, models: Any = None,
-                 tools: Any = None) -> Group:
-    """A new group (checked first: :class:`Invalid` or :class:`Conflict`, nothing stored)."""
+                 tools: Any = None, limits: dict[str, Any] | None = None) -> Group:
+    """A new group (checked first: :class:`Invalid` or :class:`Conflict`, nothing stored);
+    ``limits``: ``{kind: value}`` of its usage limits (blank or missing: not set)."""
     values = _checked(name=name, description=description, models=models, tools=tools)
+    values.update(limit_settings.columns(limits or {}))
     _check_name_free(values["name"])
     group = Group(**values)
     db.session.add(group)
@@ -188,9 +196,12 @@ def create_group(actor: User, *, name: Any, description: Any = None, models: Any
 
 
 def update_group(actor: User, group: Group, *, name: Any, description: Any = None, models: Any = None,
-                 tools: Any = None) -> Group:
-    """Replace the group's name, description and lists (checked first, nothing changed on error)."""
+                 tools: Any = None, limits: dict[str, Any] | None = None) -> Group:
+    """Replace the group's name, description and lists, and its usage limits when ``limits``
+    is given (checked first, nothing changed on error)."""
     values = _checked(name=name, description=description, models=models, tools=tools)
+    if limits is not None:
+        values.update(limit_settings.columns(limits))
     if values["name"] != group.name:
         _check_name_free(values["name"], but=group.id)
     before = _summary(group)
@@ -248,10 +259,11 @@ def remove_member(actor: User, group: Group, user_id: Any) -> User:
 
 
 def _commit() -> None:
-    """Commit, then make every cached access stale (after: a reader must not cache the old state
-    under the new generation)."""
+    """Commit, then make every cached access and resolved usage limit stale (after: a reader
+    must not cache the old state under the new generation)."""
     db.session.commit()
     models_cache.groups_changed()
+    usage_limits.invalidate()
 
 
 def _check_name_free(name: str, but: uuid.UUID | None = None) -> None:
@@ -261,7 +273,8 @@ def _check_name_free(name: str, but: uuid.UUID | None = None) -> None:
 
 
 def _summary(group: Group) -> dict[str, Any]:
-    return {"name": group.name, "description": group.description, "models": group.models, "tools": group.tools}
+    return {"name": group.name, "description": group.description, "models": group.models, "tools": group.tools,
+            "limits": limit_settings.shown(limit_settings.of(group))}
 
 
 # ---- input --------------------------------------------------------------------------------

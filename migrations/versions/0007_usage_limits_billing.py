@@ -50,8 +50,9 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_limits_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_limits')),
-    sa.UniqueConstraint('user_id', name=op.f('uq_user_limits_user_id'))
     )
+    with op.batch_alter_table('user_limits', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_limits_user_id'), ['user_id'], unique=True)
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.add_column(sa.Column('limit_requests_per_minute', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('limit_tokens_per_day', sa.Integer(), nullable=True))
@@ -72,9 +73,9 @@ def upgrade():
         batch_op.add_column(sa.Column('cancel_at_period_end', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('last_event_at', sa.Integer(), nullable=True))
         batch_op.drop_index(batch_op.f('ix_subscriptions_user_id'))
+        batch_op.create_index(batch_op.f('ix_subscriptions_user_id'), ['user_id'], unique=True)
         batch_op.create_index(batch_op.f('ix_subscriptions_stripe_customer_id'), ['stripe_customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subscriptions_stripe_subscription_id'), ['stripe_subscription_id'], unique=False)
-        batch_op.create_unique_constraint(batch_op.f('uq_subscriptions_user_id'), ['user_id'])
 
     with op.batch_alter_table('usage_logs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('group_id', sa.Uuid(), nullable=True))
@@ -102,9 +103,9 @@ def downgrade():
         batch_op.drop_column('group_id')
 
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_subscriptions_user_id'), type_='unique')
         batch_op.drop_index(batch_op.f('ix_subscriptions_stripe_subscription_id'))
         batch_op.drop_index(batch_op.f('ix_subscriptions_stripe_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_subscriptions_user_id'))
         batch_op.create_index(batch_op.f('ix_subscriptions_user_id'), ['user_id'], unique=False)
         batch_op.drop_column('last_event_at')
         batch_op.drop_column('cancel_at_period_end')
