@@ -8,8 +8,6 @@ over two gunicorn web processes, answered by two Celery workers through a fake O
   most one answer is ever admitted at a time, every refusal has the limit's code, and the user
   ends no more than one answer's worth over the limit.
 
-The tokens and cost rounds need the usage rows and usage events of the pricing work
-(``bestchat.services.pricing``); they are skipped without it.
 """
 
 from __future__ import annotations
@@ -157,7 +155,6 @@ def per_answer(engine, user) -> list[tuple[int, Decimal]]:
 
 
 def test_tokens_per_day_ends_at_most_one_answer_over(stack, engine, user, upstream):
-    pytest.importorskip("bestchat.services.pricing")
     limit = 60
     set_limit(stack, engine, user, "tokens_per_day", limit)
     rounds_until_refused(user, upstream, "limit_tokens_per_day", 429)
@@ -167,12 +164,12 @@ def test_tokens_per_day_ends_at_most_one_answer_over(stack, engine, user, upstre
 
 
 def test_cost_per_month_ends_at_most_one_answer_over(stack, engine, user, upstream):
-    pytest.importorskip("bestchat.services.pricing")
     with engine.begin() as connection:  # $0.10 a token, in and out
         connection.execute(text(
             "INSERT INTO model_prices (id, provider, model, input_per_million, output_per_million, "
             "created_at, updated_at) VALUES (:id, 'openai', 'fake-model', 100000, 100000, now(), now()) "
             "ON CONFLICT DO NOTHING"), {"id": str(uuid.uuid4())})
+    redis.Redis.from_url(stack.redis_url).incr("bestchat:prices:version")  # as the console's change does
     limit = Decimal("5")
     set_limit(stack, engine, user, "cost_per_month", limit)
     rounds_until_refused(user, upstream, "limit_cost_per_month", 402)
