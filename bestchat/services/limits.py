@@ -25,10 +25,10 @@ from typing import Any
 
 import redis
 from flask import has_app_context
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, literal, select, union_all
 
 from bestchat.extensions import db
-from bestchat.models import Group, GroupMember, UsageLog
+from bestchat.models import Group, GroupMember, Plan, Subscription, UsageLog
 from bestchat.models.limits import LIMIT_KINDS, UserLimits
 from bestchat.services import plans
 
@@ -81,29 +81,48 @@ def _as_uuid(user_id: uuid.UUID | str) -> uuid.UUID:
 
 def resolve(user_id: uuid.UUID | str) -> Effective:
     """The limits from the database, uncached (see the module docstring); none for an id
-    that names no user."""
+    that names no user. One statement reads the three levels (:func:`_levels_statement`)."""
     try:
         key = _as_uuid(user_id)
     except ValueError:
         return NO_LIMITS
-    override = db.session.scalar(select(UserLimits).where(UserLimits.user_id == key))
-    groups = list(db.session.scalars(
-        select(Group).join(GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == key)))
-    plan = plans.plan_of(key)
+    levels = {row[0]: row[1:] for row in db.session.execute(_LEVELS, {"user_id": key, "granting": plans.GRANTING})}
     found = []
-    for kind in LIMIT_KINDS:
-        column = "limit_" + kind
-        if override is not None and getattr(override, column) is not None:
-            found.append(Limit(getattr(override, column), "user"))
-            continue
-        values = [getattr(group, column) for group in groups if getattr(group, column) is not None]
-        if values:
-            found.append(Limit(max(values), "group"))
-        elif plan is not None and getattr(plan, column) is not None:
-            found.append(Limit(getattr(plan, column), "plan"))
+    for index, kind in enumerate(LIMIT_KINDS):
+        for source in ("user", "group", "plan"):
+            value = levels.get(source, (None,) * len(LIMIT_KINDS))[index]
+            if value is not None:
+                found.append(Limit(Decimal(value) if kind == "cost_per_month" else int(value), source))
+                break
         else:
             found.append(Limit(None, None))
     return Effective(*found)
+
+
+def _levels_statement():
+    """One row per level that exists for the user: ``(source, <the four limits>)``: the user's
+    overrides, the largest value of each kind among their groups, and their plan (the plan of
+    a subscription whose status grants it, else the active default plan; as
+    :func:`bestchat.services.plans.plan_of`). Built once: it runs when a user's cached limits
+    are resolved again, on the first-token path."""
+    user_id = bindparam("user_id")
+    columns = ["limit_" + kind for kind in LIMIT_KINDS]
+    overrides = select(literal("user").label("source"), *(getattr(UserLimits, c) for c in columns)).where(
+        UserLimits.user_id == user_id)
+    groups = (select(literal("group"), *(func.max(getattr(Group, c)) for c in columns))
+              .join(GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == user_id)
+              .having(func.count() > 0))
+    subscribed = (select(Subscription.plan_id).where(Subscription.user_id == user_id,
+                                                     Subscription.status.in_(bindparam("granting", expanding=True)))
+                  .scalar_subquery())
+    default = (select(Plan.id).where(Plan.is_default.is_(True), Plan.active.is_(True)).order_by(Plan.name)
+               .limit(1).scalar_subquery())
+    plan = select(literal("plan"), *(getattr(Plan, c) for c in columns)).where(
+        Plan.id == func.coalesce(subscribed, default))
+    return union_all(overrides, groups, plan)
+
+
+_LEVELS = _levels_statement()
 
 
 def _redis() -> redis.Redis | None:
