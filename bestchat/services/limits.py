@@ -86,7 +86,11 @@ def resolve(user_id: uuid.UUID | str) -> Effective:
         key = _as_uuid(user_id)
     except ValueError:
         return NO_LIMITS
-    levels = {row[0]: row[1:] for row in db.session.execute(_LEVELS, {"user_id": key, "granting": plans.GRANTING})}
+    # On a connection of its own, given back at once: a send's session is left as it was, and
+    # the send's own statements never wait for a second connection behind this one.
+    with db.engine.connect() as connection:
+        levels = {row[0]: row[1:] for row in connection.execute(
+            _LEVELS, {"user_id": key, "granting": plans.GRANTING})}
     found = []
     for index, kind in enumerate(LIMIT_KINDS):
         for source in ("user", "group", "plan"):
