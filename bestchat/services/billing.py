@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from flask import current_app
 from sqlalchemy import select
 
@@ -25,6 +24,9 @@ from bestchat.models import Plan, Subscription, User
 from bestchat.models.base import isoformat
 from bestchat.models.limits import LIMIT_KINDS
 from bestchat.services import audit, limits, plans
+
+if TYPE_CHECKING:
+    import stripe  # imported where Stripe is called: a server with billing off never loads it
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def require_enabled() -> None:
 
 def client() -> stripe.StripeClient:
     """A Stripe client with the configured key and address (``STRIPE_API_BASE``)."""
+    import stripe  # noqa: PLC0415 - see the imports
+
     config = current_app.config
     base = config.get("STRIPE_API_BASE")
     return stripe.StripeClient(
@@ -69,6 +73,8 @@ _http: stripe.HTTPClient | None = None
 
 def _http_client() -> stripe.HTTPClient:
     """One HTTP client per process (its connections are kept per thread), holding no key."""
+    import stripe  # noqa: PLC0415 - see the imports
+
     global _http
     if _http is None:
         _http = stripe.RequestsClient(timeout=STRIPE_TIMEOUT)
@@ -178,6 +184,8 @@ def open_portal(user: User, base_url: str) -> str:
 def _call(what: str, request):
     """Run ``request(client)``; a Stripe failure is logged by kind only (its text may quote the
     request) and raised as 503 ``billing_unavailable``."""
+    import stripe  # noqa: PLC0415 - see the imports
+
     try:
         return request(client())
     except stripe.StripeError as error:

@@ -30,7 +30,6 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-import stripe
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +57,8 @@ def receive(payload: bytes, signature: str | None) -> str:
     """Verify and apply one webhook delivery; returns what was done. 404 ``billing_disabled``
     when billing is off, 400 ``invalid_signature`` / ``invalid_payload`` (nothing changed)."""
     billing.require_enabled()
+    import stripe  # noqa: PLC0415 - loaded only where billing is on (see bestchat.services.billing)
+
     try:
         text = payload.decode("utf-8")
         # Verifies the signature, then parses; the event is checked and read as plain JSON below.
