@@ -8,6 +8,7 @@ from bestchat.extensions import db
 from bestchat.models import SiteSetting
 from bestchat.testing.client import Client
 from tests.admin_helpers import sign_in_admin
+from tests.fake_stripe import FakeStripe
 
 
 @pytest.fixture
@@ -25,3 +26,10 @@ def no_site_settings_left(app):
         db.session.rollback()
         db.session.execute(delete(SiteSetting))
         db.session.commit()
+
+
+@pytest.fixture
+def fake_stripe():
+    """A local fake of Stripe's API (``tests/fake_stripe.py``) that records what it is sent."""
+    with FakeStripe() as server:
+        yield server

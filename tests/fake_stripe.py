@@ -97,3 +97,14 @@ def signed(event_body: dict | str, secret: str, timestamp: int | None = None) ->
     payload = event_body if isinstance(event_body, str) else json.dumps(event_body)
     header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
     return payload, {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+# The keys of a test server with billing on (test-mode shaped, never real).
+SECRET_KEY = "sk_test_51SecretKeyThatMustNeverLeak0123456789"
+WEBHOOK_SECRET = "whsec_testWebhookSecretNeverShown42"
+
+
+def billing_config(server: FakeStripe) -> dict[str, str]:
+    """The settings of an app with billing on, calling ``server`` instead of Stripe."""
+    return {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_API_BASE": server.url, "BILLING_PUBLIC_URL": "https://chat.example.com"}

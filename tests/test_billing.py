@@ -16,23 +16,14 @@ from bestchat.extensions import db
 from bestchat.models import AuditLog, Plan, StripeEvent, Subscription, User
 from bestchat.services import accounts, billing
 from bestchat.testing.client import assert_error
-from tests.fake_stripe import FakeStripe, event, signed
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, billing_config, event, signed
 
-SECRET_KEY = "sk_test_51SecretKeyThatMustNeverLeak0123456789"
-WEBHOOK_SECRET = "whsec_testWebhookSecretNeverShown42"
 WEBHOOK = "/api/v1/billing/webhook"
 
 
 @pytest.fixture
-def fake_stripe():
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
 def app_config(fake_stripe):
-    return {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_API_BASE": fake_stripe.url, "BILLING_PUBLIC_URL": "https://chat.example.com"}
+    return billing_config(fake_stripe)
 
 
 @pytest.fixture

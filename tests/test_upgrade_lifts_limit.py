@@ -13,23 +13,14 @@ from sqlalchemy import select
 from bestchat.extensions import db
 from bestchat.models import Plan, User
 from bestchat.testing import send_and_wait, wait_for_answer
-from tests.fake_stripe import FakeStripe, event, signed
+from tests.fake_stripe import WEBHOOK_SECRET, billing_config, event, signed
 
-SECRET_KEY = "sk_test_upgradeFlowKey0123456789"
-WEBHOOK_SECRET = "whsec_upgradeFlowSecret"
 DEMO = {"tokens_per_second": 0}
 
 
 @pytest.fixture
-def fake_stripe():
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
 def app_config(fake_stripe):
-    return {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_API_BASE": fake_stripe.url, "BILLING_PUBLIC_URL": "https://chat.example.com"}
+    return billing_config(fake_stripe)
 
 
 @pytest.fixture
