@@ -20,16 +20,9 @@ from bestchat.errors import Conflict, DomainError, Invalid, NotFound
 from bestchat.extensions import db
 from bestchat.models import Plan
 from bestchat.models.limits import LIMIT_KINDS
-from bestchat.services import billing
+from bestchat.services import billing, limit_settings
 
-# The form's limit fields: label and whether the value is a USD amount (else a whole number).
-LIMIT_LABELS = {
-    "requests_per_minute": "Requests per minute",
-    "tokens_per_day": "Tokens per day (UTC)",
-    "cost_per_month": "Cost per month (USD)",
-    "concurrent_generations": "Answers generating at once",
-}
-MAX_COUNT = 2**31 - 1
+# The largest displayed price, in USD.
 MAX_USD = Decimal("9999999999")
 
 
@@ -39,7 +32,7 @@ class PlansView(SecureView):
     @expose("/")
     def index(self) -> str:
         return self.render("bestchat_admin/plans.html", plans=billing.list_plans(), kinds=LIMIT_KINDS,
-                           labels=LIMIT_LABELS, billing_enabled=billing.enabled())
+                           labels=limit_settings.LABELS, billing_enabled=billing.enabled())
 
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
@@ -70,7 +63,9 @@ class PlansView(SecureView):
 
     def _form(self, plan: Plan | None, values: dict[str, Any], error: str | None = None, status: int = 200) -> Any:
         page = self.render("bestchat_admin/plan_form.html", plan=plan, values=values, error=error,
-                           kinds=LIMIT_KINDS, labels=LIMIT_LABELS, billing_enabled=billing.enabled())
+                           limit_fields=limit_settings.LABELS,
+                           limit_values={kind: values.get(f"limit_{kind}") or "" for kind in LIMIT_KINDS},
+                           billing_enabled=billing.enabled())
         return page, status
 
 
@@ -117,8 +112,7 @@ def _parse(form: dict[str, str]) -> dict[str, Any]:
     if values["stripe_price_id"] is not None and (len(values["stripe_price_id"]) > 100
                                                   or not values["stripe_price_id"].startswith("price_")):
         raise Invalid("invalid_field", "the Stripe price id looks like price_... (from Stripe's product page)")
-    for kind in LIMIT_KINDS:
-        values[f"limit_{kind}"] = _limit(kind, form.get(f"limit_{kind}", ""))
+    values.update(limit_settings.columns({kind: form.get(f"limit_{kind}", "") for kind in LIMIT_KINDS}))
     return values
 
 
@@ -140,16 +134,6 @@ def _cents(text: str) -> int:
     return 0 if value is None else int((value * 100).to_integral_value())
 
 
-def _limit(kind: str, text: str) -> Any:
-    """A limit's value (None: empty, no limit at the plan's level)."""
-    value = _amount(text, LIMIT_LABELS[kind])
-    if value is None or kind == "cost_per_month":
-        return None if value is None else value.quantize(Decimal("0.0001"))
-    if value != value.to_integral_value() or value > MAX_COUNT:
-        raise Invalid("invalid_field", f"{LIMIT_LABELS[kind]}: must be a whole number up to {MAX_COUNT}")
-    return int(value)
-
-
 # ---- the "Plan" section of a user's page (admin/users.py) -----------------------------------
 
 def plan_section(user: Any) -> dict[str, Any]:
@@ -157,7 +141,7 @@ def plan_section(user: Any) -> dict[str, Any]:
     plans to choose from (active ones, and the user's own even if inactive)."""
     from bestchat.services import plans as user_plans
 
-    summary = billing.plan_summary(user.id)
+    summary = user_plans.plan_summary(user.id)
     subscription = user_plans.subscription_of(user.id)
     assigned = subscription.plan_id if subscription is not None and subscription.source == billing.SOURCE_ADMIN \
         and subscription.status in user_plans.GRANTING else None

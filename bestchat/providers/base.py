@@ -61,7 +61,8 @@ Event = Union[TextDelta, ToolCall, Usage, Finish]
 
 # ---- prices ---------------------------------------------------------------------------------
 
-def _dollars(value: Any) -> Decimal:
+def as_dollars(value: Any) -> Decimal:
+    """An amount of USD as a Decimal (an int, float or string converted through its text)."""
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
@@ -77,10 +78,10 @@ class Price:
     source: str = "provider"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_per_million", _dollars(self.input_per_million))
-        object.__setattr__(self, "output_per_million", _dollars(self.output_per_million))
+        object.__setattr__(self, "input_per_million", as_dollars(self.input_per_million))
+        object.__setattr__(self, "output_per_million", as_dollars(self.output_per_million))
         if self.cached_input_per_million is not None:
-            object.__setattr__(self, "cached_input_per_million", _dollars(self.cached_input_per_million))
+            object.__setattr__(self, "cached_input_per_million", as_dollars(self.cached_input_per_million))
 
 
 # ---- errors ---------------------------------------------------------------------------------

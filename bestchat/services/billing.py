@@ -24,6 +24,7 @@ from bestchat.models import Plan, Subscription, User
 from bestchat.models.base import isoformat
 from bestchat.models.limits import LIMIT_KINDS
 from bestchat.services import audit, limits, plans
+from bestchat.validation import parse_uuid
 
 if TYPE_CHECKING:
     import stripe  # imported where Stripe is called: a server with billing off never loads it
@@ -92,23 +93,11 @@ def limits_of(plan: Plan) -> dict[str, Any]:
     return values
 
 
-def plan_summary(user_id: uuid.UUID) -> dict | None:
-    """The plan that applies to the user: ``{id, name, source, status}`` (source ``stripe``,
-    ``admin`` or ``default``), or None."""
-    plan = plans.plan_of(user_id)
-    if plan is None:
-        return None
-    subscription = plans.subscription_of(user_id)
-    if subscription is not None and subscription.status in plans.GRANTING and subscription.plan_id == plan.id:
-        return {"id": str(plan.id), "name": plan.name, "source": subscription.source, "status": subscription.status}
-    return {"id": str(plan.id), "name": plan.name, "source": "default", "status": "active"}
-
-
 def overview(user: User) -> dict:
     """``GET /api/v1/billing``: whether billing is on, the user's plan and subscription, and
     the active plans (which can be bought, which is the user's)."""
     on = enabled()
-    current = plan_summary(user.id)
+    current = plans.plan_summary(user.id)
     subscription = plans.subscription_of(user.id)
     active = db.session.scalars(select(Plan).where(Plan.active.is_(True))
                                 .order_by(Plan.price_cents, Plan.name)).all()
@@ -242,10 +231,7 @@ def list_plans() -> list[tuple[Plan, int]]:
 
 
 def get_plan(plan_id: Any) -> Plan:
-    try:
-        plan = db.session.get(Plan, uuid.UUID(str(plan_id)))
-    except ValueError:
-        plan = None
+    plan = db.session.get(Plan, parse_uuid(plan_id, "plan"))
     if plan is None:
         raise NotFound("plan")
     return plan

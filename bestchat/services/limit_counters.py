@@ -29,15 +29,21 @@ MINUTE = "bc:lim:rpm:"
 DAY_TTL = 2 * 86400
 MONTH_TTL = 33 * 86400
 
-# Adds to a counter only if it exists (a missing one is seeded from the database instead,
-# which already holds what is being added). KEYS: counter; ARGV: amount, ttl.
+# Adds to each counter that exists, in one round trip (a missing one is seeded from the
+# database instead, which already holds what is being added). KEYS: the tokens and cost
+# counters; ARGV: their amounts, then their ttls. Returns, per counter, 1 if it was added to.
 _ADD = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('INCRBY', KEYS[1], ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
+local added = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('INCRBY', key, ARGV[i])
+    redis.call('EXPIRE', key, ARGV[i + #KEYS])
+    added[i] = 1
+  else
+    added[i] = 0
+  end
 end
-return 0
+return added
 """
 
 
@@ -72,11 +78,23 @@ def record(user_id: uuid.UUID, tokens: int, cost: Decimal) -> None:
     if client is None:
         return
     uid, now = str(user_id), limits.utcnow()
-    add = client.register_script(_ADD)
-    for kind, key, amount, ttl in (("tokens_per_day", tokens_key(uid, now), int(tokens), DAY_TTL),
-                                   ("cost_per_month", cost_key(uid, now), limits.micro(cost or 0), MONTH_TTL)):
-        if not add(keys=[key], args=[amount, ttl]):
+    keys = [tokens_key(uid, now), cost_key(uid, now)]
+    added = _add_script(client)(keys=keys, args=[int(tokens), limits.micro(cost or 0), DAY_TTL, MONTH_TTL],
+                                client=client)
+    for kind, was_added in zip(("tokens_per_day", "cost_per_month"), added):
+        if not was_added:
             seed(client, kind, uid, now)
+
+
+def _add_script(client):
+    """:data:`_ADD`, registered once per process (a script runs on whichever client is given)."""
+    global _add
+    if _add is None:
+        _add = client.register_script(_ADD)
+    return _add
+
+
+_add = None
 
 
 def init_limit_counters(app: Flask) -> None:

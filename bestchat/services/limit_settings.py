@@ -41,21 +41,21 @@ def checked(values: dict[str, Any]) -> dict[str, int | Decimal | None]:
             out[kind] = None
             continue
         label = LABELS[kind]
+        try:
+            amount = Decimal(str(raw))
+        except InvalidOperation:
+            example = "an amount such as 12.50" if kind == "cost_per_month" else "a whole number of 0 or more"
+            raise Invalid("invalid_field", f"the {label} is not a number: it must be {example}") from None
         if kind == "cost_per_month":
-            try:
-                amount = Decimal(str(raw))
-            except InvalidOperation:
-                raise Invalid("invalid_field", f"the {label} must be an amount such as 12.50") from None
             if not amount.is_finite() or amount < 0 or amount > COST_MAX or amount.as_tuple().exponent < -4:
                 raise Invalid("invalid_field", f"the {label} must be between 0 and {COST_MAX} with at most 4 decimals")
             out[kind] = amount
             continue
-        if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
-            raise Invalid("invalid_field", f"the {label} must be a whole number of 0 or more")
-        number = int(raw)
-        if not 0 <= number <= INT_MAX:
+        if not amount.is_finite() or not 0 <= amount <= INT_MAX:
             raise Invalid("invalid_field", f"the {label} must be between 0 and {INT_MAX}")
-        out[kind] = number
+        if amount != amount.to_integral_value():
+            raise Invalid("invalid_field", f"the {label} must be a whole number of 0 or more")
+        out[kind] = int(amount)
     return out
 
 

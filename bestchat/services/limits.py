@@ -277,18 +277,6 @@ def micro(amount: Decimal | int | float) -> int:
 # ---- what GET /api/v1/usage shows ---------------------------------------------------------------
 
 
-def plan_summary(user_id: uuid.UUID | str) -> dict[str, Any] | None:
-    key = _as_uuid(user_id)
-    subscription = plans.subscription_of(key)
-    plan = plans.plan_of(key)
-    if plan is None:
-        return None
-    if subscription is not None and subscription.plan_id == plan.id and subscription.status in plans.GRANTING:
-        return {"id": str(plan.id), "name": plan.name, "source": subscription.source,
-                "status": subscription.status}
-    return {"id": str(plan.id), "name": plan.name, "source": "default", "status": None}
-
-
 def summary(user_id: uuid.UUID | str) -> dict[str, Any]:
     """``{"plan": ..., "limits": {kind: {limit, used, remaining, resets_at, source}}}``: each
     limit that applies, what the user has used of it in its current window, and when that
@@ -319,4 +307,4 @@ def summary(user_id: uuid.UUID | str) -> dict[str, Any]:
                      "resets_at": reset.isoformat().replace("+00:00", "Z") if reset else None,
                      "source": limit.source}
     out["cost_per_month"]["unknown_cost_requests"] = unknown
-    return {"plan": plan_summary(key), "limits": out}
+    return {"plan": plans.plan_summary(key), "limits": out}

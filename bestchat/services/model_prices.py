@@ -9,7 +9,6 @@ every process (:func:`bestchat.services.pricing.changed`).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +20,7 @@ from bestchat.extensions import db
 from bestchat.models import ModelPrice, UsageLog, User
 from bestchat.services import audit, pricing
 from bestchat.services.pricing import Price
+from bestchat.validation import parse_uuid
 
 # The largest price accepted, in USD per million tokens (the column holds 8 digits before the point).
 MAX_PER_MILLION = Decimal(10_000_000)
@@ -121,11 +121,7 @@ def set_price(actor: User, *, provider: Any, model: Any, input_per_million: Any,
 
 def get_price(price_id: Any) -> ModelPrice:
     """The admin price ``price_id``; :class:`NotFound` for an unknown or malformed id."""
-    try:
-        key = price_id if isinstance(price_id, uuid.UUID) else uuid.UUID(str(price_id))
-    except ValueError:
-        raise NotFound("price") from None
-    row = db.session.get(ModelPrice, key)
+    row = db.session.get(ModelPrice, parse_uuid(price_id, "price"))
     if row is None:
         raise NotFound("price")
     return row

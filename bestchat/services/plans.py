@@ -8,6 +8,7 @@ none. Subscriptions come from the Stripe webhook or from an admin (``bestchat.se
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 
@@ -36,3 +37,16 @@ def plan_of(user_id: uuid.UUID) -> Plan | None:
         if plan is not None:
             return plan
     return default_plan()
+
+
+def plan_summary(user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The plan that applies to the user as the API shows it: ``{id, name, source, status}``
+    (source ``stripe`` or ``admin`` with the subscription's status, ``default`` with status
+    active), or None."""
+    plan = plan_of(user_id)
+    if plan is None:
+        return None
+    subscription = subscription_of(user_id)
+    if subscription is not None and subscription.status in GRANTING and subscription.plan_id == plan.id:
+        return {"id": str(plan.id), "name": plan.name, "source": subscription.source, "status": subscription.status}
+    return {"id": str(plan.id), "name": plan.name, "source": "default", "status": "active"}

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from bestchat.extensions import db
 from bestchat.models import ModelPrice
 from bestchat.providers import model_map
-from bestchat.providers.base import Price, Provider, Usage
+from bestchat.providers.base import Price, Provider, Usage, as_dollars
 from bestchat.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def round_cost(provider_name: str, model: str, usage: Usage, *,
     above the provider's :meth:`~Provider.price` and the model map."""
     admin = admin_prices().get((provider_name, model))
     if admin is None and usage.cost is not None:
-        return _dollars(usage.cost), PROVIDER
+        return as_dollars(usage.cost), PROVIDER
     price = admin or provider_price(provider_name, model, provider) or map_price(model)
     if price is None:
         return None, None
@@ -157,8 +157,5 @@ def map_price(model: str) -> Price | None:
 
 
 def _per_million(per_token: float) -> Decimal:
-    return (_dollars(per_token) * MILLION).normalize()
+    return (as_dollars(per_token) * MILLION).normalize()
 
-
-def _dollars(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
