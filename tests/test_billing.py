@@ -259,6 +259,10 @@ def test_unverified_deliveries_are_refused_and_change_nothing(app, client, user,
 def test_a_signed_body_that_is_not_an_event_is_refused(app, client, user, plans):
     for body in ("not json", "[1, 2]", "null", '"text"'):
         assert_error(deliver(client, body), 400, "invalid_payload")
+    misshapen = event("customer.subscription.updated", {"id": 7, "metadata": [1], "items": "x"}, event_id="evt_bad")
+    assert_error(deliver(client, misshapen), 400, "invalid_payload")
+    with app.app_context():
+        assert db.session.get(StripeEvent, "evt_bad") is None  # nothing stored: a corrected delivery applies
     assert_error(deliver(client, {"id": "evt_x", "type": "x"}), 400, "invalid_payload")
 
 

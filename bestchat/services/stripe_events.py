@@ -75,6 +75,9 @@ def receive(payload: bytes, signature: str | None) -> str:
         if not _known(event["id"]):
             raise  # another conflict: nothing stored, Stripe delivers the event again
         return DUPLICATE  # the same event delivered twice at once: the other delivery applied it
+    except (AttributeError, TypeError, ValueError):  # signed, but its object is not shaped as Stripe's
+        db.session.rollback()
+        raise Invalid("invalid_payload", "the event's object is not what Stripe sends for its type") from None
     log.info("stripe event %s (%s): %s", event["id"], event["type"], outcome)
     return outcome
 
