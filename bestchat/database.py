@@ -10,10 +10,20 @@ one more round trip for every request and every generation job, for connections 
 use a moment before. The writes that must not fail for a restart (a generation's claim, an
 answer's end) run through :func:`once_more_if_dropped`.
 
+Two pools per process. The main one (``DATABASE_POOL_SIZE`` + ``DATABASE_MAX_OVERFLOW``) serves
+the ORM session, which holds its connection until the request or job ends its transaction.
+The side engine (:func:`side_engine`, ``DATABASE_SIDE_POOL_SIZE`` +
+``DATABASE_SIDE_MAX_OVERFLOW``, the same database) serves the single statements run beside a
+session: the message store's writes (:func:`run_prepared`), a generation's claim, and the reads
+kept out of a caller's transaction (:func:`read_beside`). Whoever holds a side connection runs
+one statement and gives it back, waiting for nothing else meanwhile; so a request that holds
+a main connection and needs one more never waits on another such request: with one pool, a
+burst of more requests than the pool holds could leave each holding one connection and
+waiting for a second until the pool's timeout.
+
 Server processes (``wsgi.py``, ``celery_worker.py``) call :func:`warm_pool` at start: it opens
-the pool's ``DATABASE_POOL_SIZE`` connections in the background, so a burst of sends after a
-quiet start does not open a new PostgreSQL connection (a new backend process) on the path of
-every first token.
+both pools' connections in the background, so a burst of sends after a quiet start does not
+open a new PostgreSQL connection (a new backend process) on the path of every first token.
 
 :func:`run_prepared` runs the message store's single statements on PostgreSQL
 (:mod:`bestchat.store.postgresql`).
@@ -33,6 +43,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
 from bestchat.extensions import db
+from bestchat.settings import SIDE_BIND
 
 T = TypeVar("T")
 
@@ -44,11 +55,29 @@ def init_database(app: Flask, db) -> None:
 
     db.init_app(app)
     with app.app_context():
+        engines = set(db.engines.values())
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             _private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
-            event.listen(db.engine, "connect", _sqlite_pragmas(app.config["SQLITE_BUSY_TIMEOUT_MS"]))
+            for engine in engines:
+                event.listen(engine, "connect", _sqlite_pragmas(app.config["SQLITE_BUSY_TIMEOUT_MS"]))
         else:
-            _ping_when_idle(db.engine, float(app.config["DATABASE_PING_IDLE_SECONDS"]))
+            for engine in engines:
+                _ping_when_idle(engine, float(app.config["DATABASE_PING_IDLE_SECONDS"]))
+
+
+def side_engine():
+    """The current app's side engine (see the module docstring); the main engine for an
+    in-memory SQLite database, which has no other."""
+    return db.engines.get(SIDE_BIND) or db.engine
+
+
+def read_beside(statement, parameters: dict[str, Any] | None = None) -> list[Any]:
+    """The rows of the read ``statement``, on a side connection given back at once: the
+    caller's session is left as it was (a streaming generation's holds no connection, and
+    does not start holding one for this), and a caller that holds a main connection waits
+    for no second one."""
+    with side_engine().connect() as connection:
+        return connection.execute(statement, parameters or {}).all()
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -88,9 +117,9 @@ def _ping_when_idle(engine, idle_seconds: float) -> None:
 
 
 def warm_pool(app: Flask) -> gevent.Greenlet | None:
-    """Open ``DATABASE_POOL_SIZE`` pooled connections in a background greenlet and give them
-    back to the pool (server databases only; a failure is only logged: connections then open
-    on demand, as without it)."""
+    """Open ``DATABASE_POOL_SIZE`` pooled connections, and ``DATABASE_SIDE_POOL_SIZE`` side
+    ones, in a background greenlet and give them back to their pools (server databases only;
+    a failure is only logged: connections then open on demand, as without it)."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return None
 
@@ -100,6 +129,9 @@ def warm_pool(app: Flask) -> gevent.Greenlet | None:
             try:
                 for _ in range(int(app.config["DATABASE_POOL_SIZE"])):
                     opened.append(db.engine.connect())
+                if side_engine() is not db.engine:
+                    for _ in range(int(app.config["DATABASE_SIDE_POOL_SIZE"])):
+                        opened.append(side_engine().connect())
             except Exception as error:  # noqa: BLE001 - an optimisation only
                 log.warning("could not open the database pool ahead (%s)", error)
             finally:
@@ -110,7 +142,7 @@ def warm_pool(app: Flask) -> gevent.Greenlet | None:
 
 
 def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
-    """Run one PostgreSQL ``statement`` on a pooled connection in autocommit mode, atomic on
+    """Run one PostgreSQL ``statement`` on a side connection in autocommit mode, atomic on
     its own, and return its rows (named tuples). For the message store's single statements
     (an exchange's, a generation's claim), so it skips what they do not need:
 
@@ -124,7 +156,7 @@ def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
     raised as SQLAlchemy raises them (:class:`sqlalchemy.exc.DBAPIError`); a lost connection
     is invalidated with the pool's others, as SQLAlchemy does it, so that
     :func:`once_more_if_dropped` gets a fresh one."""
-    engine = db.engine
+    engine = side_engine()
     dialect = engine.dialect
     pooled = engine.raw_connection()
     driver = pooled.driver_connection

@@ -17,6 +17,7 @@ import os
 import secrets
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from flask import Flask
@@ -24,6 +25,8 @@ from flask import Flask
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 ENV_PREFIX = "BESTCHAT"
+# Flask-SQLAlchemy's bind key of the side engine (:func:`bestchat.database.side_engine`).
+SIDE_BIND = "side"
 
 # Values that must never sign a production session.
 _PLACEHOLDER_SECRETS = {"", "dev", "secret", "changeme", "change-me", "CHANGE-ME", "development"}
@@ -112,6 +115,7 @@ def _derive(app: Flask) -> None:
         options.setdefault("pool_size", int(config["DATABASE_POOL_SIZE"]))
         options.setdefault("max_overflow", int(config["DATABASE_MAX_OVERFLOW"]))
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    config["SQLALCHEMY_BINDS"] = _side_bind(config, url)
     config["REDIS_URL"] = config.get("REDIS_URL") or None
     config["EMBEDDED"] = config["REDIS_URL"] is None
 
@@ -149,6 +153,21 @@ def _derive_registration(config) -> None:
         raise ConfigurationError(
             f"refusing to start: REGISTRATION must be one of {', '.join(REGISTRATION_MODES)}, not {mode!r}")
     config["REGISTRATION"] = mode
+
+
+def _side_bind(config: dict[str, Any], url: str) -> dict[str, Any]:
+    """The side engine's bind (:func:`bestchat.database.side_engine`): the same database with
+    a pool of its own; none for an in-memory SQLite database, which another engine would not
+    see."""
+    binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+    if url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url:
+        return binds
+    side: dict[str, Any] = {"url": url}
+    if not url.startswith("sqlite"):
+        side["pool_size"] = int(config["DATABASE_SIDE_POOL_SIZE"])
+        side["max_overflow"] = int(config["DATABASE_SIDE_MAX_OVERFLOW"])
+    binds.setdefault(SIDE_BIND, side)
+    return binds
 
 
 def _require_production_secrets(config) -> None:

@@ -22,6 +22,13 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # max_connections: every web and worker process can hold up to their sum.
 DATABASE_POOL_SIZE = 10
 DATABASE_MAX_OVERFLOW = 10
+# The side pool, per process, for single statements run beside a session (the message store's
+# one-statement writes, a generation's claim, reads kept out of a caller's transaction): a
+# request that holds a connection of the main pool never waits for a second one of the same
+# pool, which under a burst of requests (more than the main pool holds) would wait on each
+# other until the pool's timeout. Counted in max_connections too.
+DATABASE_SIDE_POOL_SIZE = 5
+DATABASE_SIDE_MAX_OVERFLOW = 5
 # A pooled connection idle this long (seconds) is pinged before use, and replaced if the
 # database dropped it; connections in steady use are not (a ping is one more round trip).
 DATABASE_PING_IDLE_SECONDS = 1.0

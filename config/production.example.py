@@ -11,10 +11,13 @@ ENV_NAME = "production"
 
 # PostgreSQL, shared by web and workers.
 DATABASE_URL = "postgresql+psycopg://bestchat:CHANGE-ME@db.internal:5432/bestchat"
-# Connections per process (pool + overflow). Keep (web + worker processes) x 20 below the
-# server's max_connections (PostgreSQL's default is 100), or put PgBouncer in front.
+# Connections per process: the main pool (pool + overflow) and the side pool of single
+# statements (see config/defaults.py). Keep (web + worker processes) x 30 below the server's
+# max_connections (PostgreSQL's default is 100), or put PgBouncer in front.
 DATABASE_POOL_SIZE = 10
 DATABASE_MAX_OVERFLOW = 10
+DATABASE_SIDE_POOL_SIZE = 5
+DATABASE_SIDE_MAX_OVERFLOW = 5
 
 # Redis: Celery broker, stream bus, cache and rate limits. Required for more than one process.
 REDIS_URL = "redis://redis.internal:6379/0"

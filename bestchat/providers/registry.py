@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, or_, select
 
 from bestchat import crypto, plugins
+from bestchat.database import read_beside
 from bestchat.errors import Invalid, ModelNotAllowed, UnknownModel
 from bestchat.extensions import db
 from bestchat.security import outbound
@@ -126,8 +127,8 @@ def build_provider(cls: type[Provider], config: ProviderConfig | ConfigValues | 
 
 def user_is_admin(user_id: uuid.UUID) -> bool:
     """Whether ``user_id`` is an admin, read on its own connection (callers may be streaming)."""
-    with db.engine.connect() as connection:
-        return connection.execute(select(User.role).where(User.id == user_id)).scalar() == "admin"
+    rows = read_beside(select(User.role).where(User.id == user_id))
+    return bool(rows) and rows[0][0] == "admin"
 
 
 def redact(error: ProviderError, provider: Provider) -> ProviderError:

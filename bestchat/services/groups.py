@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import exists, func, select
 
+from bestchat.database import read_beside
 from bestchat.errors import Conflict, Invalid, ModelNotAllowed, NotFound
 from bestchat.extensions import db
 from bestchat.models import Group, GroupMember, User
@@ -110,10 +111,8 @@ def _read_access(user_id: uuid.UUID) -> tuple[dict[str, Any], bool]:
     """The user's access as stored in the cache, and whether any group restricts anything: one
     query over the groups, with whether the user is in each."""
     member = exists().where(GroupMember.group_id == Group.id, GroupMember.user_id == user_id)
-    # On a connection of its own, given back at once: the caller's session (a send's, a
-    # generation's) is left as it was.
-    with db.engine.connect() as connection:
-        rows = connection.execute(select(Group.models, Group.tools, member.label("member"))).all()
+    # Beside the caller's session (a send's, a generation's), which is left as it was.
+    rows = read_beside(select(Group.models, Group.tools, member.label("member")))
     mine = [row for row in rows if row.member]
     restricting = any(row.models is not None or row.tools is not None for row in rows)
     return {"models": _union(row.models for row in mine), "tools": _union(row.tools for row in mine)}, restricting

@@ -27,6 +27,7 @@ import redis
 from flask import has_app_context
 from sqlalchemy import bindparam, case, func, literal, select, union_all
 
+from bestchat.database import read_beside
 from bestchat.extensions import db
 from bestchat.models import Group, GroupMember, Plan, Subscription, UsageLog
 from bestchat.models.limits import LIMIT_KINDS, UserLimits
@@ -86,11 +87,7 @@ def resolve(user_id: uuid.UUID | str) -> Effective:
         key = _as_uuid(user_id)
     except ValueError:
         return NO_LIMITS
-    # On a connection of its own, given back at once: a send's session is left as it was, and
-    # the send's own statements never wait for a second connection behind this one.
-    with db.engine.connect() as connection:
-        levels = {row[0]: row[1:] for row in connection.execute(
-            _LEVELS, {"user_id": key, "granting": plans.GRANTING})}
+    levels = {row[0]: row[1:] for row in read_beside(_LEVELS, {"user_id": key, "granting": plans.GRANTING})}
     found = []
     for index, kind in enumerate(LIMIT_KINDS):
         for source in ("user", "group", "plan"):
@@ -227,7 +224,7 @@ def utcnow() -> datetime:
 
 def tokens_since(user_id: uuid.UUID | str, since: datetime) -> int:
     """Prompt + completion tokens of ``user_id`` recorded since ``since``."""
-    total = db.session.scalar(
+    [(total,)] = read_beside(
         select(func.coalesce(func.sum(UsageLog.prompt_tokens + UsageLog.completion_tokens), 0))
         .where(UsageLog.user_id == _as_uuid(user_id), UsageLog.created_at >= _naive(since)))
     return int(total or 0)
@@ -235,10 +232,10 @@ def tokens_since(user_id: uuid.UUID | str, since: datetime) -> int:
 
 def cost_since(user_id: uuid.UUID | str, since: datetime) -> tuple[Decimal, int]:
     """Known cost (USD) of ``user_id`` since ``since``, and how many rows had no known price."""
-    total, unknown = db.session.execute(
+    [(total, unknown)] = read_beside(
         select(func.coalesce(func.sum(UsageLog.cost), 0),
                func.count().filter(UsageLog.cost.is_(None)))
-        .where(UsageLog.user_id == _as_uuid(user_id), UsageLog.created_at >= _naive(since))).one()
+        .where(UsageLog.user_id == _as_uuid(user_id), UsageLog.created_at >= _naive(since)))
     return Decimal(total or 0), int(unknown or 0)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bestchat import plugins
+from bestchat.database import read_beside
 from bestchat.errors import Invalid
 from bestchat.extensions import db
 from bestchat.models import SiteSetting
@@ -219,8 +220,8 @@ def _read_rows_at_start() -> dict[str, Any]:
 
 def _read_rows_apart(app: Flask) -> dict[str, Any]:
     """The rows, read on a connection of its own (the caller may be inside a transaction)."""
-    with app.app_context(), db.engine.connect() as connection:
-        rows = connection.execute(select(SiteSetting.key, SiteSetting.value)).all()
+    with app.app_context():
+        rows = read_beside(select(SiteSetting.key, SiteSetting.value))
     return {key: value for key, value in rows if key in EDITABLE}
 
 

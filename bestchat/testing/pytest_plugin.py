@@ -122,7 +122,8 @@ def app(backend, tmp_path, request, app_config):
         dispatcher.kill(timeout=5)  # no job of this test runs on in a later one
     with app.app_context():
         _db.session.remove()
-        _db.engine.dispose()
+        for engine in _db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture
