@@ -7,9 +7,9 @@ process this script starts is stopped at exit.
 * The fake upstream: ``benchmarks/fast_upstream.py`` (an OpenAI-compatible streaming server on one
   asyncio loop), every answer 200 tokens, 20 ms apart, each ``tokN`` token stamped with its
   emission time.
-* The load client: ``benchmarks/peer_load.py`` (one asyncio process): ``httpx`` for the
-  OpenAI-style SSE targets and BestChat's REST SSE path, ``ws_load.py``'s socket for the
-  WebSocket path.
+* The load client: ``benchmarks/peer_load.py``, one process per target: ``httpx`` under gevent
+  for the OpenAI-style SSE targets and BestChat's REST SSE path, ``ws_load.py``'s asyncio socket
+  for the WebSocket path (the cheapest client of each protocol; its CPU per token is reported).
 * The targets, one after the other, each started fresh and stopped after its levels:
 
   ========================  ============================================================================
@@ -40,7 +40,10 @@ p95 < 500 ms, chunk delay p95 < 50 ms, no answer failed and no token was lost, d
 reordered. The ramp of a target stops at its first failing level (``direct`` runs them all); the
 CPU level (``--cpu-level``, 40) is measured anyway.
 
-The table: TTFT overhead p50 over direct (at the lowest level), the highest passing level, the
+Before the ramp, a light-load probe (``--probe-streams``, 4 streams, measured the same way over
+twice the steady time, not a pass/fail level) gives the TTFT overhead apart from saturation.
+
+The table: TTFT p50 overhead over direct (at the probe), the highest passing level, the
 server CPU per delivered token at the CPU level (CPU time of the target's processes, from
 ``/proc``: BestChat = web + workers + Redis + PostgreSQL backends; a peer = its process tree),
 and the idle memory (RSS sum of the same processes after start and a warm-up answer).
@@ -141,16 +144,16 @@ class Stack(sb.Stack):
         return {k: v for k, v in self.measured().items()
                 if k.startswith(("web", "celery", "redis", "postgres"))}
 
-    def start_client(self) -> None:
-        self.client = PeerClient(self.procs, self.env)
+    def start_client(self, engine: str = "gevent") -> None:
+        self.client = PeerClient(self.procs, self.env, engine)
 
 
 class PeerClient(sb.LoadClient):
     """``peer_load.py`` in a child process (``stream_bench.LoadClient``'s protocol)."""
 
-    def __init__(self, procs: sb.Processes, env: dict[str, str]):
+    def __init__(self, procs: sb.Processes, env: dict[str, str], engine: str):
         out = open(procs.tmp / "client.log", "ab")
-        self.process = subprocess.Popen([str(sb.BIN / "python"), str(HERE / "peer_load.py")], cwd=HERE, env=env,
+        self.process = subprocess.Popen([str(sb.BIN / "python"), str(HERE / "peer_load.py"), engine], cwd=HERE, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
                                         start_new_session=True)
         procs.items["client"] = self.process
@@ -164,12 +167,16 @@ class Target:
 
     name = ""
     label = ""
+    engine = "gevent"  # the load client's engine (peer_load.py): gevent for HTTP, asyncio for WebSocket
 
     def __init__(self, bench: PeerBench):
         self.bench = bench
         self.stack = bench.stack
-        self.client = bench.stack.client
         self.info: dict[str, Any] = {}
+
+    @property
+    def client(self) -> PeerClient:
+        return self.stack.client
 
     def start(self) -> None:
         pass
@@ -232,7 +239,7 @@ class BestChat(Target):
     def prepare(self, streams: int) -> None:
         if self.path_kind == "v1":
             return
-        pool = Pool(50)
+        pool = Pool(10)  # a few at a time: the web process's database pool is not under test here
         self.conversations = list(pool.imap_unordered(lambda _: self.account.conversation(), range(streams)))
         if self.path_kind == "ws":
             self.client.open(self.stack.ws_url, self.account.token, self.conversations)
@@ -258,7 +265,7 @@ class BestChatRest(BestChat):
 
 
 class BestChatWs(BestChat):
-    name, label, path_kind = "bestchat-ws", "BestChat WebSocket", "ws"
+    name, label, path_kind, engine = "bestchat-ws", "BestChat WebSocket", "ws", "asyncio"
 
 
 class BestChatV1Litellm(BestChat):
@@ -349,12 +356,12 @@ class PeerBench:
             out[group] = {pid: s for pid in pids if (s := sb.proc_sample(pid)) is not None}
         return out
 
-    def level(self, target: Target, streams: int) -> dict[str, Any]:
+    def level(self, target: Target, streams: int, duration: float | None = None) -> dict[str, Any]:
         """``streams`` streams chatting back to back: starts spread over one answer, then
         ``--duration`` steady seconds; the criteria over the answers started after the spread."""
         target.prepare(streams)
         t0 = time.time() + 0.5
-        end = t0 + ANSWER_S + self.args.duration
+        end = t0 + ANSWER_S + (duration or self.args.duration)
         starts = [t0 + i * ANSWER_S / streams for i in range(streams)]
         before = self.snapshot(target)
         started = time.time()
@@ -424,6 +431,7 @@ class PeerBench:
         started = time.time()
         try:
             log(f"starting {name}")
+            self.stack.start_client(target.engine)  # a fresh client per target: no state carried over
             target.start()
             self.warm_up(target)
             time.sleep(2)
@@ -432,6 +440,10 @@ class PeerBench:
             result["idle_pss_mb"] = pss_mb(groups) if groups else None
             result["idle_rss_by_group_mb"] = {k: rss_mb({k: v}) for k, v in groups.items()}
             result["idle_pss_by_group_mb"] = {k: pss_mb({k: v}) for k, v in groups.items()}
+            if self.args.probe_streams:
+                # the TTFT overhead at a light load, apart from the ramp (not a pass/fail level)
+                result["probe"] = {**self.level(target, self.args.probe_streams, 2 * self.args.duration),
+                                   "probe": True}
             best = failed = None
             for streams in self.args.levels:
                 level = self.level(target, streams)
@@ -455,7 +467,6 @@ class PeerBench:
         finally:
             target.stop()
             self.stack.procs.stop("client")
-            self.stack.start_client()  # a fresh client per target: no state carried over
         result["total_s"] = round(time.time() - started, 1)
         return result
 
@@ -464,7 +475,7 @@ class PeerBench:
 
 def summary_row(result: dict[str, Any], cpu_level: int) -> dict[str, Any]:
     levels = result.get("levels") or []
-    first = min(levels, key=lambda lv: lv["streams"]) if levels else None
+    first = result.get("probe") or (min(levels, key=lambda lv: lv["streams"]) if levels else None)
     at_cpu = next((lv for lv in levels if lv["streams"] == cpu_level), None)
     return {
         "target": result["target"], "label": result["label"],
@@ -515,12 +526,18 @@ def markdown(results: dict[str, Any]) -> str:
               "server µs CPU/token | client / fake µs CPU/token | machine busy % | OK |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for result in results["targets"]:
-        for lv in result.get("levels", []):
+        for lv in ([result["probe"]] if result.get("probe") else []) + result.get("levels", []):
             lines.append(
-                f"| {result['target']} | {lv['streams']} | {lv['steady_turns']} | {sb._tri(lv['ttft_ms'])} | "
+                f"| {result['target']} | {lv['streams']}{' (probe)' if lv.get('probe') else ''} | {lv['steady_turns']} | {sb._tri(lv['ttft_ms'])} | "
                 f"{sb._tri(lv['chunk_delay_ms'])} | {lv['all_turns_integrity']['failed_turns']} | "
                 f"{lv['server_cpu_us_per_token']} | {lv['client_cpu_us_per_token']} / {lv['fake_cpu_us_per_token']} | "
                 f"{lv['processes']['_machine']['busy_pct_of_all_cores']} | {'yes' if lv['passed'] else 'no'} |")
+    lines += ["", "## Idle memory by process group, MB: PSS (RSS)", "", "| target | groups |", "|---|---|"]
+    for result in results["targets"]:
+        pss, rss = result.get("idle_pss_by_group_mb") or {}, result.get("idle_rss_by_group_mb") or {}
+        if pss:
+            lines.append(f"| {result['target']} | " + ", ".join(f"{k} {v:.0f} ({rss.get(k, 0):.0f})" for k, v in pss.items())
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -529,10 +546,12 @@ def markdown(results: dict[str, Any]) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, of: {', '.join(TARGETS)}")
-    parser.add_argument("--levels", default=None, help="concurrent streams per level (default 10,20,40,60,80,100; "
-                                                      "--quick: 10,40)")
+    parser.add_argument("--levels", default=None, help="concurrent streams per level (default "
+                                                      "10,20,40,60,80,100,120,150; --quick: 10,40)")
     parser.add_argument("--duration", type=float, default=None, help="steady seconds per level (default 10; --quick: 4)")
     parser.add_argument("--cpu-level", type=int, default=40, help="the level of the CPU-per-token column")
+    parser.add_argument("--probe-streams", type=int, default=4,
+                        help="streams of the light-load level the TTFT overhead is taken from (0: the lowest level)")
     parser.add_argument("--quick", action="store_true", help="smoke run: levels 10,40, 4 s steady each")
     parser.add_argument("--peers-dir", type=Path, default=Path("/work/peers"),
                         help="where the peers' virtualenvs are (created there: <dir>/<peer>)")
@@ -551,7 +570,7 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--targets: unknown {', '.join(sorted(unknown))}")
     if "direct" not in args.targets:
         args.targets.insert(0, "direct")  # every overhead is over direct, measured in the same run
-    args.levels = [int(x) for x in (args.levels or ("10,40" if args.quick else "10,20,40,60,80,100")).split(",") if x]
+    args.levels = [int(x) for x in (args.levels or ("10,40" if args.quick else "10,20,40,60,80,100,120,150")).split(",") if x]
     if args.duration is None:
         args.duration = 4.0 if args.quick else 10.0
     # what stream_bench.Stack reads
@@ -589,7 +608,6 @@ def main() -> None:
             log(f"temp dir {stack.tmp}; resetting database {stack.database} and {args.redis_url}")
             stack.reset_database()
         stack.start_fake()
-        stack.start_client()
         bench = PeerBench(stack, args)
         for name in args.targets:
             results["targets"].append(bench.target(name))
