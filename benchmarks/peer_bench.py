@@ -280,6 +280,7 @@ class Peer(OpenAIStyle):
     def start(self) -> None:
         peer = peers.PEERS[self.peer_name](self.bench.args.peers_dir, self.stack.procs, self.stack.fake_url,
                                            self.stack.tmp)
+        peer.torch_spec = self.bench.args.torch_spec
         self.info.update(peer.ensure_installed(install=not self.bench.args.no_install))
         peer.start()
         self.peer = peer
@@ -515,7 +516,7 @@ def markdown(results: dict[str, Any]) -> str:
         passing = row["highest_passing"] if row["highest_passing"] is not None else "none"
         if row["first_failing"] is not None:
             passing = f"{passing} ({row['first_failing']} fails: {'; '.join(row['first_failing_why'] or [])})"
-        elif row["target"] != "direct":
+        else:
             passing = f"{passing} (every level tried)"
         cpu = "—" if row["cpu_us_per_token"] is None else f"{row['cpu_us_per_token']:.0f} µs"
         memory = "—" if row["idle_rss_mb"] is None else f"{row['idle_rss_mb']:.0f} MB ({row['idle_pss_mb']:.0f} MB)"
@@ -556,6 +557,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peers-dir", type=Path, default=Path("/work/peers"),
                         help="where the peers' virtualenvs are (created there: <dir>/<peer>)")
     parser.add_argument("--no-install", action="store_true", help="skip a peer that is not installed yet")
+    parser.add_argument("--torch-spec", default=peers.TORCH_SPEC,
+                        help="what Open WebUI's venv gets as torch before Open WebUI: a CPU build (a plain "
+                             "torch requirement may pull several GB of CUDA wheels), e.g. a wheel file or "
+                             "'torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1/bench",
                         help="BestChat's database (its schema is dropped and migrated)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9", help="BestChat's Redis db (flushed)")

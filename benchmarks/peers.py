@@ -80,6 +80,7 @@ class Peer:
         self.path = "/v1/chat/completions"
         self.model = FAKE_MODEL
         self.headers: dict[str, str] = {}
+        self.torch_spec = TORCH_SPEC
 
     @property
     def python(self) -> Path:
@@ -217,8 +218,12 @@ class OpenWebUI(Peer):
 
     def install(self, log: Any) -> None:
         # torch first, as a CPU build: otherwise the resolver may pull several GB of CUDA wheels.
-        self.pip([TORCH_SPEC], log)
-        self.pip([f"open-webui=={self.version}", TORCH_SPEC], log)
+        torch = self.torch_spec.split()
+        self.pip(torch, log)
+        # torch pinned to what is installed now, so that the resolver keeps it
+        done = subprocess.run([str(self.python), "-c", "import importlib.metadata as m; print(m.version('torch'))"],
+                              capture_output=True, text=True)
+        self.pip([f"open-webui=={self.version}", f"torch=={done.stdout.strip()}"], log)
 
     def start(self) -> None:
         self.port = _free_port()
