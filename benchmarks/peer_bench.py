@@ -522,6 +522,10 @@ def markdown(results: dict[str, Any]) -> str:
         memory = "—" if row["idle_rss_mb"] is None else f"{row['idle_rss_mb']:.0f} MB ({row['idle_pss_mb']:.0f} MB)"
         lines.append(f"| {name} | {row['ttft_p50_ms']} ms ({overhead}, at {row['at_streams']}) | {passing} | "
                      f"{cpu} | {memory} | {row['bad_tokens']} |")
+    direct = next((row for row in results["summary"] if row["target"] == "direct"), None)
+    if direct and direct["first_failing"] is not None:
+        lines += ["", f"**Direct failed at {direct['first_failing']} streams**: there the load client or the "
+                  "machine is the limit, so no target's result at or above that level says anything."]
     lines += ["", "## Levels", "",
               "| target | streams | steady answers | TTFT p50/p95/p99 ms | chunk delay p50/p95/p99 ms | failed | "
               "server µs CPU/token | client / fake µs CPU/token | machine busy % | OK |",
