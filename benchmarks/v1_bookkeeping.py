@@ -1,6 +1,6 @@
 """What a ``/v1`` chat completion costs the web process before its job is dispatched, next
-to a WebSocket ``send``: CPU time, wall time, database statements and Redis round trips per
-request, in one process, back to back.
+to a WebSocket ``send``: CPU time, wall time, PostgreSQL and Redis round trips per request,
+in one process, back to back.
 
     .venv/bin/python benchmarks/v1_bookkeeping.py --database postgresql://postgres@127.0.0.1:5432/bench \\
         --redis redis://127.0.0.1:6379/9 [--requests 300] [--profile v1]
@@ -16,14 +16,15 @@ provider config with a key (as an integrator's ``/v1`` setup has), pointing nowh
   the parsing, the model's resolution, the conversation and its messages stored, the
   dispatch and the follow of the answer.
 - ``ws``: what a WebSocket ``send`` frame runs once parsed (``bestchat.ws``: the account
-  read, then :meth:`ConversationManager.send` into an existing conversation, following it
-  before the announce), in an app context as the socket's loop runs it.
+  read, then :meth:`ConversationManager.send` into an existing conversation the socket
+  already follows), in an app context as the socket's loop runs it.
 
 PostgreSQL round trips are counted at the driver (each of psycopg's ``Connection.wait``
 that waits for the server: every ``BEGIN``, statement, ``COMMIT`` and ``ROLLBACK``, the ORM's
 and :func:`bestchat.database.run_prepared`'s alike), Redis round trips at
-``Connection.send_packed_command``. ``--profile v1|ws`` prints a cProfile of
-that scenario, sorted by cumulative time.
+``Connection.send_packed_command``. ``--profile v1|ws`` prints a cProfile (CPU time) of that
+scenario's BestChat, Flask and session functions, by cumulative time; under gevent a function
+that waits is also charged what other greenlets ran meanwhile, so read it for the shape only.
 """
 
 from __future__ import annotations
