@@ -22,6 +22,7 @@ from bestchat.testing.client import assert_error
 from tests.chat_fakes import GatedProvider, gated, jobs, wait_for  # noqa: F401 - fixtures
 from tests.fake_providers import installed
 from tests.socket_client import SocketClient
+from tests.test_openai_compat import live_bus  # noqa: F401 - fixture
 from tests.test_messages import API, new_conversation, row, send
 from tests.test_tool_loop import LoopTools
 
@@ -251,6 +252,32 @@ def test_v1_lists_and_serves_only_allowed_models(app, api, keyed):
     error = response.get_json()["error"]
     assert (error["code"], error["type"], error["param"]) == ("model_not_allowed", "permission_error", "model")
     assert message_count(app) == 0
+
+
+def test_v1_serves_the_users_own_connection_and_an_admin_whatever_their_groups(app, client, api, keyed, jobs,
+                                                                                live_bus):
+    """``/v1`` resolves the model before storing anything, with the user's own configs and
+    their groups' rule as the generation resolves it."""
+    with app.app_context():
+        provider_configs.create_config(db.session.merge(the_user(app)), {"provider": "keyed", "api_key": KEY,
+                                                                         "enabled_models": ["k1"]})
+    make_group(app, "demo only", ["alice@example.com"], models=["demo/demo"])
+    make_group(app, "nothing", ["root@example.com"], models=[])
+    hello = [{"role": "user", "content": "hi"}]
+    response = api.post("/v1/chat/completions", {"model": "keyed/k1", "messages": hello})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["choices"][0]["message"]["content"]
+    assert message_count(app) == 2
+    refused = api.post("/v1/chat/completions", {"model": "keyed/k2", "messages": hello})
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (403, "model_not_allowed")
+    assert message_count(app) == 2
+    admin = client.new()
+    admin.login("root@example.com", PASSWORD)
+    admin_api = client.new()
+    admin_api.bearer = admin.post(f"{API}/tokens", {"name": "sdk"}).get_json()["token"]
+    answered = admin_api.post("/v1/chat/completions", {"model": "keyed/k2", "messages": hello})
+    assert answered.status_code == 200, answered.get_json()
+    assert message_count(app) == 4
 
 
 # ---- the caches -----------------------------------------------------------------------------

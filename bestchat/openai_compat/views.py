@@ -28,7 +28,9 @@ from bestchat.openai_compat.parsing import MODEL_MAX, TOOLS_MAX, InvalidRequest,
 from bestchat.openai_compat.replies import Completion, failure_response, stream, wait_for_end
 from bestchat.providers import registry
 from bestchat.providers.base import ProviderError, ProviderOptions
+from bestchat.providers.registry import ENABLED_CONFIG_VALUES, ConfigValues
 from bestchat.security.authn import login_required
+from bestchat.services import groups
 from bestchat.services.client_tools import client_tools_part
 from bestchat.services.conversations import ConversationManager
 from bestchat.streaming import events, sse
@@ -114,8 +116,12 @@ def chat_completions():
     refused = _refusal_of_model(g.user, chat.model)
     if refused is not None:
         return refused
-    answer = ConversationManager(g.user).start_from_transcript(
-        stored_images(g.user, chat.transcript), model=chat.model, system_prompt=chat.system_prompt,
+    user = g.user
+    # Read before follow_answer ends the session's transaction, which expires every object
+    # the session holds: reading them after it would load them again, one query each.
+    user_id = user.id
+    answer = ConversationManager(user).start_from_transcript(
+        stored_images(user, chat.transcript), model=chat.model, system_prompt=chat.system_prompt,
         settings={**chat.options, "created_via": CREATED_VIA},
         # Every /v1 answer carries the client's tools (maybe none), so the server's own tools
         # are never offered to a /v1 caller: it runs what it asked for itself.
@@ -129,7 +135,6 @@ def chat_completions():
         if terminal["type"] == events.FAILED:
             return failure_response(terminal["error"]["code"], terminal["error"]["message"])
         return completion.completion(terminal), 200, headers
-    user_id = g.user.id
     body = stream(subscriber, message_id, completion, include_usage=chat.include_usage,
                   on_abandon=lambda: _cancel(user_id, answer_id))
     return Response(stream_with_context(body), mimetype="text/event-stream", headers={**headers, **sse.HEADERS})
@@ -138,9 +143,14 @@ def chat_completions():
 def _refusal_of_model(user: User, model: str) -> Response | None:
     """The answer refusing ``model`` when it cannot be served to ``user`` (the same resolution
     as the generation's), else None: 400 for an unknown model, a provider's failure as a
-    failed generation's."""
+    failed generation's.
+
+    The user's enabled configs are read as plain rows (the columns the resolution reads, as
+    the generation's claim reads them), not as ORM objects, and what the user's groups allow
+    is taken from the loaded user (whether an admin), so the check costs one query."""
+    configs = [ConfigValues(*row) for row in db.session.execute(ENABLED_CONFIG_VALUES, {"user_id": user.id})]
     try:
-        registry.resolve_targets(user.id, model)
+        registry.resolve_targets(user.id, model, configs, groups.access_for(user))
     except ProviderError as error:
         return failure_response(error.code, error.message)
     except Invalid as error:
