@@ -23,10 +23,10 @@ for global configs only. The family is litellm's own reading of the model string
 Addresses: the configured base URL is checked with the config's outbound policy before every
 call. For the OpenAI family (``openai/``, ``custom_openai/``) litellm is given an httpx client
 (as its ``HTTPHandler``) whose connections go through the policy (resolved once, checked,
-pinned). Other families open
-their own connections: for them a base URL host name must be fixed (a literal address, or a
-host the operator lists in ``OUTBOUND_ALLOW``/``OUTBOUND_ADMIN_ALLOW``) unless the config is
-trusted (global or an admin's), since the name could resolve differently when litellm connects.
+pinned). Other families open their own connections: for them a base URL host name must be
+fixed (a literal address, or a host the operator lists in ``OUTBOUND_ALLOW``/
+``OUTBOUND_ADMIN_ALLOW``) unless the config is trusted (global or an admin's), since the name
+could resolve differently when litellm connects.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def load_litellm() -> ModuleType:
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """The TLS settings of every pinned client (httpx's defaults: certifi's CA bundle), built
-    once: loading the CA bundle takes ~100 ms of CPU, which a client per answer would pay on
-    every answer, before its first token."""
+    once: loading the CA bundle takes 30-40 ms of CPU, which a context per answer would cost
+    every answer before its first token."""
     return httpx.create_ssl_context()
 
 
@@ -162,7 +162,7 @@ class LiteLLMProvider(Provider):
         try:
             client = self._client(family, options.timeout)
             if client is not None:
-                kwargs["client"] = pinned_handler(litellm, client, options.timeout)
+                kwargs["client"] = pinned_handler(client, options.timeout)
             chunks = litellm.completion(
                 model=model, messages=messages, stream=True, stream_options={"include_usage": True},
                 api_key=key, api_base=self.settings.base_url, timeout=options.timeout,
@@ -239,7 +239,7 @@ class LiteLLMProvider(Provider):
         yield Finish(finish)
 
 
-def pinned_handler(litellm: ModuleType, client: httpx.Client, timeout: float) -> Any:
+def pinned_handler(client: httpx.Client, timeout: float) -> Any:
     """litellm's ``HTTPHandler`` around ``client`` (no redirects: each hop would need a check)."""
     from litellm.llms.custom_httpx.http_handler import HTTPHandler  # noqa: PLC0415 - imported with litellm
 
