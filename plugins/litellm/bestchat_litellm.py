@@ -21,17 +21,19 @@ for global configs only. The family is litellm's own reading of the model string
 (``litellm.get_llm_provider``), so ``anthropic.claude-v2`` (bedrock without a prefix) is caught.
 
 Addresses: the configured base URL is checked with the config's outbound policy before every
-call. For the OpenAI family (``openai/``, ``custom_openai/``) litellm is given an OpenAI client
-whose connections go through the policy (resolved once, checked, pinned). Other families open
-their own connections: for them a base URL host name must be fixed (a literal address, or a
-host the operator lists in ``OUTBOUND_ALLOW``/``OUTBOUND_ADMIN_ALLOW``) unless the config is
-trusted (global or an admin's), since the name could resolve differently when litellm connects.
+call. For the OpenAI family (``openai/``, ``custom_openai/``) litellm is given an httpx client
+(as its ``HTTPHandler``) whose connections go through the policy (resolved once, checked,
+pinned). Other families open their own connections: for them a base URL host name must be
+fixed (a literal address, or a host the operator lists in ``OUTBOUND_ALLOW``/
+``OUTBOUND_ADMIN_ALLOW``) unless the config is trusted (global or an admin's), since the name
+could resolve differently when litellm connects.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import ssl
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -45,6 +47,10 @@ from bestchat.plugin_api import (
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
+# The OpenAI family through litellm's own HTTP handler (its SSE parser, like every other family)
+# rather than through the OpenAI SDK, whose model construction costs ~0.2 ms of CPU per chunk;
+# it takes the pinned client as an ``HTTPHandler`` (see ``pinned_handler``).
+os.environ["EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"] = "True"
 
 
 @functools.cache
@@ -57,7 +63,16 @@ def load_litellm() -> ModuleType:
     litellm.suppress_debug_info = True
     litellm.turn_off_message_logging = True
     litellm.disable_streaming_logging = True
+    tls_context()
     return litellm
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every pinned client (httpx's defaults: certifi's CA bundle), built
+    once: loading the CA bundle takes 30-40 ms of CPU, which a context per answer would cost
+    every answer before its first token."""
+    return httpx.create_ssl_context()
 
 
 NO_KEY = "no-key"
@@ -71,9 +86,8 @@ EXPLICIT_KEY_FAMILIES = frozenset((
     "perplexity", "deepinfra", "cerebras", "nvidia_nim", "sambanova", "huggingface",
     "litellm_proxy",
 ))
-# Families whose connections litellm makes through an OpenAI client we can hand it.
+# Families whose connections litellm makes through an httpx client we can hand it.
 PINNED_FAMILIES = frozenset(("openai", "custom_openai"))
-DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 
 
 @functools.cache
@@ -146,9 +160,9 @@ class LiteLLMProvider(Provider):
         family = self._family(litellm, model)
         client = None
         try:
-            client = self._client(family, key, options.timeout)
+            client = self._client(family, options.timeout)
             if client is not None:
-                kwargs["client"] = client
+                kwargs["client"] = pinned_handler(client, options.timeout)
             chunks = litellm.completion(
                 model=model, messages=messages, stream=True, stream_options={"include_usage": True},
                 api_key=key, api_base=self.settings.base_url, timeout=options.timeout,
@@ -185,18 +199,14 @@ class LiteLLMProvider(Provider):
             f"{model}: litellm provider '{family}' is not allowed (it would use the server's own "
             "credentials); an admin can allow it for global configs")
 
-    def _client(self, family: str, key: str, timeout: float) -> Any:
-        """An OpenAI client whose connections the outbound policy pins, for the families litellm
-        calls through one; else None after checking the base URL (litellm connects itself)."""
+    def _client(self, family: str, timeout: float) -> httpx.Client | None:
+        """An httpx client whose connections the outbound policy pins, for the families litellm
+        is given one; else None after checking the base URL (litellm connects itself)."""
         base_url = self.settings.base_url
         policy = self.outbound
         if family in PINNED_FAMILIES:
-            import openai  # noqa: PLC0415 - a litellm dependency, imported with it
-
-            http_client = httpx.Client(transport=policy.httpx_transport(), timeout=timeout,
-                                       follow_redirects=False)
-            return openai.OpenAI(api_key=key, base_url=base_url or DEFAULT_OPENAI_BASE, max_retries=0,
-                                 timeout=timeout, http_client=http_client)
+            return httpx.Client(transport=policy.httpx_transport(verify=tls_context()), timeout=timeout,
+                                follow_redirects=False, verify=tls_context())
         if base_url:
             policy.check_url(base_url)
             host = httpx.URL(base_url).host
@@ -227,6 +237,13 @@ class LiteLLMProvider(Provider):
                         cost(litellm, model, usage.prompt_tokens, usage.completion_tokens, cached),
                         cached_tokens=cached)
         yield Finish(finish)
+
+
+def pinned_handler(client: httpx.Client, timeout: float) -> Any:
+    """litellm's ``HTTPHandler`` around ``client`` (no redirects: each hop would need a check)."""
+    from litellm.llms.custom_httpx.http_handler import HTTPHandler  # noqa: PLC0415 - imported with litellm
+
+    return HTTPHandler(client=client, timeout=timeout, follow_redirects=False)
 
 
 def cached_tokens(usage: Any) -> int:
@@ -263,7 +280,9 @@ def provider_error(litellm: ModuleType, exc: Exception, model: str, key: str | N
             return with_detail(ProviderUnavailable(f"{model}: connection failed"), type(exc).__name__)
         return None
     detail = redact_key(str(getattr(exc, "message", None) or exc), key)
-    headers = getattr(getattr(exc, "response", None), "headers", None)
+    # The upstream's headers (``Retry-After``...): litellm's HTTP handler keeps them on the
+    # exception, the OpenAI SDK on its response.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
     return error_for_status(model, status, detail, headers)
 
 
