@@ -263,3 +263,21 @@ def test_a_long_lived_connection_remembers_little_of_ended_answers():
     append(bus, chunk(1, remembered), chunk(1, forgotten))
     assert [e["message_id"] for e in drain(subscriber)] == [forgotten]
     subscriber.close()
+
+
+def test_live_chunks_queued_behind_a_resync_go_out_after_what_it_replays():
+    """After a reconnect the reader queues RESYNC and, before the client's writer runs, the
+    first live chunks behind it: the replay of what was missed still goes out first, and each
+    chunk exactly once."""
+    bus = FlakyBus(maxlen=100, ttl=60)
+    subscriber = Subscriber(bus)
+    subscriber.follow(CONV)
+    append(bus, chunk(1))
+    assert [d.seq for d in subscriber.next_batch(timeout=0)] == [1]
+    bus.live = False
+    append(bus, chunk(2), chunk(3))  # stored, not delivered live
+    bus.reconnect()
+    append(bus, chunk(4))  # live again, queued behind the RESYNC
+    bus.append_final(CONV, MSG, end())
+    sent = subscriber.next_batch(timeout=0) + subscriber.next_batch(timeout=0)
+    assert [(d.kind, d.seq) for d in sent] == [("chunk", 2), ("chunk", 3), ("chunk", 4), (events.COMPLETED, 0)]
