@@ -108,6 +108,8 @@ async def ws_follow(port: int, token: str, conversation_id: str, message_id: str
         elif length == 127:
             length = int.from_bytes(await reader.readexactly(8), "big")
         payload = await reader.readexactly(length)
+        if b0 & 0x0F == 9:  # the server's keep-alive ping: unanswered, it closes the socket
+            writer.write(client_frame(10, payload))
         if b0 & 0x0F != 1:
             continue
         event = json.loads(payload)
@@ -339,14 +341,17 @@ async def run_kind(stack: Stack, kind: str, n: int) -> dict:
         bus.append_final(c, m, {"type": events.COMPLETED, "message_id": m, "conversation_id": c,
                                 "status": "complete", "last_seq": args.tokens, "message": message,
                                 "usage": {}})
-    await asyncio.wait_for(asyncio.gather(*(f.ended for f in followers)), 60)
+    await asyncio.wait([f.ended for f in followers], timeout=60)
     cpu = cpu_seconds(stack.worker_pid) - cpu0
     wall = time.monotonic() - t0
     for task in tasks:
         task.cancel()
     delivered = sum(len(f.seqs) for f in followers)
     expected = list(range(1, args.tokens + 1))
-    wrong = sum(1 for f in followers if f.seqs != expected)
+    wrong = sum(1 for f in followers if f.seqs != expected or not f.ended.done())
+    for f in followers:
+        if f.seqs != expected or not f.ended.done():
+            log(f"{kind} follower: {len(f.seqs)} chunks, last {f.seqs[-3:]}, ended: {f.ended.done()}")
     return {"kind": kind, "answers": n, "followers": len(followers), "tokens_delivered": delivered,
             "bad_followers": wrong, "web_cpu_s": round(cpu, 3), "wall_s": round(wall, 2),
             "web_cpu_us_per_token": round(cpu / delivered * 1e6, 1) if delivered else None}

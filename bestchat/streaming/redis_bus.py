@@ -26,6 +26,13 @@ traffic. :meth:`RedisBus.subscribe` returns once Redis confirmed the channel's s
 so a client that subscribes and then sends misses nothing; the last listener of a channel
 unsubscribes it. The reader reconnects with backoff, subscribes again to every followed
 channel, and then tells listeners to resynchronise from the streams (:data:`RESYNC`).
+
+The pub/sub connections are read raw (:meth:`RedisBus._listen_forever`): a connection of their
+own (RESP2, as :data:`bestchat.redis_client.PROTOCOL`), its socket's bytes fed to a
+``hiredis.Reader`` that yields each message as bytes, and each message turned into one
+:class:`Delivery` by its wire header (:meth:`Delivery.from_raw`), its JSON left as bytes for
+the writers to forward (encode once: :mod:`bestchat.streaming.websocket`,
+:mod:`bestchat.streaming.sse`). Nothing is decoded or parsed per subscriber.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import logging
 import socket
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gevent
 import hiredis
@@ -283,30 +290,14 @@ class RedisBus(StreamBus):
             connection = self._pubsub_connection(name)
             try:
                 connection.connect()
-                sock = connection._sock
-                sock.settimeout(IDLE_PING)
-                reader = hiredis.Reader()
+                replies = read_replies(connection)
                 subscribe(connection)
-                pinged = False
-                while True:
-                    try:
-                        data = sock.recv(READ_SIZE)
-                    except socket.timeout:
-                        if pinged:
-                            raise ConnectionError("no answer to PING") from None
-                        connection.send_command("PING")
-                        pinged = True
-                        continue
-                    if not data:
-                        raise ConnectionError("closed by Redis")
-                    pinged = False
+                for reply in replies:
                     backoff = 0.1
-                    reader.feed(data)
-                    while (reply := reader.gets()) is not False:
-                        if isinstance(reply, list):
-                            handle(reply)
-                        elif isinstance(reply, Exception):
-                            log.error("%s: Redis refused a command: %s", what, reply)
+                    if isinstance(reply, list):
+                        handle(reply)
+                    elif isinstance(reply, Exception):
+                        log.error("%s: Redis refused a command: %s", what, reply)
             except Exception as error:  # noqa: BLE001 - keep reading whatever happens
                 lost()
                 log.warning("%s lost Redis (%s); retrying in %.1fs", what, type(error).__name__, backoff)
@@ -321,7 +312,7 @@ class RedisBus(StreamBus):
     def _pubsub_connection(self, name: str) -> redis.connection.AbstractConnection:
         """A connection of its own (not the pool's: it only listens), with the pool's address
         and credentials, named ``name``, replies left as bytes, no health check of redis-py's
-        (its PING would read the pub/sub stream: :meth:`_listen_forever` pings itself)."""
+        (its PING would read the pub/sub stream: :func:`read_replies` pings itself)."""
         pool = self.redis.connection_pool
         return pool.connection_class(**{**pool.connection_kwargs, "client_name": name,
                                         "decode_responses": False, "health_check_interval": 0})
@@ -330,6 +321,32 @@ class RedisBus(StreamBus):
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
                 _call(listener, delivery)
+
+
+def read_replies(connection: redis.connection.AbstractConnection) -> Iterator[Any]:
+    """Every reply Redis sends on ``connection`` (connected, in pub/sub mode), as hiredis makes
+    it from the socket's bytes: lists of bytes for pub/sub messages, an exception for an error.
+    After :data:`IDLE_PING` silent seconds it sends a ``PING``; as long again without a byte and
+    the connection counts as lost (``ConnectionError``), as it does when Redis closes it."""
+    sock = connection._sock
+    sock.settimeout(IDLE_PING)
+    reader = hiredis.Reader()
+    pinged = False
+    while True:
+        try:
+            data = sock.recv(READ_SIZE)
+        except socket.timeout:
+            if pinged:
+                raise ConnectionError("no answer to PING") from None
+            connection.send_command("PING")
+            pinged = True
+            continue
+        if not data:
+            raise ConnectionError("closed by Redis")
+        pinged = False
+        reader.feed(data)
+        while (reply := reader.gets()) is not False:
+            yield reply
 
 
 def _call(listener: Listener, delivery: Delivery) -> None:
