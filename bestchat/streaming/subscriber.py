@@ -49,7 +49,7 @@ class Subscriber:
         self._conversation_of: dict[str, str] = {}
         self._holding = 0
         self._held: list[Delivery] = []
-        # Tool events already sent (their text): one that comes from a replay and live too is
+        # Tool events already sent (their JSON bytes): one that comes from a replay and live too is
         # sent once. Insertion-ordered, the oldest dropped past FINISHED_KEPT.
         self._tool_events: dict[bytes, None] = {}
 
