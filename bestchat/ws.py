@@ -5,7 +5,9 @@ single-use ``?ticket=`` from ``POST /api/v1/ws-ticket``, ``Authorization: Bearer
 or ``?token=<api token>``): a refused one gets a JSON 401/403, not a socket. Then each text frame
 is one command (``subscribe``, ``send``, ``cancel``, ``typing``, ``approve``, ``ping``) handed
 to the conversation or tool service or the bus; everything the client receives goes through one
-:class:`Subscriber` and one writer greenlet. A bad frame (not JSON, unknown type, missing or
+:class:`Subscriber` and one writer greenlet, which sends all the frames queued together in one
+write, each frame's bytes built once per process for every socket following the conversation
+(:mod:`bestchat.streaming.websocket`). A bad frame (not JSON, unknown type, missing or
 wrong field, too big, nested too deep, text that cannot be stored: see
 :func:`bestchat.validation.parse_json`) or a failed command gets an ``error`` frame
 (:func:`bestchat.error_responses.ws_frame`) and the socket stays usable; no exception ever
@@ -46,6 +48,7 @@ from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import BusUnavailable
 from bestchat.streaming.follow import follow_answer
 from bestchat.streaming.subscriber import Subscriber
+from bestchat.streaming.websocket import FrameWriter
 from bestchat.validation import MAX_ATTACHMENTS, field, parse_json, parse_uuid
 
 log = logging.getLogger(__name__)
@@ -182,12 +185,17 @@ class ChatSocket:
             pass
 
     def _write(self) -> None:
+        """Send everything queued, as one write per batch (:class:`FrameWriter`)."""
+        writer = FrameWriter(self.ws)
         try:
             while True:
-                delivery = self.subscriber.next()
-                if delivery.kind == CLOSE:
-                    return self._close(delivery.event["reason"])
-                self.ws.send(delivery.text)
+                batch = self.subscriber.next_batch()
+                for index, delivery in enumerate(batch):
+                    if delivery.kind == CLOSE:
+                        if index:
+                            writer.write(batch[:index])
+                        return self._close(delivery.event["reason"])
+                writer.write(batch)
         except ConnectionClosed:
             pass
         except Exception:  # noqa: BLE001

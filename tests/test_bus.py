@@ -11,6 +11,7 @@ from bestchat.redis_client import get_redis
 from bestchat.streaming import events, get_bus
 from bestchat.streaming.bus import RESYNC, Delivery
 from bestchat.streaming.memory_bus import MemoryBus
+from bestchat.streaming.redis_bus import read_replies
 from bestchat.streaming.subscriber import FINISHED_KEPT, Subscriber
 
 CONV, MSG = "conv-1", "msg-1"
@@ -130,21 +131,25 @@ def test_redis_streams_are_capped_and_expire_after_the_end(app, backend):
 
 def test_relaying_pubsub_messages_keeps_no_memory(app, backend):
     """The web process's reader relays every chunk of every answer it serves through one
-    pub/sub connection of the app's Redis pool: relaying must hold on to nothing. (With
-    redis-py 8's default RESP3, hiredis 3.3 keeps part of each message for good: see
-    bestchat.redis_client.PROTOCOL.)"""
+    pub/sub connection, read raw (:func:`read_replies`) into deliveries: relaying must hold on
+    to nothing. (With redis-py 8's default RESP3, hiredis 3.3 keeps part of each message for
+    good: see bestchat.redis_client.PROTOCOL.)"""
     if backend != "production":
         pytest.skip("Redis only")
     client = get_redis(app)
-    pubsub = client.pubsub()
-    pubsub.subscribe("bc:test:relay")
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    connection = get_bus(app)._pubsub_connection("bestchat-test-relay")
+    connection.connect()
+    connection.send_command("SUBSCRIBE", "bc:test:relay")
+    replies = read_replies(connection)
+    assert next(replies)[0] == b"subscribe"
 
     def relay(count: int) -> None:
         for index in range(count):
             client.publish("bc:test:relay", f"- chunk m {index} " + "x" * 60)
-            message = pubsub.get_message(timeout=5)
-            assert message is not None and message["data"].endswith("x" * 60)
+            kind, channel, data = next(replies)
+            delivery = Delivery.from_raw(data)
+            assert (kind, channel) == (b"message", b"bc:test:relay")
+            assert (delivery.kind, delivery.seq, delivery.raw) == ("chunk", index, b"x" * 60)
 
     relay(500)  # (caches and buffers settle first)
     gc.collect()
@@ -156,7 +161,7 @@ def test_relaying_pubsub_messages_keeps_no_memory(app, backend):
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-        pubsub.close()
+        connection.disconnect()
     kept = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert kept < 50_000, f"{kept} bytes kept after relaying 5000 messages"
 
@@ -263,3 +268,21 @@ def test_a_long_lived_connection_remembers_little_of_ended_answers():
     append(bus, chunk(1, remembered), chunk(1, forgotten))
     assert [e["message_id"] for e in drain(subscriber)] == [forgotten]
     subscriber.close()
+
+
+def test_live_chunks_queued_behind_a_resync_go_out_after_what_it_replays():
+    """After a reconnect the reader queues RESYNC and, before the client's writer runs, the
+    first live chunks behind it: the replay of what was missed still goes out first, and each
+    chunk exactly once."""
+    bus = FlakyBus(maxlen=100, ttl=60)
+    subscriber = Subscriber(bus)
+    subscriber.follow(CONV)
+    append(bus, chunk(1))
+    assert [d.seq for d in subscriber.next_batch(timeout=0)] == [1]
+    bus.live = False
+    append(bus, chunk(2), chunk(3))  # stored, not delivered live
+    bus.reconnect()
+    append(bus, chunk(4))  # live again, queued behind the RESYNC
+    bus.append_final(CONV, MSG, end())
+    sent = subscriber.next_batch(timeout=0) + subscriber.next_batch(timeout=0)
+    assert [(d.kind, d.seq) for d in sent] == [("chunk", 2), ("chunk", 3), ("chunk", 4), (events.COMPLETED, 0)]

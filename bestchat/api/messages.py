@@ -3,7 +3,9 @@ the Server-Sent Events stream of an answer.
 
 The stream sends the WebSocket's events for that one message (``chunk`` with SSE ``id`` =
 ``seq``, then ``message.completed`` or ``message.failed``) and ends. ``?after=<seq>`` or the
-``Last-Event-ID`` header resumes after that chunk.
+``Last-Event-ID`` header resumes after that chunk. Each event's SSE bytes are built once per
+web process and shared by every stream following the answer (:func:`_sse_event`), and the
+events queued together go out in one write (:func:`bestchat.streaming.sse.answer_stream`).
 """
 
 from __future__ import annotations
@@ -99,7 +101,11 @@ def _last_event_id() -> int | None:
     return value
 
 
-def _event(delivery: Delivery) -> list[str]:
+def _event(delivery: Delivery) -> list[bytes]:
+    return [delivery.encoded(_sse_event)]
+
+
+def _sse_event(delivery: Delivery) -> bytes:
     """The event as sent on the WebSocket, its ``seq`` as the SSE ``id`` of a chunk."""
     seq = delivery.seq if delivery.kind == events.CHUNK else None
-    return [sse.frame(delivery.text, event=delivery.kind, id=seq)]
+    return sse.frame_bytes(delivery.raw, event=delivery.kind, id=seq)

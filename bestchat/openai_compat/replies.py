@@ -10,6 +10,11 @@ tools), then the chunk with ``finish_reason`` (then the ``usage`` chunk when ask
 closes. Not streaming, the terminal event becomes one ``chat.completion`` (with
 ``message.tool_calls`` when there are calls) or the failure's error. The calls come from the
 answer's parts, which the terminal event carries (:mod:`bestchat.services.client_tools`).
+
+A streamed ``chunk`` is not parsed: the JSON of its ``delta``, cut out of the event's bytes
+once per web process (:func:`bestchat.streaming.events.chunk_delta_json`, shared by every
+``/v1`` stream of the answer), goes between the two constant halves of this completion's
+``chat.completion.chunk`` object (:func:`_content_chunk`), which are encoded once per stream.
 """
 
 from __future__ import annotations
@@ -132,10 +137,12 @@ def stream(subscriber: Subscriber, message_id: str, completion: Completion, *, i
     """The answer as OpenAI's SSE stream. ``on_abandon`` runs when the client goes away before
     the end (the generator is closed early)."""
 
-    def frames(delivery: Delivery) -> list[str]:
+    content_chunk = _content_chunk(completion, include_usage)
+
+    def frames(delivery: Delivery) -> list[bytes | str]:
+        if delivery.kind == events.CHUNK:
+            return [content_chunk(delivery.encoded(_delta_json))]
         event = delivery.event
-        if event["type"] == events.CHUNK:
-            return [_data(completion.chunk({"content": event["delta"]}, with_usage=include_usage))]
         if event["type"] == events.COMPLETED:
             last = [_data(completion.chunk(delta, with_usage=include_usage)) for delta in tool_call_deltas(event)]
             last.append(_data(completion.chunk({}, finish_reason_of(event), with_usage=include_usage)))
@@ -152,3 +159,28 @@ def stream(subscriber: Subscriber, message_id: str, completion: Completion, *, i
 
 def _data(payload: dict[str, Any]) -> str:
     return sse.frame(json.dumps(payload, separators=(",", ":")))
+
+
+# A one-character content whose JSON (``"\u0000"``) marks where a chunk's content goes.
+_MARK, _MARK_JSON = "\x00", '"\\u0000"'
+
+
+def _content_chunk(completion: Completion, include_usage: bool) -> Callable[[bytes], bytes]:
+    """The SSE event of the completion's ``chat.completion.chunk`` whose ``delta.content`` is
+    the given JSON: the object is encoded once, with a marker as its content, and split there."""
+    text = json.dumps(completion.chunk({"content": _MARK}, with_usage=include_usage), separators=(",", ":"))
+    parts = text.split(_MARK_JSON)
+    if len(parts) != 2:  # the marker also in an id or the model's name: encode each chunk whole
+        return lambda content: sse.frame_bytes(json.dumps(
+            completion.chunk({"content": json.loads(content)}, with_usage=include_usage),
+            separators=(",", ":")).encode())
+    head, tail = b"data: " + parts[0].encode(), parts[1].encode() + b"\n\n"
+    return lambda content: head + content + tail
+
+
+def _delta_json(delivery: Delivery) -> bytes:
+    """The JSON of a chunk's ``delta``, as published when it can be cut out, else encoded again."""
+    delta = events.chunk_delta_json(delivery.raw, delivery.seq)
+    if delta is None:
+        delta = json.dumps(delivery.event["delta"]).encode()
+    return delta

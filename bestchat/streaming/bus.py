@@ -32,20 +32,29 @@ class BusUnavailable(Exception):
 
 
 class Delivery:
-    """One event as delivered: its JSON text (sent to clients verbatim) and the few fields
-    routing needs (``kind``, ``message_id``, ``seq``), so that relaying a chunk never parses
-    its JSON; :attr:`event` parses it on first use.
+    """One event as delivered: its JSON (sent to clients verbatim) and the few fields routing
+    and de-duplication need (``kind``, ``message_id``, ``seq``), so that relaying a chunk never
+    parses its JSON; :attr:`event` parses it on first use.
+
+    The JSON is kept as the bus handed it over: text (``text``, what publishers build) or UTF-8
+    bytes (``raw``, what the Redis bus's reader reads off the wire); each form is made from the
+    other at most once. One Delivery reaches every listener of its conversation in this
+    process, so what a writer derives from it (a WebSocket frame, an SSE event) is built once
+    and shared: :meth:`encoded`.
 
     ``origin`` names the client that caused it (typing), so that client can skip its own.
     """
 
-    __slots__ = ("text", "origin", "kind", "message_id", "seq", "_event")
+    __slots__ = ("_text", "_raw", "origin", "kind", "message_id", "seq", "_event", "_encoded")
 
-    def __init__(self, event: dict[str, Any] | None, text: str, origin: str | None = None, *,
-                 kind: str | None = None, message_id: str | None = None, seq: int = 0):
-        self.text = text
+    def __init__(self, event: dict[str, Any] | None, text: str | None, origin: str | None = None, *,
+                 kind: str | None = None, message_id: str | None = None, seq: int = 0,
+                 raw: bytes | None = None):
+        self._text = text
+        self._raw = raw
         self.origin = origin
         self._event = event
+        self._encoded: dict[Callable[[Delivery], Any], Any] | None = None
         if event is not None:
             kind = event.get("type")
             message_id = event.get("message_id")
@@ -61,13 +70,43 @@ class Delivery:
         return cls(event, json.dumps(event, separators=(",", ":")), origin)
 
     @property
+    def text(self) -> str:
+        """The event's JSON text."""
+        if self._text is None:
+            self._text = self._raw.decode()
+        return self._text
+
+    @property
+    def raw(self) -> bytes:
+        """The event's JSON as UTF-8 bytes."""
+        if self._raw is None:
+            self._raw = self._text.encode()
+        return self._raw
+
+    @property
     def event(self) -> dict[str, Any]:
         if self._event is None:
-            self._event = json.loads(self.text)
+            self._event = json.loads(self.raw if self._text is None else self._text)
         return self._event
 
+    def encoded(self, encode: Callable[[Delivery], Any]) -> Any:
+        """``encode(self)``, computed once per Delivery: every subscriber of this process that
+        writes the event the same way (:mod:`bestchat.ws`, :mod:`bestchat.api.messages`)
+        shares the bytes."""
+        cache = self._encoded
+        if cache is None:
+            cache = self._encoded = {}
+        else:
+            value = cache.get(encode)
+            if value is not None:
+                return value
+        value = cache[encode] = encode(self)
+        return value
+
     def wire(self) -> str:
-        """The form relayed between processes: ``origin kind message_id seq json``."""
+        """The form relayed between processes: ``origin kind message_id seq json``: a short
+        header of space-separated routing fields before the JSON, so that a reader routes and
+        de-duplicates without parsing the JSON (:meth:`from_raw`)."""
         return f"{self.origin or '-'} {self.kind} {self.message_id or '-'} {self.seq} {self.text}"
 
     @classmethod
@@ -75,6 +114,14 @@ class Delivery:
         origin, kind, message_id, seq, text = data.split(" ", 4)
         return cls(None, text, None if origin == "-" else origin, kind=kind,
                    message_id=None if message_id == "-" else message_id, seq=int(seq))
+
+    @classmethod
+    def from_raw(cls, data: bytes) -> Delivery:
+        """:meth:`from_wire` of the bytes read off a pub/sub connection: the JSON stays bytes."""
+        origin, kind, message_id, seq, raw = data.split(b" ", 4)
+        return cls(None, None, None if origin == b"-" else origin.decode(), kind=kind.decode(),
+                   message_id=None if message_id == b"-" else message_id.decode(), seq=int(seq),
+                   raw=raw)
 
 
 # Delivered to listeners after the bus lost live events (a Redis reconnect): resume from the stream.

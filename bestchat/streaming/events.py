@@ -28,8 +28,25 @@ TERMINAL = frozenset({COMPLETED, FAILED})
 
 
 def chunk(*, message_id: str, conversation_id: str, seq: int, delta: str) -> dict[str, Any]:
+    """A chunk; its keys in this order, ``delta`` last (:func:`chunk_delta_json` relies on it)."""
     return {"type": CHUNK, "message_id": message_id, "conversation_id": conversation_id,
             "seq": seq, "delta": delta}
+
+
+_CHUNK_START = b'{"type":"chunk","message_id":"'
+
+
+def chunk_delta_json(raw: bytes, seq: int) -> bytes | None:
+    """The JSON of the ``delta`` of the compact chunk ``raw`` whose ``seq`` is ``seq``, cut out
+    of it without parsing (a ``/v1`` stream puts it into its own chunk object as it is), or None
+    when ``raw`` is not laid out as :func:`chunk` and ``json.dumps(..., separators=(",", ":"))``
+    make it. Only ids and the seq precede ``"delta":``, so the first ``,"seq":N,"delta":`` is the
+    key's."""
+    marker = b',"seq":%d,"delta":' % seq
+    at = raw.find(marker)
+    if at < 0 or not raw.startswith(_CHUNK_START) or not raw.endswith(b"}"):
+        return None
+    return raw[at + len(marker):-1]
 
 
 def created(message: Message, client_id: str | None = None) -> dict[str, Any]:

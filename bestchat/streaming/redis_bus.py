@@ -26,17 +26,26 @@ traffic. :meth:`RedisBus.subscribe` returns once Redis confirmed the channel's s
 so a client that subscribes and then sends misses nothing; the last listener of a channel
 unsubscribes it. The reader reconnects with backoff, subscribes again to every followed
 channel, and then tells listeners to resynchronise from the streams (:data:`RESYNC`).
+
+The pub/sub connections are read raw (:meth:`RedisBus._listen_forever`): a connection of their
+own (RESP2, as :data:`bestchat.redis_client.PROTOCOL`), its socket's bytes fed to a
+``hiredis.Reader`` that yields each message as bytes, and each message turned into one
+:class:`Delivery` by its wire header (:meth:`Delivery.from_raw`), its JSON left as bytes for
+the writers to forward (encode once: :mod:`bestchat.streaming.websocket`,
+:mod:`bestchat.streaming.sse`). Nothing is decoded or parsed per subscriber.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gevent
+import hiredis
 import redis
 from gevent import monkey
 from gevent.event import Event
@@ -60,6 +69,10 @@ ORPHAN_TTL = 86400
 CANCEL_TTL = 3600
 READY_TIMEOUT = 5.0
 MAX_BACKOFF = 5.0
+# Seconds a pub/sub connection may stay silent before it is asked for a PING; as long again
+# without an answer and it counts as lost.
+IDLE_PING = 30.0
+READ_SIZE = 65536
 
 
 def publish_command(conversation_id: str, event: dict[str, Any], origin: str | None = None) -> tuple[str, str, str]:
@@ -78,7 +91,7 @@ class RedisBus(StreamBus):
         self.ttl = ttl
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._reader: gevent.Greenlet | None = None
-        self._pubsub: Any = None  # the reader's, while connected
+        self._subscriber: redis.connection.AbstractConnection | None = None  # the reader's, while connected
         self._ready = Event()
         self._confirmed: dict[str, Event] = {}  # channel -> set once the reader is subscribed
         self._cancel_listeners: list[CancelListener] = []
@@ -152,18 +165,18 @@ class RedisBus(StreamBus):
         return lambda: self._cancels_live
 
     def _read_cancels_forever(self) -> None:
-        def handle(message: dict[str, Any]) -> None:
-            if message["type"] == "subscribe":
+        def handle(reply: list[Any]) -> None:
+            if reply[0] == b"subscribe":
                 self._cancels_live = True
                 self._tell_cancel(None)  # requests made while not subscribed
-            elif message["type"] == "message":
-                self._tell_cancel(message["data"])
+            elif reply[0] == b"message":
+                self._tell_cancel(reply[2].decode())
 
         def lost() -> None:
             self._cancels_live = False
 
-        self._listen_forever("cancel listener", lambda pubsub: pubsub.subscribe(CANCELS_CHANNEL),
-                             handle, lost, name=CANCEL_LISTENER_NAME)
+        self._listen_forever("cancel listener", lambda connection: connection.send_command(
+            "SUBSCRIBE", CANCELS_CHANNEL), handle, lost, name=CANCEL_LISTENER_NAME)
 
     def _tell_cancel(self, message_id: str | None) -> None:
         for listener in list(self._cancel_listeners):
@@ -200,7 +213,7 @@ class RedisBus(StreamBus):
         if confirmed is None:
             confirmed = self._confirmed[channel] = Event()
             try:
-                self._pubsub.subscribe(channel)
+                self._subscriber.send_command("SUBSCRIBE", channel)
             except Exception as error:  # the reader reconnects and subscribes it again
                 log.warning("could not subscribe to %s (%s)", channel, type(error).__name__)
         if not confirmed.wait(max(0.0, deadline - time.monotonic())):
@@ -217,7 +230,7 @@ class RedisBus(StreamBus):
         del self._listeners[channel]
         if self._confirmed.pop(channel, None) is not None and self._ready.is_set():
             try:
-                self._pubsub.unsubscribe(channel)
+                self._subscriber.send_command("UNSUBSCRIBE", channel)
             except Exception:  # noqa: BLE001 - after a reconnect nobody re-subscribes it
                 pass
 
@@ -227,27 +240,34 @@ class RedisBus(StreamBus):
         after a reconnect, to all of them again, then listeners are told to resynchronise."""
         connected_before = False
 
-        def subscribe_all(pubsub: Any) -> None:
-            self._pubsub = pubsub
+        def subscribe_all(connection: redis.connection.AbstractConnection) -> None:
+            self._subscriber = connection
             channels = list(self._listeners)
             for channel in channels:
                 self._confirmed.setdefault(channel, Event())
-            pubsub.subscribe(READER_CHANNEL, *channels)
+            connection.send_command("SUBSCRIBE", READER_CHANNEL, *channels)
 
-        def handle(message: dict[str, Any]) -> None:
+        def handle(reply: list[Any]) -> None:
             nonlocal connected_before
-            if message["type"] == "message":
-                self._fan_out(message["channel"], message["data"])
-            elif message["type"] == "subscribe":
-                if message["channel"] == READER_CHANNEL:
+            kind = reply[0]
+            if kind == b"message":
+                listeners = self._listeners.get(reply[1].decode())
+                if listeners:
+                    delivery = Delivery.from_raw(reply[2])
+                    for listener in list(listeners):
+                        _call(listener, delivery)
+            elif kind == b"subscribe":
+                channel = reply[1].decode()
+                if channel == READER_CHANNEL:
                     self._ready.set()
                     if connected_before:
                         self._fan_out_all(RESYNC)
                     connected_before = True
-                elif (confirmed := self._confirmed.get(message["channel"])) is not None:
+                elif (confirmed := self._confirmed.get(channel)) is not None:
                     confirmed.set()
 
         def lost() -> None:
+            self._subscriber = None
             self._ready.clear()
             for confirmed in self._confirmed.values():
                 confirmed.clear()
@@ -255,25 +275,29 @@ class RedisBus(StreamBus):
         self._listen_forever("stream bus reader", subscribe_all, handle, lost, name=READER_NAME)
 
     def _listen_forever(self, what: str, subscribe: Callable[[Any], None],
-                        handle: Callable[[dict[str, Any]], None], lost: Callable[[], None], *,
+                        handle: Callable[[list[Any]], None], lost: Callable[[], None], *,
                         name: str) -> None:
         """Hold one pub/sub connection, named ``name`` (``CLIENT LIST`` shows it): ``subscribe``
-        on it, ``handle`` every message; when Redis is lost, call ``lost`` and reconnect with
-        backoff."""
+        on it, then ``handle`` every reply read off it; when Redis is lost, call ``lost`` and
+        reconnect with backoff.
+
+        The replies are read raw: the socket's bytes go straight into a ``hiredis.Reader``,
+        which yields each pub/sub message as a list of bytes (``[b"message", channel, data]``)
+        without redis-py's PubSub object, health checks or decoding; whatever one read brought
+        (a batch of chunks published together) is handled before the next read."""
         backoff = 0.1
         while True:
-            pubsub = self.redis.pubsub()
+            connection = self._pubsub_connection(name)
             try:
-                connection = self.redis.connection_pool.get_connection()
-                pubsub.connection = connection  # (named before it subscribes: then it only listens)
-                connection.send_command("CLIENT", "SETNAME", name)
-                connection.read_response()
-                subscribe(pubsub)
-                while True:
-                    message = pubsub.get_message(timeout=30)
-                    if message is not None:
-                        backoff = 0.1
-                        handle(message)
+                connection.connect()
+                replies = read_replies(connection)
+                subscribe(connection)
+                for reply in replies:
+                    backoff = 0.1
+                    if isinstance(reply, list):
+                        handle(reply)
+                    elif isinstance(reply, Exception):
+                        log.error("%s: Redis refused a command: %s", what, reply)
             except Exception as error:  # noqa: BLE001 - keep reading whatever happens
                 lost()
                 log.warning("%s lost Redis (%s); retrying in %.1fs", what, type(error).__name__, backoff)
@@ -281,22 +305,48 @@ class RedisBus(StreamBus):
                 backoff = min(backoff * 2, MAX_BACKOFF)
             finally:
                 try:
-                    pubsub.close()
+                    connection.disconnect()
                 except Exception:  # noqa: BLE001
                     pass
 
-    def _fan_out(self, channel: str, data: str) -> None:
-        listeners = self._listeners.get(channel)
-        if not listeners:
-            return
-        delivery = Delivery.from_wire(data)
-        for listener in list(listeners):
-            _call(listener, delivery)
+    def _pubsub_connection(self, name: str) -> redis.connection.AbstractConnection:
+        """A connection of its own (not the pool's: it only listens), with the pool's address
+        and credentials, named ``name``, replies left as bytes, no health check of redis-py's
+        (its PING would read the pub/sub stream: :func:`read_replies` pings itself)."""
+        pool = self.redis.connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "client_name": name,
+                                        "decode_responses": False, "health_check_interval": 0})
 
     def _fan_out_all(self, delivery: Delivery) -> None:
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
                 _call(listener, delivery)
+
+
+def read_replies(connection: redis.connection.AbstractConnection) -> Iterator[Any]:
+    """Every reply Redis sends on ``connection`` (connected, in pub/sub mode), as hiredis makes
+    it from the socket's bytes: lists of bytes for pub/sub messages, an exception for an error.
+    After :data:`IDLE_PING` silent seconds it sends a ``PING``; as long again without a byte and
+    the connection counts as lost (``ConnectionError``), as it does when Redis closes it."""
+    sock = connection._sock
+    sock.settimeout(IDLE_PING)
+    reader = hiredis.Reader()
+    pinged = False
+    while True:
+        try:
+            data = sock.recv(READ_SIZE)
+        except socket.timeout:
+            if pinged:
+                raise ConnectionError("no answer to PING") from None
+            connection.send_command("PING")
+            pinged = True
+            continue
+        if not data:
+            raise ConnectionError("closed by Redis")
+        pinged = False
+        reader.feed(data)
+        while (reply := reader.gets()) is not False:
+            yield reply
 
 
 def _call(listener: Listener, delivery: Delivery) -> None:

@@ -5,6 +5,9 @@ A :class:`Subscriber` follows conversations (live events) and replays message st
 greenlet, so frames keep their order. While a replay is being read, live events are held
 back and queued after it; the consumer then drops chunks at or below the last ``seq`` already
 sent for their message (and repeated terminal events), which makes replay + live exactly-once.
+The consumer takes frames one by one (:meth:`Subscriber.next`) or, to write what arrived
+together in one write, all those already queued (:meth:`Subscriber.next_batch`); both run the
+same de-duplication, on the fields the bus routes by (never by parsing the JSON).
 
 What it remembers per message is dropped at the message's terminal event, except that the
 message ended (the last :data:`FINISHED_KEPT` of them): a socket that stays open for thousands
@@ -46,9 +49,9 @@ class Subscriber:
         self._conversation_of: dict[str, str] = {}
         self._holding = 0
         self._held: list[Delivery] = []
-        # Tool events already sent (their text): one that comes from a replay and live too is
+        # Tool events already sent (their JSON bytes): one that comes from a replay and live too is
         # sent once. Insertion-ordered, the oldest dropped past FINISHED_KEPT.
-        self._tool_events: dict[str, None] = {}
+        self._tool_events: dict[bytes, None] = {}
 
     def follow(self, conversation_id: str) -> None:
         """Receive the conversation's live events (idempotent)."""
@@ -75,11 +78,15 @@ class Subscriber:
             if final is not None and not any(d.kind in events.TERMINAL for d in replay):
                 self._queue.put(Delivery.of(final))
         finally:
-            self._holding -= 1
-            if not self._holding:
-                held, self._held = self._held, []
-                for delivery in held:
-                    self._queue.put(delivery)
+            self._release()
+
+    def _release(self) -> None:
+        """End one hold; the last queues the live events held back meanwhile."""
+        self._holding -= 1
+        if not self._holding:
+            held, self._held = self._held, []
+            for delivery in held:
+                self._queue.put(delivery)
 
     def send(self, event: dict[str, Any]) -> None:
         """Queue a frame for this client only (pong, error), in order with the rest."""
@@ -92,15 +99,35 @@ class Subscriber:
                 item = self._queue.get(timeout=timeout)
             except Empty:
                 return None
-            if isinstance(item, _Reset):
-                if item.message_id not in self._finished:
-                    self._sent_seq.setdefault(item.message_id, item.seq)
-                continue
-            if item is RESYNC:
-                self._resync()
-                continue
-            if self._is_new(item):
-                return item
+            delivery = self._take(item)
+            if delivery is not None:
+                return delivery
+
+    def next_batch(self, timeout: float | None = None, limit: int = 256) -> list[Delivery]:
+        """The next frame to send and every one already queued behind it (at most ``limit``),
+        in order: what arrived together goes out in one write. Empty after ``timeout`` seconds
+        without a frame; it never waits for a second one."""
+        first = self.next(timeout)
+        if first is None:
+            return []
+        batch = [first]
+        queue = self._queue
+        while len(batch) < limit and queue.qsize():
+            delivery = self._take(queue.get_nowait())
+            if delivery is not None:
+                batch.append(delivery)
+        return batch
+
+    def _take(self, item: Any) -> Delivery | None:
+        """``item`` of the queue as a frame to send, or None (a reset, a resync, a repeat)."""
+        if isinstance(item, _Reset):
+            if item.message_id not in self._finished:
+                self._sent_seq.setdefault(item.message_id, item.seq)
+            return None
+        if item is RESYNC:
+            self._resync()
+            return None
+        return item if self._is_new(item) else None
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe.values():
@@ -125,9 +152,9 @@ class Subscriber:
             if message_id not in self._conversation_of:
                 self._conversation_of[message_id] = delivery.event["conversation_id"]
         elif kind in events.TOOL_EVENTS:
-            if delivery.text in self._tool_events:
+            if delivery.raw in self._tool_events:
                 return False
-            self._tool_events[delivery.text] = None
+            self._tool_events[delivery.raw] = None
             if len(self._tool_events) > FINISHED_KEPT:
                 del self._tool_events[next(iter(self._tool_events))]
         elif kind in events.TERMINAL:
@@ -142,8 +169,21 @@ class Subscriber:
         return True
 
     def _resync(self) -> None:
-        """Live events may have been lost: replay every unfinished message from where it is."""
-        for message_id, seq in list(self._sent_seq.items()):
-            conversation_id = self._conversation_of.get(message_id)
-            if message_id not in self._finished and conversation_id:
-                self.resume(conversation_id, message_id, seq)
+        """Live events may have been lost: replay every unfinished message from where it is.
+
+        What is queued already (live events that came in behind the resynchronisation) goes
+        out after the replays, as do live events arriving while they are read: a replayed
+        chunk never follows a later live one (which would make it look like a repeat)."""
+        queued = []
+        while self._queue.qsize():
+            queued.append(self._queue.get_nowait())
+        self._holding += 1
+        try:
+            for message_id, seq in list(self._sent_seq.items()):
+                conversation_id = self._conversation_of.get(message_id)
+                if message_id not in self._finished and conversation_id:
+                    self.resume(conversation_id, message_id, seq)
+        finally:
+            for item in queued:
+                self._queue.put(item)
+            self._release()

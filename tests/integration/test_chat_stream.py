@@ -155,6 +155,36 @@ def test_a_web_process_subscribes_to_the_conversations_it_serves_and_again_after
     wait_for(lambda: subscribers(followed) == 0, what="the channel to be unsubscribed")
 
 
+def test_an_answer_whose_web_process_loses_redis_mid_stream_arrives_exactly_once(stack, alice):
+    """Production: the reader's pub/sub connection is killed while an answer streams; both
+    sockets following it on that web process still get every chunk once, in order (the
+    resynchronisation replays what the reconnect missed, the shared frames go to both)."""
+    if not stack.redis_url:
+        pytest.skip("the Redis bus only")
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    conversation_id = alice.conversation(SLOW)
+    sockets = [alice.socket(web=0), alice.socket(web=0)]
+    try:
+        for socket in sockets:
+            socket.subscribe(conversation_id)
+        sockets[0].send(type="send", conversation_id=conversation_id, client_id="c1",
+                        content="an answer long enough to lose Redis in the middle of it")
+        received = [sockets[0].until(lambda f: f["type"] == "chunk"), []]
+        answer_id = received[0][-1]["message_id"]
+        for reader in [c["id"] for c in client.client_list(_type="pubsub") if c["name"] == "bestchat-bus-reader"]:
+            client.client_kill_filter(_id=reader)
+        for index, socket in enumerate(sockets):
+            received[index] += socket.until(lambda f: terminal(f, answer_id))
+        stored = alice.api("GET", f"/messages/{answer_id}").json()
+        for frames in received:
+            text, parts = text_of(frames, answer_id)  # (each seq once, in order)
+            assert frames[-1]["type"] == "message.completed"
+            assert parts[0]["seq"] == 1 and parts[-1]["seq"] == stored["last_seq"] and text == stored["content"]
+    finally:
+        for socket in sockets:
+            socket.close()
+
+
 def test_deleting_a_conversation_reaches_its_other_sockets(stack, alice):
     conversation_id = alice.conversation()
     watcher = alice.socket(web=len(stack.webs) - 1)
