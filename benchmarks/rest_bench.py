@@ -20,6 +20,14 @@ latency p50/p90/p99/max, failed requests and the web worker's CPU milliseconds p
     .venv/bin/python benchmarks/rest_bench.py                       # both databases, 10 and 100 clients
     .venv/bin/python benchmarks/rest_bench.py --db postgresql --levels 100 --seconds 10
     .venv/bin/python benchmarks/rest_bench.py --paths /api/v1/me --out benchmarks/results/rest-x.json
+    # A/B: another checkout's web process up at the same time, runs alternating, medians
+    .venv/bin/python benchmarks/rest_bench.py --baseline /tmp/base --rounds 3 --seconds 4
+
+With ``--baseline DIR`` (a checkout of the code to compare with: ``git worktree add DIR main``
+or ``git archive``; it needs ``.venv`` and ``bestchat/admin`` as this one has them) both web
+processes run at once (the baseline's on database ``<pg-db>_baseline``, SQLite in its own
+file) and every run alternates between them, so that the machine's other work falls on both
+alike; each row is then the median of ``--rounds`` runs.
 
 ``ab`` comes from Debian's ``apache2-utils`` (``apt-get install apache2-utils``).
 """
@@ -34,6 +42,8 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,16 +91,19 @@ def worker_pid(master: int) -> int:
 class Server:
     """One web process on one database, with a user, a token and 20 conversations."""
 
-    def __init__(self, db: str, args: argparse.Namespace, tmp: Path):
+    def __init__(self, db: str, args: argparse.Namespace, tmp: Path, tree: Path = REPO, name: str = "this"):
         from cryptography.fernet import Fernet
 
-        self.db, self.args, self.tmp = db, args, tmp
+        self.db, self.args, self.tmp, self.tree, self.name = db, args, tmp, tree, name
+        self.pg_db = args.pg_db if name == "this" else f"{args.pg_db}_{name}"
+        plugins = ":".join(str(tree / "plugins" / plugin) for plugin in ("openai", "demo", "litellm", "tools", "context"))
         self.port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("BESTCHAT_")},
             "BESTCHAT_SECRET_KEY": "bench-" + secrets.token_hex(32),
             "BESTCHAT_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "BESTCHAT_INSTANCE_PATH": str(tmp / f"instance-{db}"),
+            "BESTCHAT_INSTANCE_PATH": str(tmp / f"instance-{db}-{name}"),
+            "PYTHONPATH": f"{tree}:{plugins}",
             "BESTCHAT_RATELIMIT_REGISTER_PER_IP": "1000/60",
             "BESTCHAT_RATELIMIT_LOGIN_PER_IP": "1000/60",
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
@@ -98,10 +111,10 @@ class Server:
         }
         if db == "postgresql":
             self.env.update({"BESTCHAT_ENV_NAME": "production",
-                             "BESTCHAT_DATABASE_URL": f"{args.pg_url}/{args.pg_db}",
+                             "BESTCHAT_DATABASE_URL": f"{args.pg_url}/{self.pg_db}",
                              "BESTCHAT_REDIS_URL": f"{args.redis_url}/{args.redis_db}"})
         else:
-            self.env["BESTCHAT_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.db'}"
+            self.env["BESTCHAT_DATABASE_URL"] = f"sqlite:///{tmp / f'bench-{name}.db'}"
         self.process: subprocess.Popen | None = None
         atexit.register(self.stop)
 
@@ -111,24 +124,25 @@ class Server:
             import redis
 
             with psycopg.connect(f"{self.args.pg_url}/postgres", autocommit=True) as conn:
-                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.args.pg_db,)).fetchone():
-                    conn.execute(f'CREATE DATABASE "{self.args.pg_db}"')
-            with psycopg.connect(f"{self.args.pg_url}/{self.args.pg_db}", autocommit=True) as conn:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.pg_db,)).fetchone():
+                    conn.execute(f'CREATE DATABASE "{self.pg_db}"')
+            with psycopg.connect(f"{self.args.pg_url}/{self.pg_db}", autocommit=True) as conn:
                 conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
                 conn.execute("CREATE SCHEMA public")
-            redis.Redis.from_url(f"{self.args.redis_url}/{self.args.redis_db}").flushdb()
-        subprocess.run([str(BIN / "bestchat"), "db", "upgrade"], cwd=REPO, env=self.env, check=True,
+            if self.name == "this":  # (the baseline starts second: its reset keeps this one's keys)
+                redis.Redis.from_url(f"{self.args.redis_url}/{self.args.redis_db}").flushdb()
+        subprocess.run([str(self.tree / ".venv" / "bin" / "bestchat"), "db", "upgrade"], cwd=self.tree, env=self.env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> None:
         self.reset()
-        out = open(self.tmp / f"web-{self.db}.log", "ab")
+        out = open(self.tmp / f"web-{self.db}-{self.name}.log", "ab")
         # The flags of `bestchat serve` (its access log to a file instead of stdout).
-        argv = [str(BIN / "gunicorn"), "--worker-class", "gevent", "--workers", "1",
+        argv = [str(self.tree / ".venv" / "bin" / "gunicorn"), "--worker-class", "gevent", "--workers", "1",
                 "--bind", f"127.0.0.1:{self.port}", "--worker-connections", "2000",
-                "--graceful-timeout", "10", "--access-logfile", str(self.tmp / f"access-{self.db}.log"),
+                "--graceful-timeout", "10", "--access-logfile", str(self.tmp / f"access-{self.db}-{self.name}.log"),
                 "--logger-class", "bestchat.accesslog.RedactingLogger", "wsgi:app"]
-        self.process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(argv, cwd=self.tree, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         wait_for(lambda: httpx.get(f"{self.base}/healthz").status_code == 200, 60, "web process")
         self.worker = worker_pid(self.process.pid)
@@ -147,7 +161,7 @@ class Server:
                 assert response.status_code == 201, response.text
             listed = http.get("/api/v1/conversations").json()
         rows = listed.get("conversations", listed.get("data", listed)) if isinstance(listed, dict) else listed
-        log(f"{self.db}: seeded 20 conversations (listing has {len(rows)})")
+        log(f"{self.db} ({self.name}): seeded 20 conversations (listing has {len(rows)})")
         return token
 
     @property
@@ -166,10 +180,11 @@ _FAILED = re.compile(r"Failed requests:\s+(\d+)")
 _NON2XX = re.compile(r"Non-2xx responses:\s+(\d+)")
 
 
-def run_ab(server: Server, path: str, concurrency: int, seconds: float, tmp: Path) -> dict[str, Any]:
+def run_ab(server: Server, path: str, concurrency: int, seconds: int, tmp: Path) -> dict[str, Any]:
     """One ``ab -k`` run; returns its numbers and the worker's CPU per request."""
     percentiles = tmp / "ab.csv"
-    argv = ["ab", "-k", "-q", "-c", str(concurrency), "-t", str(seconds), "-n", "10000000",
+    # (ab reads -t as whole seconds: 0 would mean no time limit)
+    argv = ["ab", "-k", "-q", "-c", str(concurrency), "-t", str(max(1, round(seconds))), "-n", "10000000",
             "-s", "60", "-e", str(percentiles)]
     if path != "/healthz":
         argv += ["-H", f"Authorization: Bearer {server.token}"]
@@ -200,44 +215,64 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--levels", default="10,100", help="concurrent keep-alive clients, comma-separated")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each path's runs")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each path's runs (0: none)")
     parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--baseline", help="a checkout to compare with, its runs alternating with this one's")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per path and level (each row: their medians)")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--pg-db", default="bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     parser.add_argument("--redis-db", type=int, default=9)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a server setting for this run, passed as BESTCHAT_NAME (repeatable)")
-    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--out", help="write the results (every run) as JSON here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers (atexit) on a kill too
     if shutil.which("ab") is None:
         sys.exit("rest_bench.py needs ApacheBench: apt-get install apache2-utils")
     levels = [int(level) for level in args.levels.split(",")]
     paths = [path for path in args.paths.split(",") if path]
+    trees = [("this", REPO)] + ([("baseline", Path(args.baseline).resolve())] if args.baseline else [])
     tmp = Path(tempfile.mkdtemp(prefix="bestchat-rest-"))
     results: list[dict[str, Any]] = []
     for db in (("sqlite", "postgresql") if args.db == "both" else (args.db,)):
-        server = Server(db, args, tmp)
+        servers = [Server(db, args, tmp, tree, name) for name, tree in trees]
         try:
-            server.start()
+            for server in servers:
+                server.start()
             for path in paths:
-                if args.warmup:
+                for server in servers if args.warmup else ():
                     run_ab(server, path, max(levels), args.warmup, tmp)
                 for level in levels:
-                    result = {"db": db, **run_ab(server, path, level, args.seconds, tmp)}
-                    results.append(result)
-                    log(f"{db:10} {path:24} c={level:<4} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.1f} "
-                        f"p90 {result['p90_ms']:7.1f} p99 {result['p99_ms']:7.1f} max {result['max_ms']:7.1f} ms  "
-                        f"cpu {result['cpu_ms_per_request']:.3f} ms/req  failed {result['failed']} "
-                        f"non-2xx {result['non_2xx']}")
+                    runs: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
+                    for round_ in range(args.rounds):
+                        for server in servers if round_ % 2 == 0 else servers[::-1]:
+                            result = {"db": db, "tree": server.name, "round": round_,
+                                      **run_ab(server, path, level, args.seconds, tmp)}
+                            results.append(result)
+                            runs[server.name].append(result)
+                    for name, done in runs.items():
+                        _report(db, name if len(servers) > 1 else "", path, level, done)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
     if args.out:
         Path(args.out).write_text(json.dumps({"stamp": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
                                               "argv": sys.argv[1:], "results": results}, indent=2) + "\n")
         log(f"wrote {args.out}")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _report(db: str, tree: str, path: str, level: int, runs: list[dict[str, Any]]) -> None:
+    """One line: the medians of ``runs``."""
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    log(f"{db:10} {tree:8} {path:24} c={level:<4} {median('rps'):8.1f} req/s  p50 {median('p50_ms'):7.1f} "
+        f"p90 {median('p90_ms'):7.1f} p99 {median('p99_ms'):7.1f} max {median('max_ms'):7.1f} ms  "
+        f"cpu {median('cpu_ms_per_request'):.3f} ms/req  failed {sum(r['failed'] for r in runs)} "
+        f"non-2xx {sum(r['non_2xx'] for r in runs)}" + (f"  (medians of {len(runs)})" if len(runs) > 1 else ""))
 
 
 if __name__ == "__main__":
