@@ -220,10 +220,6 @@ _TOKEN_AND_USER = (select(ApiToken, User).join(User, ApiToken.user_id == User.id
                    .where(ApiToken.token_hash == bindparam("token_hash")))
 
 
-def select_token(token_hash: str):
-    return select(ApiToken).where(ApiToken.token_hash == token_hash)
-
-
 def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
