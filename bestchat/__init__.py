@@ -2,7 +2,8 @@
 
 ``create_app()`` builds the Flask application in a fixed order: settings, extensions, models,
 the stream bus, the job dispatcher, the admission and the upload storage (each chosen once,
-from the settings), blueprints, error handlers, plugins (last, so plugins can override), the
+from the settings), the WSGI middleware (trusted proxies; on gevent, requests taking turns:
+``bestchat.turns``), blueprints, error handlers, plugins (last, so plugins can override), the
 admin console, the settings stored in the database (``bestchat.services.site_settings``),
 command line.
 """
@@ -71,6 +72,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    from bestchat.turns import TakeTurns, serving_under_gevent
+
+    if serving_under_gevent():  # keep-alive connections take turns (bestchat.turns)
+        app.wsgi_app = TakeTurns(app.wsgi_app)
 
     from bestchat import api, health, openai_compat, web
     from bestchat.error_responses import register_error_handlers

@@ -23,7 +23,7 @@ from functools import wraps
 from flask import Flask, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from bestchat.errors import AccountDisabled, Forbidden, Unauthorized
 from bestchat.extensions import db, login_manager
@@ -122,10 +122,18 @@ def cookie_secure(app: Flask) -> bool:
 
 
 class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, ``Secure`` whenever the request came over HTTPS."""
+    """Flask's signed-cookie session, ``Secure`` whenever the request came over HTTPS.
+
+    A request without a session cookie (every Bearer request) gets its empty session without
+    building a signing serializer first, as Flask does for every request."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return cookie_secure(app)
+
+    def open_session(self, app: Flask, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_auth(app: Flask) -> None:
@@ -149,7 +157,8 @@ def user_for_token(plaintext: str) -> User:
 def token_for(plaintext: str) -> ApiToken:
     """The valid token ``plaintext`` of an active user; :class:`Unauthorized` for an unknown,
     revoked or expired token, :class:`AccountDisabled` if its user is disabled."""
-    token = db.session.scalar(select_token(hash_token(plaintext)))
+    row = db.session.execute(_TOKEN_AND_USER, {"token_hash": hash_token(plaintext)}).first()
+    token = row[0] if row is not None else None
     now = utcnow()
     if not token_valid(token, now):
         raise Unauthorized("invalid_token", "API token is invalid, revoked or expired")
@@ -205,8 +214,10 @@ class SocketCredentials:
         return self.token_id is None or token_valid(db.session.get(ApiToken, self.token_id))
 
 
-def select_token(token_hash: str):
-    return select(ApiToken).where(ApiToken.token_hash == token_hash)
+# The token and its user in one round trip (``token.user`` then comes from the session's
+# identity map), built once so that SQLAlchemy's compiled-statement cache key is computed once.
+_TOKEN_AND_USER = (select(ApiToken, User).join(User, ApiToken.user_id == User.id)
+                   .where(ApiToken.token_hash == bindparam("token_hash")))
 
 
 def bearer_token() -> str | None:
