@@ -14,12 +14,14 @@ Two pools per process. The main one (``DATABASE_POOL_SIZE`` + ``DATABASE_MAX_OVE
 the ORM session, which holds its connection until the request or job ends its transaction.
 The side engine (:func:`side_engine`, ``DATABASE_SIDE_POOL_SIZE`` +
 ``DATABASE_SIDE_MAX_OVERFLOW``, the same database) serves the single statements run beside a
-session: the message store's writes (:func:`run_prepared`), a generation's claim, and the reads
-kept out of a caller's transaction (:func:`read_beside`). Whoever holds a side connection runs
-one statement and gives it back, waiting for nothing else meanwhile; so a request that holds
-a main connection and needs one more never waits on another such request: with one pool, a
-burst of more requests than the pool holds could leave each holding one connection and
-waiting for a second until the pool's timeout.
+session that holds a main connection: the message store's writes and a generation's claim
+(:func:`run_prepared`, on the main pool when the session holds nothing), and the reads kept
+out of a caller's transaction (:func:`read_beside`, always: it also runs in the admission's
+greenlet, for a request that holds a main connection and waits for it). Whoever holds a side
+connection runs one statement and gives it back, waiting for nothing else meanwhile; so a
+request that holds a main connection and needs one more never waits on another such
+request: with one pool, a burst of more requests than the pool holds could leave each
+holding one connection and waiting for a second until the pool's timeout.
 
 Server processes (``wsgi.py``, ``celery_worker.py``) call :func:`warm_pool` at start: it opens
 both pools' connections in the background, so a burst of sends after a quiet start does not
@@ -142,7 +144,7 @@ def warm_pool(app: Flask) -> gevent.Greenlet | None:
 
 
 def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
-    """Run one PostgreSQL ``statement`` on a side connection in autocommit mode, atomic on
+    """Run one PostgreSQL ``statement`` on a pooled connection in autocommit mode, atomic on
     its own, and return its rows (named tuples). For the message store's single statements
     (an exchange's, a generation's claim), so it skips what they do not need:
 
@@ -156,7 +158,10 @@ def run_prepared(statement: str, parameters: dict[str, Any]) -> list[Any]:
     raised as SQLAlchemy raises them (:class:`sqlalchemy.exc.DBAPIError`); a lost connection
     is invalidated with the pool's others, as SQLAlchemy does it, so that
     :func:`once_more_if_dropped` gets a fresh one."""
-    engine = side_engine()
+    # The main pool unless the session holds one of its connections (the pool is larger and
+    # warm: a burst of sends or claims finds its connections open).
+    scoped = db.session
+    engine = side_engine() if scoped.registry.has() and scoped().in_transaction() else db.engine
     dialect = engine.dialect
     pooled = engine.raw_connection()
     driver = pooled.driver_connection

@@ -15,7 +15,6 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from bestchat.database import side_engine
 from bestchat.extensions import db
 from bestchat.models import Conversation, FileUpload, Message
 from tests.chat_fakes import GatedProvider, gated, wait_for  # noqa: F401 - gated is a fixture
@@ -138,9 +137,10 @@ def test_on_postgresql_a_socket_send_is_one_statement_even_the_first(app, client
 
 
 def drop_pooled_connection(app) -> None:
-    """The database drops the connection the side pool (the message store's single
-    statements) gives out next (as a restart would), unknown to the pool."""
-    with app.app_context(), side_engine().connect() as connection:
+    """The database drops the connection the main pool gives out next (as a restart would),
+    unknown to the pool: a send's store statement and a generation's claim take it, as their
+    sessions hold no connection then (:func:`bestchat.database.run_prepared`)."""
+    with app.app_context(), db.engine.connect() as connection:
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     # (closed: back to the top of the pool)
     with psycopg.connect(app.config["DATABASE_URL"].replace("+psycopg", ""), autocommit=True) as admin:
