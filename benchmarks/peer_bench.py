@@ -63,8 +63,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -72,7 +70,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
-import httpx  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 import peers  # noqa: E402
@@ -589,9 +586,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sb.prepare_process()
     started = time.time()
     stamp = args.out or time.strftime("peers-%Y%m%d-%H%M%S")
     results: dict[str, Any] = {

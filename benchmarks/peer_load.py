@@ -45,8 +45,7 @@ from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 
-from ws_load import LoadClient as WsLoadClient  # noqa: E402
-from ws_load import Turn  # noqa: E402
+from ws_load import Turn, serve_commands  # noqa: E402
 
 _time = time.time
 _loads = json.loads
@@ -217,7 +216,7 @@ def cpu_seconds() -> float:
 
 
 def answer(client: Any, command: dict[str, Any]) -> Any:
-    """The answer of one command (a coroutine with the asyncio engine)."""
+    """The answer of one command of the gevent engine."""
     name = command.pop("cmd")
     if name == "usage":
         return {"cpu_s": cpu_seconds()}
@@ -247,36 +246,9 @@ def serve_gevent() -> None:
         sys.stdout.buffer.flush()
 
 
-async def serve_asyncio() -> None:
-    """As :func:`serve_gevent`, on one asyncio loop (``ws_load.py``'s commands)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    out = sys.stdout.buffer
-    client = WsLoadClient()
-    gc.collect()
-    gc.freeze()
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        command = json.loads(line)
-        if command.get("cmd") == "exit":
-            client.close()
-            await asyncio.sleep(0.1)
-            break
-        try:
-            result = answer(client, command)
-            if asyncio.iscoroutine(result):
-                result = await result
-        except Exception as error:  # noqa: BLE001 - the driver reports it
-            result = {"error": repr(error)[:500]}
-        out.write(json.dumps(result).encode() + b"\n")
-        out.flush()
-
-
 if __name__ == "__main__":
     if ENGINE == "gevent":
         serve_gevent()
     else:
-        asyncio.run(serve_asyncio())
+        # ws_load.py's commands, and this client's CPU
+        asyncio.run(serve_commands({"usage": lambda: {"cpu_s": cpu_seconds()}}))

@@ -986,11 +986,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def prepare_process() -> None:
+    """Room for thousands of sockets, and a clean exit (stopping every child) on SIGTERM."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def main() -> None:
+    args = parse_args()
+    prepare_process()
     started = time.time()
     stamp = args.out or time.strftime("%Y%m%d-%H%M%S")
     stack = Stack(args)

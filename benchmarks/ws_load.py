@@ -39,7 +39,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 _time = time.time
@@ -395,8 +395,10 @@ class LoadClient:
         return {"turns": [t.as_json() for t in turns]}
 
 
-async def serve_commands() -> None:
-    """One JSON command per stdin line, one JSON answer per stdout line."""
+async def serve_commands(extra: dict[str, Callable[..., Any]] | None = None) -> None:
+    """One JSON command per stdin line, one JSON answer per stdout line; ``extra`` adds
+    commands of the caller's (name -> a function of the command's fields)."""
+    extra = extra or {}
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 26)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -411,7 +413,9 @@ async def serve_commands() -> None:
         command = json.loads(line)
         name = command.pop("cmd")
         try:
-            if name == "open":
+            if name in extra:
+                answer = extra[name](**command)
+            elif name == "open":
                 answer = await client.open(**command)
             elif name == "run":
                 answer = await client.run(**command)
